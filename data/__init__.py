@@ -1,0 +1,1 @@
+"""Datasets as in-memory arrays: MedMNIST, image folders, uploaded zips, synthetic sets."""

@@ -1,0 +1,1 @@
+"""Runs, jobs, experiments and the command line of the GAN Augmentation Lab."""
