@@ -1,0 +1,36 @@
+"""Shared fixtures: real data from ../shared/datasets, a fresh runs directory per test."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("LAB_DATA_DIR", str((ROOT.parent / "shared" / "datasets").resolve()))
+DATA_DIR = Path(os.environ["LAB_DATA_DIR"])
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch) -> Path:
+    """An empty runs directory, set as LAB_RUNS_DIR for the test and its workers."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv("LAB_RUNS_DIR", str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def derma():
+    from data.datasets import DatasetSpec, load_dataset
+
+    return load_dataset(DatasetSpec(name="dermamnist", size=28))
+
+
+@pytest.fixture(scope="session")
+def pneumonia():
+    from data.datasets import DatasetSpec, load_dataset
+
+    return load_dataset(DatasetSpec(name="pneumoniamnist", size=28))
