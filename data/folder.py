@@ -1,0 +1,327 @@
+"""Image folders as datasets: `<class>/` subfolders, optionally under `train/ val/ test/`.
+
+A folder is imported once (decode, convert to gray or RGB, resize to the working size) into a
+cache npz under `cache_dir()/folders/`, keyed by the folder's path, its file list (names,
+sizes, mtimes), the size and the channels, so a changed folder is imported again. Splitting
+happens at load time from the cache: missing val/test splits are carved from train, and when
+file names carry a patient id (OCT2017: `CNV-<patient>-<n>.jpeg`) whole patients go to one
+split so that no patient appears in two.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from data.datasets import DatasetSpec
+from data.imageset import ImageSet
+from data.medmnist_source import DatasetError
+from data.paths import cache_dir
+from data.zipsafe import IMAGE_EXTENSIONS
+
+SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+              "test": "test", "testing": "test"}
+SPLITS = ("train", "val", "test")
+PATIENT_NAME = re.compile(r"^[A-Za-z]+[-_](?P<patient>[A-Za-z0-9]+)[-_]\d+$")
+CHECKPOINT_EVERY = 500
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    relpath: str  # relative to the folder root, '/'-separated
+    label: int
+    given_split: str  # "train" | "val" | "test" | "" (no split folder)
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    root: Path
+    class_names: list[str]
+    files: list[ImageFile]
+    skipped: list[str]  # non-image files found while scanning
+
+
+def scan(root: str | Path) -> FolderLayout:
+    """Find the classes and image files under `root` (descending through a single wrapper folder)."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder")
+    root = _unwrap(root)
+    subdirs = _subdirs(root)
+    split_dirs = {d: SPLIT_DIRS[d.name.lower()] for d in subdirs if d.name.lower() in SPLIT_DIRS}
+    if split_dirs and len(split_dirs) != len(subdirs):
+        others = sorted(d.name for d in subdirs if d not in split_dirs)
+        raise DatasetError(f"{root} mixes split folders ({', '.join(d.name for d in split_dirs)}) with "
+                           f"other folders ({', '.join(others)}); use either <split>/<class>/ or <class>/")
+    class_dirs = [(split_dirs[d], c) for d in split_dirs for c in _subdirs(d)] if split_dirs else \
+        [("", d) for d in subdirs]
+    if not class_dirs:
+        raise DatasetError(f"{root} has no class subfolders; expected <class>/ folders of images")
+    class_names = sorted({c.name for _, c in class_dirs})
+    if len(class_names) < 2:
+        raise DatasetError(f"{root} has a single class ('{class_names[0]}'); a classifier needs at least two")
+    files, skipped = [], []
+    for split, class_dir in sorted(class_dirs, key=lambda sc: (sc[0], sc[1].name)):
+        images = []
+        for path in sorted(p for p in class_dir.rglob("*") if p.is_file()):
+            rel = path.relative_to(root).as_posix()
+            if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."):
+                images.append(ImageFile(rel, class_names.index(class_dir.name), split))
+            else:
+                skipped.append(f"{rel}: not an image")
+        if not images:
+            raise DatasetError(f"class folder {class_dir} is empty (no {'/'.join(IMAGE_EXTENSIONS)} files)")
+        files.extend(images)
+    return FolderLayout(root, class_names, files, skipped)
+
+
+def _subdirs(path: Path) -> list[Path]:
+    return sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith((".", "__MACOSX")))
+
+
+def _unwrap(root: Path) -> Path:
+    """A zip often holds one top folder (`OCT2017/train/...`); the dataset starts inside it."""
+    while True:
+        subdirs = _subdirs(root)
+        has_files = any(p.is_file() and not p.name.startswith(".") for p in root.iterdir())
+        if len(subdirs) == 1 and not has_files and _subdirs(subdirs[0]):
+            root = subdirs[0]
+        else:
+            return root
+
+
+def cache_key(layout: FolderLayout, size: int, channels: int) -> str:
+    digest = hashlib.sha256(f"{layout.root}|{size}|{channels}".encode())
+    for f in layout.files:
+        st = (layout.root / f.relpath).stat()
+        digest.update(f"|{f.relpath}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:24]
+
+
+def cache_path(layout: FolderLayout, spec: DatasetSpec) -> Path:
+    return cache_dir() / "folders" / f"{cache_key(layout, spec.size, spec.channels)}.npz"
+
+
+def cached_imports() -> list[dict]:
+    """Every imported folder in the cache: its metadata (root, size, channels, counts) and path."""
+    found = []
+    for path in sorted((cache_dir() / "folders").glob("*.npz")):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                found.append({**json.loads(str(z["meta"])), "cache": str(path)})
+        except (OSError, ValueError, KeyError):
+            continue
+    return found
+
+
+# --- import: decode, convert, resize -------------------------------------------------------------
+
+def decode(path: Path, size: int) -> tuple[np.ndarray, bool]:
+    """One image as size×size×3 uint8 (squashed, not cropped: nothing is cut off) and whether it is gray."""
+    with Image.open(path) as image:
+        image.load()
+        gray = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+        if image.mode in ("I", "I;16", "F"):  # 16-bit or float scans: stretch to 8 bits
+            arr = np.asarray(image, dtype=np.float64)
+            lo, hi = float(arr.min()), float(arr.max())
+            image = Image.fromarray(((arr - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8))
+        rgb = image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    arr = np.asarray(rgb, dtype=np.uint8)
+    return arr, gray or bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
+
+
+def import_folder(spec: DatasetSpec, progress: Callable[[int, int], None] | None = None,
+                  should_stop: Callable[[], bool] = lambda: False, checkpoint: Path | None = None) -> Path:
+    """Decode and resize every image of a folder into the cache npz; returns its path.
+
+    With `checkpoint`, partial work is saved every few hundred images and when `should_stop`
+    turns true, and an interrupted import continues from it.
+    """
+    layout = scan(spec.path)
+    target = cache_path(layout, spec)
+    if target.exists():
+        return target
+    n = len(layout.files)
+    images = np.zeros((n, spec.size, spec.size, 3), dtype=np.uint8)
+    gray = np.zeros(n, dtype=bool)
+    ok = np.zeros(n, dtype=bool)
+    errors: dict[int, str] = {}
+    start = 0
+    if checkpoint is not None and checkpoint.exists():
+        with np.load(checkpoint, allow_pickle=False) as z:
+            if str(z["key"]) == target.stem:
+                start = int(z["done"])
+                images[:start], gray[:start], ok[:start] = z["images"], z["gray"], z["ok"]
+                errors = {int(k): v for k, v in json.loads(str(z["errors"])).items()}
+    for i in range(start, n):
+        try:
+            images[i], gray[i] = decode(layout.root / layout.files[i].relpath, spec.size)
+            ok[i] = True
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            errors[i] = f"{layout.files[i].relpath}: cannot be decoded ({type(e).__name__}: {e})"
+        done = i + 1
+        if progress:
+            progress(done, n)
+        if checkpoint is not None and (done % CHECKPOINT_EVERY == 0 or should_stop()):
+            _save_npz(checkpoint, key=np.str_(target.stem), done=np.int64(done), images=images[:done],
+                      gray=gray[:done], ok=ok[:done], errors=np.str_(json.dumps(errors)))
+        if should_stop() and done < n:
+            raise InterruptedError(f"import stopped after {done}/{n} images")
+    _write_cache(target, layout, spec, images, gray, ok, errors)
+    return target
+
+
+def _write_cache(target: Path, layout: FolderLayout, spec: DatasetSpec, images: np.ndarray, gray: np.ndarray,
+                 ok: np.ndarray, errors: dict[int, str]) -> None:
+    files = [f for f, good in zip(layout.files, ok) if good]
+    labels = np.array([f.label for f in files], dtype=np.int64)
+    for label, name in enumerate(layout.class_names):
+        if not (labels == label).any():
+            raise DatasetError(f"class '{name}' in {layout.root} has no decodable image")
+    images = images[ok]
+    channels = spec.channels or (1 if gray[ok].all() else 3)
+    if channels == 1:  # ITU-R 601 luma, as PIL's convert("L"); exact for images that are already gray
+        images = np.round(images @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)[..., None]
+    skipped = layout.skipped + [errors[i] for i in sorted(errors)]
+    counts = np.bincount(labels, minlength=len(layout.class_names)).tolist()
+    meta = {"root": str(layout.root), "size": spec.size, "channels": channels, "images": len(files),
+            "class_names": layout.class_names, "class_counts": counts, "skipped": len(skipped)}
+    _save_npz(target, images=images, labels=labels, class_names=np.array(layout.class_names),
+              names=np.array([f.relpath for f in files]), given_split=np.array([f.given_split for f in files]),
+              skipped=np.array(skipped, dtype=str), meta=np.str_(json.dumps(meta)))
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def import_job(run) -> None:
+    """Job kind "import": config {"dataset": DatasetSpec dict}; writes the cache and artifacts/import.json."""
+    from lab.runs import Cancelled
+
+    spec = DatasetSpec.from_dict(run.config["dataset"])
+    try:
+        path = import_folder(spec, progress=lambda done, total: run.progress(done, total, message="decoding"),
+                             should_stop=lambda: run.stop_requested, checkpoint=run.checkpoints / "last.npz")
+    except InterruptedError:
+        raise Cancelled() from None
+    with np.load(path, allow_pickle=False) as z:
+        meta = {**json.loads(str(z["meta"])), "cache": str(path), "skipped_files": z["skipped"].tolist()}
+    run.progress(meta["images"], meta["images"], message="imported", force=True)
+    from lab.runs import atomic_write_json
+
+    atomic_write_json(run.artifacts / "import.json", meta)
+
+
+# --- load: cache -> splits -------------------------------------------------------------------------
+
+def load(spec: DatasetSpec) -> tuple[dict[str, ImageSet], list[str]]:
+    """The folder's train/val/test ImageSets and a report (skipped files, how it was split).
+
+    Imports in-process first if the cache is missing.
+    """
+    path = import_folder(spec)
+    with np.load(path, allow_pickle=False) as z:
+        images, labels = z["images"], z["labels"]
+        class_names, names = z["class_names"].tolist(), z["names"].tolist()
+        given, report = z["given_split"], z["skipped"].tolist()
+    report = [f"skipped {line}" for line in report]
+    split = given.astype(object)
+    groups = patient_groups(names)
+    carved = [s for s in SPLITS if not (given == s).any()]
+    if "train" in carved and len(carved) < 3:
+        raise DatasetError(f"{spec.path} has {', '.join(s for s in SPLITS if s not in carved)} folders "
+                           "but no train/ folder")
+    if carved:
+        pool = np.flatnonzero((given == "train") | (given == ""))
+        fractions = {"val": spec.val_fraction, "test": spec.test_fraction}
+        fractions = {s: fractions[s] for s in carved if s != "train"}
+        fractions["train"] = 1 - sum(fractions.values())
+        assignment = group_split(labels[pool], [groups[i] for i in pool], fractions, class_names,
+                                 spec.split_seed, where=str(spec.path))
+        split[pool] = assignment
+        patients = len({g for g in groups if not g.startswith("file:")})
+        how = f"by patient ({patients} patients; none in two splits)" if patients else "stratified by class"
+        report.append(f"{', '.join(s for s in carved if s != 'train')} carved from train {how}")
+    report += _leaks(split, groups)
+    splits = {}
+    for s in SPLITS:
+        idx = np.flatnonzero(split == s)
+        splits[s] = ImageSet(images[idx], labels[idx], class_names, s, source=f"folder:{Path(spec.path).name}",
+                             names=[names[i] for i in idx])
+    return splits, report
+
+
+def patient_id(relpath: str) -> str | None:
+    match = PATIENT_NAME.match(Path(relpath).stem)
+    return match["patient"] if match else None
+
+
+def patient_groups(names: list[str]) -> list[str]:
+    """A group per patient where the name carries one; otherwise each file is its own group."""
+    return [f"patient:{p}" if (p := patient_id(n)) else f"file:{n}" for n in names]
+
+
+def group_split(labels: np.ndarray, groups: list[str], fractions: dict[str, float], class_names: list[str],
+                seed: int, where: str = "the dataset") -> np.ndarray:
+    """Assign whole groups to splits so that each split gets about its fraction of every class.
+
+    First every non-train split receives one group of each class (rarest class first), then the
+    remaining groups go, largest first, to the split whose per-class quota they fill best.
+    """
+    rng = np.random.default_rng(seed)
+    keys = sorted(set(groups))
+    rng.shuffle(keys)
+    index = {k: i for i, k in enumerate(keys)}
+    member = np.array([index[g] for g in groups])
+    counts = np.zeros((len(keys), len(class_names)))
+    np.add.at(counts, (member, labels), 1)
+    names = list(fractions)
+    quota = np.array([fractions[s] for s in names])[:, None] * counts.sum(0)[None, :]
+    filled = np.zeros_like(quota)
+    owner = np.full(len(keys), -1)
+
+    def give(g: int, s: int) -> None:
+        owner[g] = s
+        filled[s] += counts[g]
+
+    for c in np.argsort(counts.sum(0)):
+        for s, name in enumerate(names):
+            if name == "train" or filled[s, c] > 0:
+                continue
+            candidates = [g for g in np.argsort(counts[:, c], kind="stable") if owner[g] < 0 and counts[g, c] > 0]
+            if len(candidates) < 2:  # keep at least one group of the class for training
+                raise DatasetError(
+                    f"{where} is too small to split: class '{class_names[c]}' has {int(counts[:, c].sum())} "
+                    f"images from {int((counts[:, c] > 0).sum())} patients/files, but every split needs one")
+            give(candidates[0], s)
+    for g in sorted(np.flatnonzero(owner < 0), key=lambda g: -counts[g].sum()):
+        need = (quota - filled) / np.maximum(quota, 1e-9)
+        give(g, int(np.argmax(need @ counts[g])))
+    for c, class_name in enumerate(class_names):
+        if not filled[names.index("train"), c]:
+            raise DatasetError(f"{where} is too small to split: class '{class_name}' has no image left for training")
+    return np.array(names, dtype=object)[owner[member]]
+
+
+def _leaks(split: np.ndarray, groups: list[str]) -> list[str]:
+    """Patients found in more than one split (possible only with given split folders)."""
+    seen: dict[str, set] = {}
+    for s, g in zip(split, groups):
+        if g.startswith("patient:"):
+            seen.setdefault(g, set()).add(s)
+    shared = sorted(g.split(":", 1)[1] for g, s in seen.items() if len(s) > 1)
+    if not shared:
+        return []
+    return [f"warning: {len(shared)} patients appear in more than one of the given split folders "
+            f"(e.g. {', '.join(shared[:5])})"]
