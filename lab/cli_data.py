@@ -1,0 +1,54 @@
+"""`python -m lab datasets` and `python -m lab import-folder`: what data there is, and bringing in more."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from data import folder, medmnist_source
+from data.datasets import DatasetSpec
+from data.paths import cache_dir, data_dir
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("datasets", help="list MedMNIST files and imported folders, and where they are")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("import-folder", help="import an image folder (<class>/ or <split>/<class>/) as a job")
+    p.add_argument("path", type=Path)
+    p.add_argument("--size", type=int, default=64, help="working size in pixels (default 64)")
+    p.add_argument("--channels", type=int, default=0, choices=[0, 1, 3], help="0 = detect (default)")
+    p.add_argument("--name", default="", help="display name (default: the folder's name)")
+    p.add_argument("--detach", action="store_true", help="queue it and return at once")
+    p.set_defaults(func=cmd_import_folder)
+
+
+def cmd_datasets(args) -> int:
+    found = medmnist_source.available()
+    print(f"MedMNIST files in {data_dir()} (LAB_DATA_DIR):")
+    if not found:
+        print("  none (MedMNIST flags download on first use when online)")
+    for flag, size, path in found:
+        print(f"  {flag:16s} {size:4d}px  {path}")
+    imported = folder.cached_imports()
+    print(f"Imported folders in {cache_dir() / 'folders'}:")
+    if not imported:
+        print("  none (python -m lab import-folder <path>)")
+    for meta in imported:
+        counts = ", ".join(f"{n} {c}" for n, c in zip(meta["class_names"], meta["class_counts"]))
+        print(f"  {meta['root']}  {meta['size']}px {meta['channels']}ch  {meta['images']} images ({counts})"
+              f"  {meta['skipped']} skipped")
+    return 0
+
+
+def cmd_import_folder(args) -> int:
+    from lab import jobs
+    from lab.cli import follow
+
+    path = args.path.expanduser().resolve()
+    layout = folder.scan(path)  # refuse a bad folder here, before queuing a job
+    spec = DatasetSpec(source="folder", name=args.name or path.name, size=args.size, path=str(path),
+                       channels=args.channels)
+    print(f"{path}: {len(layout.files)} images in {len(layout.class_names)} classes "
+          f"({', '.join(layout.class_names)})")
+    run = jobs.submit("import", {"dataset": spec.to_dict()}, name=spec.name)
+    print(f"{run.id}: queued at {run.path}")
+    return 0 if args.detach else follow(run)
