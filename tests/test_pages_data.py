@@ -1,0 +1,146 @@
+"""The Data page in Streamlit's AppTest on the real DermaMNIST and PneumoniaMNIST files, folders and zips.
+
+`data` is imported here first on purpose: AppTest puts pages/ on sys.path, where pages/data.py
+would otherwise shadow the `data` package when the page imports it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from data import folder
+from data.datasets import DatasetSpec
+from lab import jobs
+from lab.runs import Run
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "data.py")
+
+
+@pytest.fixture
+def page(runs_root) -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=180).run()
+
+
+def chart_data(at: AppTest) -> dict:
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)
+
+
+def metrics(at: AppTest) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def make_class_folder(root: Path, per_class: int = 12) -> Path:
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(["benign", "malignant"]):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = (rng.integers(0, 100, (30 + i, 26, 3)) + 100 * label).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{name}-{100 + i // 2}-{i % 2}.png")
+    return root
+
+
+def test_dermamnist_page_shows_class_chart_grids_and_sizes(page):
+    assert not page.exception
+    assert page.header[0].value == "dermamnist (28px)"
+    assert metrics(page) == {"Images": "10015", "Classes": "7", "Image size": "28×28", "Channels": "3 (RGB)"}
+    bars = {trace["name"]: trace for trace in chart_data(page)["data"]}
+    assert set(bars) == {"train", "val", "test"}
+    train_counts = dict(zip(bars["train"]["x"], bars["train"]["y"]["bdata"] if isinstance(bars["train"]["y"], dict)
+                            else bars["train"]["y"]))
+    assert any(name.startswith("melanocytic nevi") for name in train_counts)
+    assert len(page.image) == 7 + 2  # a grid per class, then augmentation before/after
+    assert page.image[0].captions[0].startswith("actinic keratoses")
+
+
+def test_switching_to_pneumoniamnist_shows_its_two_grayscale_classes(page):
+    page.selectbox(key="mnist_flag").select("pneumoniamnist").run()
+    assert not page.exception
+    assert page.session_state["dataset_spec"] == DatasetSpec(name="pneumoniamnist", size=28)
+    assert metrics(page)["Channels"] == "1 (grayscale)" and metrics(page)["Images"] == "5856"
+    assert [t["name"] for t in chart_data(page)["data"]] == ["train", "val", "test"]
+    assert len(page.image) == 2 + 2
+    assert [img.captions[0] for img in page.image[:2]] == ["normal (1214 train images)", "pneumonia (3494 train images)"]
+
+
+def test_training_fraction_slider_shows_the_per_class_counts_it_keeps(page, derma):
+    page.slider[0].set_value(0.1).run()
+    assert not page.exception
+    table = page.dataframe[-1].value
+    expected = derma.train.stratified_subset(0.1, seed=0).class_counts().tolist()
+    assert table.loc["10%"].tolist() == expected
+    assert table.loc["full train"].tolist() == derma.train.class_counts().tolist()
+    assert expected[5] == round(0.1 * 4693)  # melanocytic nevi, the majority class
+    assert page.session_state["train_fraction"] == 0.1
+
+
+def test_augmentation_preview_follows_the_chosen_pipeline(page):
+    page.multiselect(key="aug_names").set_value(["vflip", "coarse_dropout"]).run()
+    assert not page.exception
+    assert page.image[-1].captions[0] == "after: vflip → coarse_dropout"
+    assert page.image[-2].captions[0] == "before"
+
+
+def test_imported_folder_shows_patient_aware_split_sizes(page, tmp_path):
+    root = make_class_folder(tmp_path / "lesions")
+    folder.import_folder(DatasetSpec(source="folder", name="lesions", size=64, path=str(root)))
+    page.radio(key="data_source").set_value("folder").run()
+    page.text_input(key="folder_path").input(str(root)).run()
+    page.button[0].click().run()
+    assert not page.exception
+    assert page.header[0].value == "lesions (64px)"
+    assert any("by patient (6 patients; none in two splits)" in i.value for i in page.info)
+    split_table = page.dataframe[0].value
+    assert split_table["total"].tolist() == [12, 12]
+
+
+def test_folder_that_is_not_imported_yet_is_imported_by_a_background_job(page, tmp_path):
+    root = make_class_folder(tmp_path / "fresh")
+    page.radio(key="data_source").set_value("folder").run()
+    page.text_input(key="folder_path").input(str(root)).run()
+    page.button[0].click().run()
+    run = Run(page.session_state["import_run"])
+    assert run.kind == "import"
+    assert jobs.wait(run, timeout=120) == "done"
+    page.run()
+    assert not page.exception
+    assert page.header[0].value == "fresh (64px)"
+
+
+def test_zip_upload_loads_and_names_skipped_files(page, tmp_path):
+    root = make_class_folder(tmp_path / "zipped" / "set")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path in root.rglob("*.png"):
+            z.write(path, path.relative_to(root.parent).as_posix())
+        z.writestr("set/benign/notes.txt", "not an image")
+        z.writestr("set/malignant/broken.png", b"garbage")
+    page.radio(key="data_source").set_value("zip").run()
+    page.file_uploader(key="zip_upload").set_value(("lesions.zip", buf.getvalue(), "application/zip")).run()
+    page.button[0].click().run()
+    run = Run(page.session_state["import_run"])
+    assert jobs.wait(run, timeout=120) == "done"
+    page.run()
+    assert not page.exception
+    assert page.header[0].value == "lesions (64px)"
+    warnings = " ".join(w.value for w in page.warning)
+    assert "set/benign/notes.txt" in warnings and "set/malignant/broken.png" in warnings
+
+
+def test_zip_with_a_path_escaping_its_folder_is_refused_on_the_page(page):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("../../escape.png", b"x")
+    page.radio(key="data_source").set_value("zip").run()
+    page.file_uploader(key="zip_upload").set_value(("evil.zip", buf.getvalue(), "application/zip")).run()
+    page.button[0].click().run()
+    assert "'../../escape.png' points outside the folder" in page.error[0].value
+    assert page.header[0].value == "dermamnist (28px)"  # the current dataset is unchanged
