@@ -1,0 +1,55 @@
+"""`python -m lab datasets` and `python -m lab import-folder` as a user runs them (real worker process)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=ROOT, env=os.environ.copy(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def make_folder(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 10), ("test", 3)):
+        for label, name in enumerate(("NORMAL", "PNEUMONIA")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = (rng.integers(0, 120, (40 + i, 36)) + 100 * label).astype(np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{name}-{split}{i}-1.jpeg")
+    (root / "train" / "NORMAL" / "Thumbs.db").write_bytes(b"junk")
+    return root
+
+
+def test_datasets_lists_medmnist_files_and_where_they_are(runs_root):
+    out = lab("datasets")
+    assert out.returncode == 0, out.stderr
+    data_dir = os.environ["LAB_DATA_DIR"]
+    assert "dermamnist" in out.stdout and str(Path(data_dir).resolve() / "pneumoniamnist.npz") in out.stdout
+    assert "none (python -m lab import-folder <path>)" in out.stdout
+
+
+def test_import_folder_runs_a_job_and_the_import_is_listed(runs_root, tmp_path):
+    root = make_folder(tmp_path / "chest")
+    out = lab("import-folder", str(root), "--size", "32")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "26 images in 2 classes (NORMAL, PNEUMONIA)" in out.stdout and ": done" in out.stdout
+    runs = list((runs_root / "import").iterdir())
+    assert len(runs) == 1 and (runs[0] / "artifacts" / "import.json").exists()
+    listed = lab("datasets").stdout
+    assert f"{root}  32px 1ch  26 images (NORMAL 13, PNEUMONIA 13)  1 skipped" in listed
+
+
+def test_import_folder_refuses_a_bad_folder_before_queuing(runs_root, tmp_path):
+    (tmp_path / "one" / "only").mkdir(parents=True)
+    out = lab("import-folder", str(tmp_path / "one"))
+    assert out.returncode == 1 and "single class ('only')" in out.stderr
+    assert not (runs_root / "import").exists()
