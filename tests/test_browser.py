@@ -61,13 +61,16 @@ def test_data_page_shows_dermamnist_chart_and_samples_in_chromium(server):
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(server, wait_until="domcontentloaded")
-        # The class-count chart (plotly) and at least one sample grid image.
-        page.wait_for_selector(".js-plotly-plot", timeout=120_000)
-        page.wait_for_selector("[data-testid='stImage'] img, [data-testid='stImageContainer'] img", timeout=120_000)
-        page.wait_for_timeout(1500)  # let plotly finish drawing before the screenshot
-        text = page.inner_text("body")
-        exceptions = page.locator("[data-testid='stException']").count()
-        page.screenshot(path=str(ARTIFACTS / "browser-data-page.png"), full_page=True)
+        try:
+            # The class-count chart (plotly) and at least one sample grid image.
+            page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+            page.wait_for_selector("[data-testid='stImage'] img, [data-testid='stImageContainer'] img",
+                                   timeout=120_000)
+            page.wait_for_timeout(1500)  # let plotly finish drawing before the screenshot
+            text = page.inner_text("body")
+            exceptions = page.locator("[data-testid='stException']").count()
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "browser-data-page.png"), full_page=True)
         browser.close()
     assert "dermamnist" in text.lower()
     assert "melanocytic nevi" in text.lower()  # the majority class is named in the chart or table
