@@ -165,7 +165,8 @@ def import_folder(spec: DatasetSpec, progress: Callable[[int, int], None] | None
             images[i], gray[i] = decode(layout.root / layout.files[i].relpath, spec.size)
             ok[i] = True
         except (OSError, ValueError, Image.DecompressionBombError) as e:
-            errors[i] = f"{layout.files[i].relpath}: cannot be decoded ({type(e).__name__}: {e})"
+            rel = layout.files[i].relpath
+            errors[i] = f"{rel}: cannot be decoded ({type(e).__name__}: {str(e).replace(str(layout.root / rel), rel)})"
         done = i + 1
         if progress:
             progress(done, n)

@@ -89,7 +89,7 @@ def choose_zip() -> None:
         except DatasetError as e:
             st.error(str(e))
             return
-        st.session_state["zip_report"] = report.skipped
+        st.session_state.setdefault("zip_skipped", {})[str(target)] = report.skipped
     use_folder(chosen)
 
 
@@ -117,9 +117,6 @@ source = st.radio("Source", source_names, format_func=SOURCES.get, horizontal=Tr
                   index=source_names.index(spec.source) if spec.source in source_names else 0)
 {"medmnist": choose_medmnist, "folder": choose_folder, "zip": choose_zip}[source]()
 import_progress()
-if st.session_state.get("zip_report"):
-    skipped = st.session_state["zip_report"]
-    st.warning(f"{len(skipped)} files in the zip were skipped:\n\n" + "\n".join(f"- {s}" for s in skipped[:50]))
 
 dataset = current_dataset()
 spec = dataset.spec
@@ -132,9 +129,11 @@ c1.metric("Images", sum(len(s) for s in dataset.splits.values()))
 c2.metric("Classes", len(class_names))
 c3.metric("Image size", f"{train.size}×{train.size}")
 c4.metric("Channels", f"{train.channels} ({'grayscale' if train.channels == 1 else 'RGB'})")
-skipped = [line for line in dataset.report if line.startswith("skipped")]
+skipped = st.session_state.get("zip_skipped", {}).get(spec.path, []) + \
+    [line.removeprefix("skipped ") for line in dataset.report if line.startswith("skipped")]
 if skipped:
-    st.warning(f"{len(skipped)} files were skipped:\n\n" + "\n".join(f"- {s}" for s in skipped[:50]))
+    more = f"\n- … and {len(skipped) - 50} more" if len(skipped) > 50 else ""
+    st.warning(f"{len(skipped)} files were skipped:\n\n" + "\n".join(f"- {s}" for s in skipped[:50]) + more)
 for line in dataset.report:
     if not line.startswith("skipped"):
         (st.warning if line.startswith("warning") else st.info)(line)
