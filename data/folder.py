@@ -4,8 +4,8 @@ A folder is imported once (decode, convert to gray or RGB, resize to the working
 cache npz under `cache_dir()/folders/`, keyed by the folder's path, its file list (names,
 sizes, mtimes), the size and the channels, so a changed folder is imported again. Splitting
 happens at load time from the cache: missing val/test splits are carved from train, and when
-file names carry a patient id (OCT2017: `CNV-<patient>-<n>.jpeg`) whole patients go to one
-split so that no patient appears in two.
+file names carry a patient id (OCT2017: `CNV-<patient>-<n>.jpeg`, any `<letters>-<id>-<n>` or
+`_`-separated stem) whole patients go to one split so that no patient appears in two.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from data.imageset import ImageSet
 from data.medmnist_source import DatasetError
 from data.paths import cache_dir
 from data.zipsafe import IMAGE_EXTENSIONS
+from lab.runs import Cancelled, Run, atomic_write_json
 
 SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
               "test": "test", "testing": "test"}
@@ -206,10 +207,8 @@ def _save_npz(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
-def import_job(run) -> None:
+def import_job(run: Run) -> None:
     """Job kind "import": config {"dataset": DatasetSpec dict}; writes the cache and artifacts/import.json."""
-    from lab.runs import Cancelled
-
     spec = DatasetSpec.from_dict(run.config["dataset"])
     try:
         path = import_folder(spec, progress=lambda done, total: run.progress(done, total, message="decoding"),
@@ -219,8 +218,6 @@ def import_job(run) -> None:
     with np.load(path, allow_pickle=False) as z:
         meta = {**json.loads(str(z["meta"])), "cache": str(path), "skipped_files": z["skipped"].tolist()}
     run.progress(meta["images"], meta["images"], message="imported", force=True)
-    from lab.runs import atomic_write_json
-
     atomic_write_json(run.artifacts / "import.json", meta)
 
 
