@@ -9,7 +9,7 @@ import streamlit as st
 
 from data import folder, medmnist_source
 from data.augment import AUGMENTATIONS, DEFAULT_PIPELINE, apply, build_pipeline
-from data.datasets import DatasetSpec
+from data.datasets import DatasetSpec, load_dataset
 from data.medmnist_source import DatasetError
 from data.paths import cache_dir
 from data.zipsafe import extract_zip
@@ -51,6 +51,17 @@ def folder_spec(path: str, name: str, key: str) -> DatasetSpec:
     return DatasetSpec(source="folder", name=name, size=size, path=path, channels=channels)
 
 
+def adopt(chosen: DatasetSpec) -> None:
+    """Make an imported folder the current dataset, unless it cannot be split (then say why)."""
+    try:
+        load_dataset(chosen)
+    except DatasetError as e:
+        st.session_state["folder_error"] = str(e)
+    else:
+        set_spec(chosen)
+    st.rerun(scope="app")
+
+
 def use_folder(chosen: DatasetSpec) -> None:
     """Use a folder at once if it is imported already; otherwise import it as a background job."""
     try:
@@ -59,8 +70,7 @@ def use_folder(chosen: DatasetSpec) -> None:
         st.error(str(e))
         return
     if folder.cache_path(layout, chosen).exists():
-        set_spec(chosen)
-        st.rerun()
+        adopt(chosen)
     run = jobs.submit("import", {"dataset": chosen.to_dict()}, name=chosen.name)
     st.session_state["import_run"] = str(run.path)
 
@@ -105,8 +115,7 @@ def import_progress() -> None:
         status = run_status_panel(run, key="import")
         if status.get("state") == "done":
             del st.session_state["import_run"]
-            set_spec(DatasetSpec.from_dict(run.config["dataset"]))
-            st.rerun(scope="app")
+            adopt(DatasetSpec.from_dict(run.config["dataset"]))
 
     st.markdown(f"**Importing** `{run.config['dataset']['path']}`")
     panel()
@@ -117,6 +126,8 @@ source = st.radio("Source", source_names, format_func=SOURCES.get, horizontal=Tr
                   index=source_names.index(spec.source) if spec.source in source_names else 0)
 {"medmnist": choose_medmnist, "folder": choose_folder, "zip": choose_zip}[source]()
 import_progress()
+if error := st.session_state.pop("folder_error", None):
+    st.error(error)
 
 dataset = current_dataset()
 spec = dataset.spec

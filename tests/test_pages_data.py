@@ -115,6 +115,18 @@ def test_folder_that_is_not_imported_yet_is_imported_by_a_background_job(page, t
     assert page.header[0].value == "fresh (64px)"
 
 
+def test_folder_too_small_to_split_is_refused_and_the_dataset_stays(page, tmp_path):
+    root = make_class_folder(tmp_path / "tiny", per_class=2)
+    page.radio(key="data_source").set_value("folder").run()
+    page.text_input(key="folder_path").input(str(root)).run()
+    page.button[0].click().run()
+    assert jobs.wait(Run(page.session_state["import_run"]), timeout=120) == "done"
+    page.run()
+    assert "too small to split" in page.error[0].value
+    assert page.header[0].value == "dermamnist (28px)"
+    assert page.session_state["dataset_spec"] == DatasetSpec()
+
+
 def test_zip_upload_loads_and_names_skipped_files(page, tmp_path):
     root = make_class_folder(tmp_path / "zipped" / "set")
     buf = io.BytesIO()
