@@ -124,18 +124,24 @@ def cached_imports() -> list[dict]:
 
 # --- import: decode, convert, resize -------------------------------------------------------------
 
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
 def decode(path: Path, size: int) -> tuple[np.ndarray, bool]:
     """One image as size×size×3 uint8 (squashed, not cropped: nothing is cut off) and whether it is gray."""
     with Image.open(path) as image:
+        image.draft(None, (2 * size, 2 * size))  # JPEG: decode at 1/2..1/8 scale, still ≥ 2× the target
         image.load()
-        gray = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+        gray = image.mode in GRAY_MODES
         if image.mode in ("I", "I;16", "F"):  # 16-bit or float scans: stretch to 8 bits
             arr = np.asarray(image, dtype=np.float64)
             lo, hi = float(arr.min()), float(arr.max())
             image = Image.fromarray(((arr - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8))
-        rgb = image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
-    arr = np.asarray(rgb, dtype=np.uint8)
-    return arr, gray or bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
+        small = image.convert("L" if gray else "RGB").resize((size, size), Image.Resampling.LANCZOS)
+    arr = np.asarray(small, dtype=np.uint8)
+    if gray:
+        return np.repeat(arr[..., None], 3, axis=2), True
+    return arr, bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
 
 
 def import_folder(spec: DatasetSpec, progress: Callable[[int, int], None] | None = None,

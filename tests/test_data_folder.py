@@ -220,3 +220,21 @@ def test_import_job_writes_cache_and_resumes_from_its_checkpoint(tmp_path, runs_
     meta = json.loads((run.artifacts / "import.json").read_text())
     assert meta["images"] == 16 and meta["class_counts"] == [8, 8] and Path(meta["cache"]).exists()
     assert run.status()["progress"]["done"] == 16
+
+
+def test_sixteen_bit_palette_and_rgba_images_are_converted(tmp_path):
+    root = tmp_path / "modes"
+    rng = np.random.default_rng(2)
+    for name in ("deep", "flat"):
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 4000, (30, 30), dtype=np.uint16)).save(root / name / f"scan{i}.png")
+            Image.fromarray(rng.integers(0, 255, (30, 30, 4), dtype=np.uint8)).save(root / name / f"rgba{i}.png")
+            Image.fromarray(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)).convert("P").save(
+                root / name / f"pal{i}.png")
+    splits, report = folder.load(spec_for(root, size=16))
+    assert not [line for line in report if line.startswith("skipped")]
+    assert sum(len(s) for s in splits.values()) == 24 and splits["train"].channels == 3
+    sixteen_bit = [i for i, n in enumerate(splits["train"].names) if "scan" in n]
+    scans = splits["train"].images[sixteen_bit]
+    assert scans.max() > 200 and (scans == 255).mean() < 0.05  # stretched to 8 bits, not clipped at 255
