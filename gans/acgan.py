@@ -1,0 +1,50 @@
+"""ACGAN (Odena, Olah & Shlens 2017): a class-conditional GAN with an auxiliary classifier.
+
+The generator receives a class label with its noise; the discriminator has two heads, one
+scoring real versus fake and one predicting the class. Both networks also minimize the
+class cross-entropy, so the generator learns to draw images its class head recognizes.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from gans.base import GAN
+from gans.blocks import ConditionalGenerator, DiscriminatorBody, conv, seed_size
+from gans.dcgan import bce
+
+
+class AuxiliaryDiscriminator(nn.Module):
+    """images -> (real/fake logit B × 1, class logits B × classes)."""
+
+    def __init__(self, image_size: int, channels: int, width: int, num_classes: int):
+        super().__init__()
+        self.body = DiscriminatorBody(image_size, channels, width, norm="batch")
+        s = seed_size(image_size)
+        self.score = conv(self.body.out_channels, 1, s, 1, 0, 1, spectral=False)
+        self.classify = conv(self.body.out_channels, num_classes, s, 1, 0, 1, spectral=False)
+
+    def forward(self, x):
+        features = self.body(x)
+        return self.score(features).flatten(1), self.classify(features).flatten(1)
+
+
+class ACGAN(GAN):
+    name = "acgan"
+    conditional = True
+
+    def build_generator(self):
+        return ConditionalGenerator(self.image_size, self.channels, self.latent, self.width, self.num_classes)
+
+    def build_discriminator(self):
+        return AuxiliaryDiscriminator(self.image_size, self.channels, self.width, self.num_classes)
+
+    def d_loss(self, real, labels, fake, fake_labels):
+        real_score, real_class = self.discriminator(real)
+        fake_score, fake_class = self.discriminator(fake)
+        adversarial = bce(real_score, 1.0 - self.label_smoothing) + bce(fake_score, 0.0)
+        return adversarial + F.cross_entropy(real_class, labels) + F.cross_entropy(fake_class, fake_labels)
+
+    def g_loss(self, fake, fake_labels):
+        score, classes = self.discriminator(fake)
+        return bce(score, 1.0) + F.cross_entropy(classes, fake_labels)

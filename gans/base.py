@@ -1,0 +1,139 @@
+"""The interface every GAN shares, and the training step they have in common.
+
+A GAN owns a generator, a discriminator and their Adam optimizers. A subclass says how to
+build the two networks and what the two losses are (`d_loss`, `g_loss`); `train_step` runs
+`d_steps` discriminator updates and one generator update, as the papers do.
+
+Unconditional GANs can be stacked per class (`per_class=True`): one independent
+generator/discriminator pair per class, run as one grouped network (see gans/blocks.py).
+Their real batches then hold `batch` images of every class side by side in the channels
+(B × classes·C × H × W), and each model's loss is averaged over the batch and summed over
+the stack, so every model gets exactly the gradient it would get alone.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GAN:
+    name = ""
+    conditional = False  # generator takes class labels (ACGAN)
+
+    def __init__(self, image_size: int, channels: int, num_classes: int, *, latent: int = 100, width: int = 64,
+                 per_class: bool = False, lr_g: float = 2e-4, lr_d: float = 2e-4,
+                 betas: tuple[float, float] = (0.5, 0.999), label_smoothing: float = 0.0, d_steps: int = 1,
+                 device: str | torch.device = "cpu"):
+        self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
+        self.latent, self.width, self.label_smoothing = latent, width, label_smoothing
+        self.d_steps = d_steps
+        self.groups = num_classes if per_class and not self.conditional else 1
+        self.device = torch.device(device)
+        self.generator = self.build_generator().to(self.device)
+        self.discriminator = self.build_discriminator().to(self.device)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=tuple(betas))
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=tuple(betas))
+
+    # --- what a subclass defines ------------------------------------------------------------
+    def build_generator(self) -> nn.Module:
+        raise NotImplementedError
+
+    def build_discriminator(self) -> nn.Module:
+        raise NotImplementedError
+
+    def d_loss(self, real: torch.Tensor, labels, fake: torch.Tensor, fake_labels) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake: torch.Tensor, fake_labels) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- shared -------------------------------------------------------------------------------
+    @property
+    def per_class(self) -> bool:
+        return self.groups > 1
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.groups * self.latent, device=self.device, generator=generator)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.generator(z, labels) if self.conditional else self.generator(z)
+
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """`d_steps` discriminator updates (one real chunk each), then one generator update.
+
+        `real` holds d_steps · batch images. The generator step reuses the last fake batch
+        (as the PyTorch DCGAN example does). Returns detached loss tensors, per model: the
+        trainer reads them every few steps, so no step waits for the device.
+        """
+        chunks = real.chunk(self.d_steps)
+        label_chunks = labels.chunk(self.d_steps) if labels is not None else [None] * len(chunks)
+        for i, (chunk, chunk_labels) in enumerate(zip(chunks, label_chunks)):
+            last = i == len(chunks) - 1
+            fake_labels = self.random_labels(len(chunk))
+            with torch.set_grad_enabled(last):  # only the last fake batch feeds the generator step
+                fake = self.generate(self.noise(len(chunk)), fake_labels)
+            loss_d = self.d_loss(chunk, chunk_labels, fake.detach(), fake_labels)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+        loss_g = self.g_loss(fake, fake_labels)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        return {"loss_d": loss_d.detach() / self.groups, "loss_g": loss_g.detach() / self.groups}
+
+    def random_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        return torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, labels=None, seed: int | None = None, batch: int = 256) -> torch.Tensor:
+        """n images in [-1, 1] (N × C × H × W, on the CPU) from the generator in eval mode.
+
+        `labels` picks each image's class (the conditioning label, or which per-class
+        generator draws it; random when omitted); a `seed` makes the draw reproducible.
+        """
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(int(seed) if seed is not None else int(torch.randint(2 ** 62, ()).item()))
+        if labels is None:
+            labels = torch.randint(self.num_classes, (n,), generator=generator, device=self.device)
+        labels = torch.as_tensor(labels, dtype=torch.long, device=self.device).reshape(-1)
+        if len(labels) != n or (n and (labels.min() < 0 or labels.max() >= self.num_classes)):
+            raise ValueError(f"need {n} labels in 0..{self.num_classes - 1}")
+        parts = [self.decode(self.noise(len(chunk), generator), chunk) for chunk in labels.split(batch)]
+        return torch.cat(parts) if parts else torch.empty(0, self.channels, self.image_size, self.image_size)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Generator output for noise `z` in eval mode, one image per label, on the CPU.
+
+        For a per-class stack the label picks which class's generator each image comes from;
+        an unconditional GAN trained on the whole dataset ignores the labels.
+        """
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            images = self.generate(z, labels if self.conditional else None)
+        finally:
+            self.generator.train(was_training)
+        if self.per_class:
+            images = images.view(len(z), self.groups, self.channels, *images.shape[2:])
+            images = images[torch.arange(len(z), device=self.device), labels]
+        return images.float().cpu()
+
+    # --- persistence ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+
+def per_model_mean(values: torch.Tensor) -> torch.Tensor:
+    """Average over the batch, sum over the stacked models (B × groups -> scalar)."""
+    return values.mean(0).sum()

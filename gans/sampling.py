@@ -1,0 +1,42 @@
+"""Images out of a trained GAN: labelled synthetic sets and latent interpolations."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from data.imageset import ImageSet, from_tensor
+
+UNLABELLED = "unlabelled"
+
+
+def has_labels(gan) -> bool:
+    """Conditional and per-class GANs draw images of a chosen class; a whole-dataset GAN does not."""
+    return gan.conditional or gan.per_class
+
+
+def synthesize(gan, per_class: int, class_names: list[str], seed: int = 0, source: str = "") -> ImageSet:
+    """`per_class` images of every class (or `per_class` unlabelled images) as an ImageSet."""
+    if has_labels(gan):
+        labels = np.repeat(np.arange(gan.num_classes), per_class)
+        names = list(class_names)
+    else:
+        labels, names = np.zeros(per_class, dtype=np.int64), [UNLABELLED]
+    images = from_tensor(gan.sample(len(labels), labels, seed=seed))
+    return ImageSet(images, labels, names, split="synthetic", source=source)
+
+
+def class_grid(gan, per_row: int = 8, seed: int = 0) -> np.ndarray:
+    """uint8 images for a grid: one row per class (or 8 rows of a whole-dataset GAN)."""
+    rows = gan.num_classes if has_labels(gan) else 8
+    labels = np.repeat(np.arange(rows), per_row) if has_labels(gan) else np.zeros(rows * per_row, dtype=np.int64)
+    return from_tensor(gan.sample(len(labels), labels, seed=seed))
+
+
+def interpolate(gan, label: int = 0, steps: int = 10, seed: int = 0) -> np.ndarray:
+    """uint8 images along the straight line between two latent points, for one class."""
+    generator = torch.Generator(device=gan.device).manual_seed(int(seed))
+    ends = gan.noise(2, generator)
+    t = torch.linspace(0, 1, steps, device=gan.device)[:, None]
+    z = (1 - t) * ends[0] + t * ends[1]
+    labels = torch.full((steps,), int(label), dtype=torch.long, device=gan.device)
+    return from_tensor(gan.decode(z, labels))
