@@ -1,0 +1,114 @@
+"""Distribution-level fidelity and diversity in an encoder's feature space.
+
+- FID (Heusel et al. 2017): Fréchet distance between Gaussians fitted to real and synthetic
+  features. ↓, 0 for identical distributions. Biased upwards for small sets.
+- KID (Bińkowski et al. 2018): unbiased squared MMD with a cubic polynomial kernel, averaged
+  over random subsets. ↓, about 0 for identical distributions; usable for small sets because
+  the subset size shrinks to the smaller set.
+- Precision / recall (Kynkäänniemi et al. 2019): the share of synthetic samples inside the real
+  manifold (fidelity), and of real samples inside the synthetic manifold (diversity), manifolds
+  being unions of k-NN balls. ↑, in [0, 1].
+- Density / coverage (Naeem et al. 2020): density counts how many real k-NN balls hold each
+  synthetic sample (≈1 for matching distributions, robust to outliers); coverage is the share
+  of real samples whose ball holds at least one synthetic sample. ↑.
+
+Every function takes float feature matrices (N×D). Which encoder produced them is the
+caller's to record.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import linalg
+
+
+@dataclass(frozen=True)
+class DistributionMetric:
+    key: str
+    name: str
+    higher_is_better: bool
+    ideal: float
+    meaning: str
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+
+DISTRIBUTION_METRICS: dict[str, DistributionMetric] = {m.key: m for m in [
+    DistributionMetric("fid", "FID", False, 0.0, "Fréchet distance between feature Gaussians; LOWER is better."),
+    DistributionMetric("kid", "KID", False, 0.0, "Kernel MMD² between feature sets (unbiased); LOWER is better."),
+    DistributionMetric("precision", "Precision", True, 1.0, "Share of synthetic images that look real (fidelity)."),
+    DistributionMetric("recall", "Recall", True, 1.0, "Share of real images the generator can produce (diversity)."),
+    DistributionMetric("density", "Density", True, 1.0, "How densely synthetic images sit among real ones (≈1 matches)."),
+    DistributionMetric("coverage", "Coverage", True, 1.0, "Share of real images with a synthetic image nearby (diversity)."),
+]}
+
+
+def fid(real: np.ndarray, fake: np.ndarray) -> float:
+    mu1, mu2 = real.mean(0), fake.mean(0)
+    s1, s2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.isfinite(covmean).all():  # near-singular product: regularise as in the reference code
+        offset = np.eye(len(s1)) * 1e-6
+        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    covmean = covmean.real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def kid(real: np.ndarray, fake: np.ndarray, subset_size: int = 1000, n_subsets: int = 50,
+        seed: int = 0) -> tuple[float, float]:
+    """Mean and standard deviation of the unbiased MMD² over random subsets."""
+    m = min(subset_size, len(real), len(fake))
+    if m < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    dim = real.shape[1]
+    values = []
+    for _ in range(n_subsets):
+        x = real[rng.choice(len(real), m, replace=False)].astype(np.float64)
+        y = fake[rng.choice(len(fake), m, replace=False)].astype(np.float64)
+        kxx = (x @ x.T / dim + 1) ** 3
+        kyy = (y @ y.T / dim + 1) ** 3
+        kxy = (x @ y.T / dim + 1) ** 3
+        values.append((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                      - 2 * kxy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _distances(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    return torch.cat([torch.cdist(a[i:i + chunk], b) for i in range(0, len(a), chunk)])
+
+
+def _kth_radius(x: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+    """Distance from each row of `x` to its k-th nearest other row."""
+    k = min(k, len(x) - 1)
+    radii = [torch.cdist(x[i:i + chunk], x).topk(k + 1, largest=False).values[:, -1]
+             for i in range(0, len(x), chunk)]
+    return torch.cat(radii)
+
+
+@torch.no_grad()
+def manifold_scores(real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int = 5) -> dict[str, float]:
+    """Precision, recall (k=3) and density, coverage (k=5)."""
+    if len(real) < 2 or len(fake) < 2:
+        return {k: float("nan") for k in ("precision", "recall", "density", "coverage")}
+    r, f = torch.from_numpy(real).float(), torch.from_numpy(fake).float()
+    d_fr = _distances(f, r)  # fake × real
+    real_radius_pr, fake_radius_pr = _kth_radius(r, k_pr), _kth_radius(f, k_pr)
+    real_radius_dc = _kth_radius(r, k_dc)
+    precision = (d_fr <= real_radius_pr[None, :]).any(1).float().mean()
+    recall = (d_fr <= fake_radius_pr[:, None]).any(0).float().mean()
+    density = (d_fr <= real_radius_dc[None, :]).sum(1).float().mean() / k_dc
+    coverage = (d_fr.min(0).values <= real_radius_dc).float().mean()
+    return {"precision": float(precision), "recall": float(recall),
+            "density": float(density), "coverage": float(coverage)}
+
+
+def distribution_scores(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """All six distribution metrics, plus the KID spread over subsets and the set sizes."""
+    kid_mean, kid_std = kid(real, fake, seed=seed)
+    return {"fid": fid(real, fake) if len(fake) >= 2 else float("nan"), "kid": kid_mean, "kid_std": kid_std,
+            **manifold_scores(real, fake), "n_real": len(real), "n_synthetic": len(fake)}

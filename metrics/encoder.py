@@ -1,0 +1,180 @@
+"""A small CNN trained on the real training split: the lab's offline feature space.
+
+FID, KID, precision/recall and density/coverage need image features. Inception weights are
+not available offline and were never trained on medical images, so the lab trains a compact
+classifier on the dataset's own training images and uses its penultimate layer (`features`).
+The same model doubles as a quick real-data classifier (`predict`) for other parts of the lab.
+
+A trained encoder is cached on disk under `cache_dir()/encoders/`, keyed by a fingerprint of
+the training images, labels and the config, so every job on the same data reuses it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from data.imageset import ImageSet
+from data.paths import cache_dir
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    input_size: int = 0  # side the network sees; 0 = the images' own side, at most 64
+    width: int = 24  # channels of the first block; doubled per block
+    feature_dim: int = 128
+    epochs: int = 4
+    batch_size: int = 128
+    lr: float = 3e-3
+    seed: int = 0
+
+
+class EncoderNet(nn.Module):
+    """Three conv blocks (conv, batchnorm, ReLU, max-pool), global average pooling, a feature layer and a linear classifier."""
+
+    def __init__(self, in_channels: int, num_classes: int, config: EncoderConfig):
+        super().__init__()
+        w = config.width
+        blocks, c = [], in_channels
+        for out in (w, 2 * w, 4 * w):
+            blocks += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            c = out
+        self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.embed = nn.Sequential(nn.Linear(c, config.feature_dim), nn.ReLU(inplace=True))
+        self.head = nn.Linear(config.feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.embed(self.body(x))
+        return features, self.head(features)
+
+
+class Encoder:
+    """A trained EncoderNet with numpy-in, numpy-out helpers (uint8 N×H×W×C images)."""
+
+    def __init__(self, net: EncoderNet, config: EncoderConfig, class_names: list[str], info: dict):
+        self.net = net.eval()
+        self.config = config
+        self.class_names = class_names
+        self.info = info  # source, val_accuracy, train_seconds, fingerprint
+
+    @property
+    def name(self) -> str:
+        acc = self.info.get("val_accuracy")
+        acc_text = f", val acc {acc:.2f}" if acc is not None else ""
+        return f"lab-cnn-{self.config.feature_dim}d ({self.info.get('source', '?')}{acc_text})"
+
+    def _batches(self, images: np.ndarray, batch_size: int = 512):
+        for start in range(0, len(images), batch_size):
+            yield self.net(to_input(images[start:start + batch_size], self.config.input_size))
+
+    @torch.no_grad()
+    def features(self, images: np.ndarray) -> np.ndarray:
+        if len(images) == 0:
+            return np.zeros((0, self.config.feature_dim), dtype=np.float32)
+        return torch.cat([f for f, _ in self._batches(images)]).numpy()
+
+    @torch.no_grad()
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return torch.cat([logits.softmax(1) for _, logits in self._batches(images)]).numpy()
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.predict_proba(images).argmax(1)
+
+
+def to_input(images: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 N×H×W×C -> float N×C×size×size in [-1, 1]; size 0 keeps the side (at most 64)."""
+    size = size or min(images.shape[1], 64)
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+def fingerprint(images: ImageSet, config: EncoderConfig) -> str:
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(images.images).tobytes())
+    h.update(images.labels.tobytes())
+    h.update(json.dumps([images.class_names, asdict(config)], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def train_encoder(train: ImageSet, val: ImageSet | None = None, config: EncoderConfig = EncoderConfig(),
+                  cache: bool = True, progress: Callable[[int, int, str], None] | None = None) -> Encoder:
+    """Train (or load from the disk cache) an encoder on `train`; `val` only measures accuracy."""
+    key = fingerprint(train, config)
+    path = cache_dir() / "encoders" / f"{train.source or 'data'}-{key}.pt".replace("/", "_")
+    if cache and path.exists():
+        return load_encoder(path, train.channels)
+    encoder = _train(train, val, config, key, progress)
+    if cache:
+        save_encoder(encoder, path)
+    return encoder
+
+
+def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: str, progress) -> Encoder:
+    started = time.time()
+    gen = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    net = EncoderNet(train.channels, train.num_classes, config)
+    x_all = to_input(train.images, config.input_size)
+    y_all = torch.from_numpy(train.labels)
+    # Class-balanced loss: medical sets are skewed and the features must separate rare classes too.
+    counts = torch.from_numpy(train.class_counts()).float().clamp_(min=1)
+    weights = (counts.sum() / counts) / (counts.sum() / counts).mean()
+    steps_per_epoch = max(1, len(train) // config.batch_size)
+    total = config.epochs * steps_per_epoch
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
+    step = 0
+    net.train()
+    for epoch in range(config.epochs):
+        order = torch.randperm(len(train), generator=gen)
+        for b in range(steps_per_epoch):
+            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+            x = x_all[idx]
+            flip = torch.rand(len(x), generator=gen) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            _, logits = net(x)
+            loss = F.cross_entropy(logits, y_all[idx], weight=weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            if progress:
+                progress(step, total, f"training encoder, epoch {epoch + 1}/{config.epochs}")
+    encoder = Encoder(net.eval(), config, list(train.class_names),
+                      {"source": train.source, "fingerprint": key, "train_seconds": round(time.time() - started, 1),
+                       "train_images": len(train)})
+    if val is not None and len(val):
+        encoder.info["val_accuracy"] = float((encoder.predict(val.images) == val.labels).mean())
+        encoder.info["val_chance"] = float(np.bincount(val.labels).max() / len(val))
+    return encoder
+
+
+def save_encoder(encoder: Encoder, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"state_dict": encoder.net.state_dict(), "config": asdict(encoder.config),
+                "class_names": encoder.class_names, "info": encoder.info}, tmp)
+    tmp.replace(path)
+
+
+def load_encoder(path: Path, in_channels: int) -> Encoder:
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        config = EncoderConfig(**blob["config"])
+        net = EncoderNet(in_channels, len(blob["class_names"]), config)
+        net.load_state_dict(blob["state_dict"])
+    except (OSError, RuntimeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path.name} is not a lab encoder checkpoint: {e}") from None
+    return Encoder(net, config, list(blob["class_names"]), dict(blob["info"]))
