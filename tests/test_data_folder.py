@@ -238,3 +238,15 @@ def test_sixteen_bit_palette_and_rgba_images_are_converted(tmp_path):
     sixteen_bit = [i for i, n in enumerate(splits["train"].names) if "scan" in n]
     scans = splits["train"].images[sixteen_bit]
     assert scans.max() > 200 and (scans == 255).mean() < 0.05  # stretched to 8 bits, not clipped at 255
+
+
+def test_gray_images_in_an_rgb_folder_become_three_equal_channels(tmp_path):
+    root = tmp_path / "mixed"
+    make_png_folder(root, {"a_gray": 6}, rgb=False)
+    make_png_folder(root, {"b_colour": 6}, rgb=True)
+    images = np.concatenate([s.images for s in folder.load(spec_for(root))[0].values()])
+    labels = np.concatenate([s.labels for s in folder.load(spec_for(root))[0].values()])
+    assert images.shape[-1] == 3
+    gray = images[labels == 0]
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    assert (images[labels == 1][..., 0] != images[labels == 1][..., 1]).any()
