@@ -1,0 +1,108 @@
+"""`python -m lab train-gan` and `python -m lab sample`: GAN training and sampling, headless."""
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from data.datasets import DatasetSpec
+from data.synthetic import save_set, to_folder_zip
+
+
+def add_commands(sub) -> None:
+    from gans import REGISTRY
+    from gans.config import PRESETS
+
+    p = sub.add_parser("train-gan", help="train DCGAN / WGAN-GP / ACGAN / SNGAN as a job")
+    p.add_argument("--gan", default="dcgan", choices=list(REGISTRY))
+    p.add_argument("--preset", default="quick", choices=list(PRESETS))
+    p.add_argument("--dataset", default="dermamnist", help="MedMNIST flag (default dermamnist)")
+    p.add_argument("--size", type=int, default=28, help="image size: 28, 32, 64 or 128 (default 28)")
+    p.add_argument("--folder", default="", help="train on an image folder instead of MedMNIST")
+    p.add_argument("--whole", action="store_true", help="one unconditional generator for all classes "
+                                                        "(default: one per class, so images carry labels)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any GanConfig option, e.g. --set steps=3000 --set lr_d=4e-4 (repeatable)")
+    p.add_argument("--name", default="", help="a name for the run directory")
+    p.add_argument("--detach", action="store_true", help="queue it and return at once")
+    p.set_defaults(func=cmd_train_gan)
+
+    p = sub.add_parser("sample", help="draw images from a finished GAN run (or a generator.pt)")
+    p.add_argument("run", help="run id, id prefix, run directory or generator .pt file")
+    p.add_argument("--per-class", type=int, default=100, help="images per class (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="write here too: .npz (arrays) or .zip (class folders of PNGs)")
+    p.set_defaults(func=cmd_sample)
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """KEY=VALUE strings -> typed GanConfig overrides (values parsed as JSON when they can be)."""
+    from gans.config import GanConfig
+
+    known = {f.name for f in fields(GanConfig)}
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in known:
+            raise ValueError(f"--set {pair}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def cmd_train_gan(args) -> int:
+    from gans.config import make_config
+    from lab import jobs
+    from lab.cli import follow
+
+    if args.folder:
+        spec = DatasetSpec(source="folder", name=Path(args.folder).name, size=args.size, path=str(Path(args.folder).resolve()))
+    else:
+        spec = DatasetSpec(name=args.dataset, size=args.size)
+    options = {"per_class": not args.whole, **parse_options(args.set)}
+    config = make_config(args.gan, args.preset, dataset=spec.to_dict(), **options)
+    run = jobs.submit("gan", config.to_dict(), name=args.name or f"{args.gan}-{spec.name}")
+    print(f"{run.id}: queued at {run.path}")
+    return 0 if args.detach else follow(run)
+
+
+def cmd_sample(args) -> int:
+    from gans.checkpoint import load_generator
+    from gans.sampling import synthesize
+    from lab.runs import find_run
+
+    source = Path(args.run)
+    run = None
+    if source.suffix == ".pt" and source.is_file():
+        path = source
+    else:
+        run = find_run(args.run)
+        path = run.checkpoints / "generator.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{run.id} has no generator yet (state: {run.state}); sample a finished run")
+    gan, config, class_names = load_generator(path)
+    images = synthesize(gan, args.per_class, class_names, seed=args.seed, source=f"{config.gan}:{path}")
+    if run is not None:
+        saved = save_set(images, run.artifacts, f"samples_{args.per_class}pc_seed{args.seed}", generator=config.gan,
+                         run_id=run.id, dataset=config.dataset, seed=args.seed)
+        print(f"registered synthetic set {saved}")
+    if args.out:
+        write_images(images, args.out)
+        print(f"wrote {len(images)} images to {args.out}")
+    counts = ", ".join(f"{n} {c}" for n, c in zip(images.class_counts(), images.class_names))
+    print(f"{len(images)} images ({counts})")
+    return 0
+
+
+def write_images(images, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".zip":
+        out.write_bytes(to_folder_zip(images))
+    elif out.suffix == ".npz":
+        np.savez_compressed(out, images=images.images, labels=images.labels, class_names=np.array(images.class_names))
+    else:
+        raise ValueError(f"--out {out}: use a .npz or .zip file name")

@@ -1,0 +1,59 @@
+"""Each GAN takes real training steps on real DermaMNIST images and its samples move toward the data."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gans import REGISTRY
+from gans.config import make_config
+from gans.train import train
+
+SMALL = dict(latent=32, width=16, batch_size=32, log_every=10, device="cpu")
+
+
+def statistics_gap(samples: torch.Tensor, real: torch.Tensor) -> float:
+    """Distance between image statistics: per-channel 7×7 mean images and per-channel spreads."""
+    mean_gap = (F.avg_pool2d(samples, 4).mean(0) - F.avg_pool2d(real, 4).mean(0)).abs().mean()
+    std_gap = (samples.std(dim=(0, 2, 3)) - real.std(dim=(0, 2, 3))).abs().mean()
+    return float(mean_gap + std_gap)
+
+
+def gap_before_and_after(config, images) -> tuple[float, float]:
+    real = images.to_tensor()[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:512]]
+    labels = np.resize(np.arange(images.num_classes), 256)
+    untrained = train(replace(config, steps=1, lr_g=0.0, lr_d=0.0), images=images)
+    trained = train(config, images=images)
+    return statistics_gap(untrained.sample(256, labels, seed=1), real), \
+        statistics_gap(trained.sample(256, labels, seed=1), real)
+
+
+@pytest.mark.parametrize("gan", sorted(REGISTRY))
+def test_samples_of_every_gan_move_toward_real_image_statistics(gan, derma):
+    steps = 40 if gan == "wgan_gp" else 120
+    config = make_config(gan, per_class=False, steps=steps, **SMALL)
+    before, after = gap_before_and_after(config, derma.train)
+    assert after < 0.5 * before, f"{gan}: statistics gap {before:.3f} -> {after:.3f}"
+
+
+def test_per_class_generators_each_learn_their_own_class(derma):
+    """One stacked run, seven generators: each class's samples end closer to its own class than to the others'."""
+    images = derma.train
+    config = make_config("dcgan", per_class=True, steps=150, **SMALL)
+    gan = train(config, images=images)
+    class_means = torch.stack([images.of_class(k).to_tensor().mean(0) for k in range(images.num_classes)])
+    for k in (0, 4, 5):  # actinic keratoses, melanocytic nevi, vascular lesions: visibly different colours
+        samples = gan.sample(128, [k] * 128, seed=k).mean(0)
+        distances = (class_means - samples).flatten(1).pow(2).mean(1)
+        assert int(distances.argmin()) == k or distances[k] < distances.median(), \
+            f"class {k} samples are nearest to class {int(distances.argmin())}: {distances.tolist()}"
+
+
+def test_training_steps_change_the_losses_and_the_samples(derma):
+    config = make_config("dcgan", per_class=False, steps=30, **SMALL)
+    a = train(replace(config, steps=1), images=derma.train)
+    b = train(config, images=derma.train)
+    assert not torch.allclose(a.sample(16, seed=3), b.sample(16, seed=3), atol=1e-3)

@@ -1,0 +1,98 @@
+"""The GAN trainer as a job: events, sample grids, checkpoints, cancel/resume, divergence, exports."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from data.synthetic import list_sets, load_set
+from gans import train as trainer
+from gans.checkpoint import load_generator
+from gans.config import make_config
+from lab import jobs
+from lab.runs import Cancelled, Run
+
+TINY = dict(latent=16, width=8, batch_size=16, steps=12, log_every=4, sample_every=6, checkpoint_every=6,
+            export_per_class=5, device="cpu", dataset={"source": "medmnist", "name": "pneumoniamnist", "size": 28})
+
+
+def make_run(runs_root, config) -> Run:
+    return Run.create("gan", config.to_dict(), root=runs_root)
+
+
+def test_a_finished_run_holds_events_grids_generator_and_a_labelled_synthetic_set(runs_root, pneumonia):
+    run = make_run(runs_root, make_config("sngan", **TINY))
+    trainer.run_job(run)
+    progress = run.events("progress")
+    assert [e["done"] for e in progress] == [4, 8, 12]
+    assert all(np.isfinite(e["loss_d"]) and np.isfinite(e["loss_g"]) and e["seconds"] > 0 for e in progress)
+    assert {p.name for p in run.samples.iterdir()} == {"step_000006.png", "step_000012.png", "latest.png"}
+    assert (run.checkpoints / "last.pt").exists() and (run.checkpoints / "generator.pt").exists()
+    [info] = list_sets(runs_root)
+    synthetic = load_set(info.path)
+    assert synthetic.class_names == pneumonia.class_names
+    assert synthetic.class_counts().tolist() == [5, 5]
+    assert synthetic.images.shape[1:] == (28, 28, 1)
+    assert info.meta["generator"] == "sngan" and info.meta["run_id"] == run.id
+
+
+def test_cancel_then_resume_gives_the_same_generator_as_an_uninterrupted_run(runs_root):
+    config = make_config("dcgan", **TINY)
+    straight = make_run(runs_root, config)
+    trainer.run_job(straight)
+
+    interrupted = make_run(runs_root, config)
+    interrupted.stop_requested = True  # as the worker's SIGTERM handler sets it
+    with pytest.raises(Cancelled):
+        trainer.run_job(interrupted)
+    state = torch.load(interrupted.checkpoints / "last.pt", weights_only=True)
+    assert state["step"] == 1
+    resumed = Run(interrupted.path)
+    trainer.run_job(resumed)
+    assert resumed.events("resume")[0]["step"] == 1
+
+    a, _, _ = load_generator(straight.checkpoints / "generator.pt")
+    b, _, _ = load_generator(resumed.checkpoints / "generator.pt")
+    for (name, x), y in zip(a.generator.state_dict().items(), b.generator.state_dict().values()):
+        assert torch.equal(x, y), f"{name} differs after resume"
+
+
+def test_nan_losses_stop_training_with_a_clear_error(runs_root, monkeypatch):
+    from gans.dcgan import DCGAN
+
+    real_step = DCGAN.train_step
+
+    def diverging_step(self, real, labels):
+        losses = real_step(self, real, labels)
+        return {**losses, "loss_d": losses["loss_d"] * float("nan")}
+
+    monkeypatch.setattr(DCGAN, "train_step", diverging_step)
+    run = make_run(runs_root, make_config("dcgan", **TINY))
+    with pytest.raises(trainer.Diverged, match="diverged near step 4: loss_d became NaN"):
+        trainer.run_job(run)
+    assert not (run.checkpoints / "generator.pt").exists()
+
+
+def test_gan_job_runs_in_a_worker_process_and_finishes(runs_root):
+    run = jobs.submit("gan", make_config("acgan", **TINY).to_dict())
+    assert jobs.wait(run, timeout=120) == "done", run.log_path.read_text()
+    assert run.status()["progress"]["done"] == 12
+    assert (run.samples / "latest.png").exists()
+
+
+def test_epochs_set_the_number_of_steps_from_the_training_images():
+    config = make_config("wgan_gp", epochs=2, batch_size=10)
+    assert config.d_steps == 5
+    assert config.total_steps(num_images=1000, num_models=2) == 20
+
+
+def test_unknown_options_and_gans_are_refused():
+    with pytest.raises(ValueError, match="unknown GAN option"):
+        make_config("dcgan", learning_rate=1)
+    with pytest.raises(ValueError, match="unknown GAN 'stylegan'"):
+        make_config("stylegan")
+    with pytest.raises(ValueError, match="image size 48"):
+        from gans.config import build_gan
+        build_gan(replace(make_config("dcgan")), 48, 3, 2)
