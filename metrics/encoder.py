@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,8 +69,8 @@ class Encoder:
 
     @property
     def name(self) -> str:
-        acc = self.info.get("val_accuracy")
-        acc_text = f", val acc {acc:.2f}" if acc is not None else ""
+        acc = self.info.get("val_balanced_accuracy")
+        acc_text = f", val balanced acc {acc:.2f}" if acc is not None else ""
         return f"lab-cnn-{self.config.feature_dim}d ({self.info.get('source', '?')}{acc_text})"
 
     def _batches(self, images: np.ndarray, batch_size: int = 512):
@@ -127,7 +128,8 @@ def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: st
     net = EncoderNet(train.channels, train.num_classes, config)
     x_all = to_input(train.images, config.input_size)
     y_all = torch.from_numpy(train.labels)
-    # Class-balanced loss: medical sets are skewed and the features must separate rare classes too.
+    # Class-balanced loss: medical sets are skewed and the features must separate rare classes too
+    # (so judge it by balanced accuracy; plain accuracy can fall below the majority-class rate).
     counts = torch.from_numpy(train.class_counts()).float().clamp_(min=1)
     weights = (counts.sum() / counts) / (counts.sum() / counts).mean()
     steps_per_epoch = max(1, len(train) // config.batch_size)
@@ -156,8 +158,11 @@ def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: st
                       {"source": train.source, "fingerprint": key, "train_seconds": round(time.time() - started, 1),
                        "train_images": len(train)})
     if val is not None and len(val):
-        encoder.info["val_accuracy"] = float((encoder.predict(val.images) == val.labels).mean())
-        encoder.info["val_chance"] = float(np.bincount(val.labels).max() / len(val))
+        predicted = encoder.predict(val.images)
+        recalls = [(predicted[val.labels == k] == k).mean() for k in np.unique(val.labels)]
+        encoder.info["val_accuracy"] = float((predicted == val.labels).mean())
+        encoder.info["val_balanced_accuracy"] = float(np.mean(recalls))
+        encoder.info["val_balanced_chance"] = 1 / len(recalls)
     return encoder
 
 
@@ -175,6 +180,6 @@ def load_encoder(path: Path, in_channels: int) -> Encoder:
         config = EncoderConfig(**blob["config"])
         net = EncoderNet(in_channels, len(blob["class_names"]), config)
         net.load_state_dict(blob["state_dict"])
-    except (OSError, RuntimeError, KeyError, TypeError) as e:
+    except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as e:
         raise ValueError(f"{path.name} is not a lab encoder checkpoint: {e}") from None
     return Encoder(net, config, list(blob["class_names"]), dict(blob["info"]))
