@@ -1,0 +1,112 @@
+"""Classifier training speed: our loop against a plain reference loop, and a quick-preset study.
+
+    LAB_DATA_DIR=../shared/datasets .venv/bin/python bench/classifier_speed.py [--steps 60] [--no-study]
+        [--synthetic path/to/set.npz] [--threads N]
+
+Our loop (classifier.train.train_classifier: uint8 tensors, batch stream, one-cycle AdamW,
+bookkeeping of drawn images, one small validation pass at the end) and the reference (the same
+EfficientNet and optimizer on a pre-normalised float tensor, random batches, nothing else) run
+alternately in this process; the best of two rounds each is reported. The study part runs the
+quick preset (real only vs real + one synthetic set, 3 seeds, 10% of DermaMNIST 28) and
+reports its wall time. The last line of output is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from classifier.model import build_model  # noqa: E402
+from classifier.train import TrainConfig, train_classifier  # noqa: E402
+from data.datasets import DatasetSpec, load_dataset  # noqa: E402
+from data.imageset import ImageSet  # noqa: E402
+
+
+def reference_loop(images: torch.Tensor, labels: torch.Tensor, steps: int, batch: int) -> float:
+    """Images per second of the plainest loop with the same model and optimizer."""
+    torch.manual_seed(0)
+    model = build_model(7, images.shape[1], images.shape[2])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
+    model.train()
+    start = time.perf_counter()
+    for _ in range(steps):
+        index = torch.randint(0, len(images), (batch,))
+        loss = F.cross_entropy(model(images[index].contiguous(memory_format=torch.channels_last)), labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def our_loop(train: ImageSet, val: ImageSet, steps: int, batch: int) -> float:
+    config = TrainConfig(steps=steps, batch_size=batch, eval_every=steps)
+    start = time.perf_counter()
+    train_classifier(train.images, train.labels, val.images, val.labels, 7, config, seed=0)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def quick_study(synthetic: str | None) -> tuple[float, dict]:
+    from data.synthetic import save_set
+    from lab.runs import Run, read_json
+    from lab.study import preset, run_study_job
+
+    data = load_dataset(DatasetSpec())
+    with tempfile.TemporaryDirectory() as root:
+        if synthetic is None:  # a stand-in set: mirrored real images with noise
+            rng = np.random.default_rng(0)
+            pick = rng.choice(len(data.train), 1400, replace=False)
+            noisy = np.clip(data.train.images[pick][:, :, ::-1].astype(int) + rng.integers(-12, 13, (1400, 28, 28, 3)),
+                            0, 255).astype(np.uint8)
+            holder = Run.create("gan", {}, root=Path(root))
+            synthetic = str(save_set(ImageSet(noisy, data.train.labels[pick], data.class_names), holder.artifacts,
+                                     "noisy-flips", generator="noisy-flips"))
+        run = Run.create("study", preset("quick", [synthetic]).to_dict(), root=Path(root))
+        start = time.perf_counter()
+        run_study_job(run)
+        seconds = time.perf_counter() - start
+        return seconds, read_json(run.artifacts / "summary.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--no-study", action="store_true")
+    parser.add_argument("--synthetic", help="synthetic set for the study (default: noisy mirrored copies)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_dataset(DatasetSpec())
+    train, val = data.train.stratified_subset(0.1, 0), data.val.take(np.arange(64))
+    float_images = train.to_tensor()
+    labels = torch.from_numpy(train.labels)
+    reference_loop(float_images, labels, 3, args.batch)  # warm-up
+    ours, reference = [], []
+    for _ in range(2):
+        reference.append(reference_loop(float_images, labels, args.steps, args.batch))
+        ours.append(our_loop(train, val, args.steps, args.batch))
+        print(f"reference {reference[-1]:.1f} img/s, ours {ours[-1]:.1f} img/s", flush=True)
+    figures = {"reference_images_per_s": round(max(reference), 1), "ours_images_per_s": round(max(ours), 1),
+               "ratio_vs_reference": round(max(ours) / max(reference), 3), "threads": torch.get_num_threads(),
+               "steps": args.steps, "batch": args.batch, "study_seconds": None}
+    if not args.no_study:
+        seconds, summary = quick_study(args.synthetic)
+        figures["study_seconds"] = round(seconds, 1)
+        for arm in summary["arms"]:
+            m = arm["metrics"]["balanced_accuracy"]
+            print(f"{arm['arm']}: balanced accuracy {m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] — {arm['verdict']}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The augmentation study is fair by construction, checked on the data the arm jobs actually saw."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from data.imageset import ImageSet
+from data.synthetic import save_set
+from lab.runs import Run, read_json
+from lab.study import ArmConfig, StudyConfig, fingerprints, run_arm_job, run_study_job, study_children
+from classifier.train import TrainConfig
+
+SEEDS = [0, 1, 2]
+STEPS = 8
+
+
+def noisy_flipped_copies(real: ImageSet, n: int, seed: int = 0) -> ImageSet:
+    """A stand-in synthetic set: mirrored real images with pixel noise (new pixels, real labels)."""
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(real), size=n, replace=False)
+    noise = rng.integers(-12, 13, size=real.images[pick].shape)
+    images = np.clip(real.images[pick][:, :, ::-1].astype(int) + noise, 0, 255).astype(np.uint8)
+    return ImageSet(images, real.labels[pick], real.class_names, "synthetic", "noisy-flips")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, derma):
+    """A tiny finished study: real only vs real + a synthetic set, 3 seeds, 8 steps per arm."""
+    root = tmp_path_factory.mktemp("runs")
+    source = Run.create("gan", {"note": "holds the synthetic set"}, root=root)
+    synthetic_path = save_set(noisy_flipped_copies(derma.train, 600), source.artifacts, "noisy",
+                              generator="noisy-flips")
+    config = StudyConfig(train_fraction=0.03, seeds=SEEDS,
+                         arms=[ArmConfig("real only"), ArmConfig("real + noisy", "synthetic", str(synthetic_path))],
+                         train=TrainConfig(steps=STEPS, batch_size=16, eval_every=4))
+    run = Run.create("study", config.to_dict(), root=root)
+    run_study_job(run)
+    return run, synthetic_path
+
+
+def seen(child: Run) -> dict:
+    with np.load(child.artifacts / "data_seen.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_no_synthetic_image_reaches_validation_or_test(study, derma):
+    run, synthetic_path = study
+    with np.load(synthetic_path) as f:
+        synthetic = set(fingerprints(f["images"]).tolist())
+    used_synthetic = 0
+    for key, child in study_children(run).items():
+        data = seen(child)
+        assert not synthetic & set(data["val"].tolist()), key
+        assert not synthetic & set(data["test"].tolist()), key
+        assert len(data["val"]) == len(derma.val) and len(data["test"]) == len(derma.test)
+        drawn_synthetic = synthetic & set(data["train"].tolist())
+        if key.startswith("real only"):
+            assert not drawn_synthetic, f"{key} trained on synthetic images"
+        else:
+            used_synthetic += len(drawn_synthetic)
+            assert data["train_synthetic"].sum() == len(drawn_synthetic)
+    assert used_synthetic > 0, "the synthetic arm never drew a synthetic image"
+
+
+def test_every_arm_takes_the_same_number_of_optimizer_steps(study):
+    run, _ = study
+    results = [read_json(c.artifacts / "result.json") for c in study_children(run).values()]
+    assert len(results) == 2 * len(SEEDS)
+    assert {r["steps"] for r in results} == {STEPS}
+    assert {r["images_seen"] for r in results} == {STEPS * 16}
+    summary = read_json(run.artifacts / "summary.json")
+    assert all(arm["steps"] == [STEPS] for arm in summary["arms"])
+
+
+def test_each_seed_uses_the_same_real_subset_in_every_arm(study):
+    run, _ = study
+    subsets = {}
+    for key, child in study_children(run).items():
+        arm, seed = key.rsplit("|", 1)
+        subsets.setdefault(seed, {})[arm] = read_json(child.artifacts / "composition.json")["train"]["real_subset"]
+    for seed, by_arm in subsets.items():
+        assert len(set(by_arm.values())) == 1, f"seed {seed}: arms trained on different real subsets"
+    assert len({next(iter(v.values())) for v in subsets.values()}) == len(SEEDS), "seeds share a subset"
+
+
+def test_summary_follows_the_leaderboard_contract(study):
+    run, synthetic_path = study
+    summary = json.loads((run.artifacts / "summary.json").read_text())
+    assert summary["primary_metric"] == "balanced_accuracy" and summary["seeds"] == SEEDS
+    assert summary["dataset"]["name"] == "dermamnist" and summary["train_fraction"] == 0.03
+    base, synthetic = summary["arms"]
+    assert base["kind"] == "real" and base["synthetic_set"] is None and "vs_baseline" not in base
+    assert synthetic["kind"] == "synthetic" and synthetic["synthetic_set"] == str(synthetic_path.resolve())
+    for arm in summary["arms"]:
+        for est in arm["metrics"].values():
+            assert est["n"] == 3 and est["lo"] <= est["mean"] <= est["hi"]
+    delta = synthetic["vs_baseline"]["balanced_accuracy"]
+    assert {"mean", "lo", "hi", "n", "p_value", "significant"} <= set(delta)
+    assert ("interval" in synthetic["verdict"]) and "points balanced accuracy" in synthetic["verdict"]
+    html = (run.artifacts / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "real + noisy" in html
+    assert (run.artifacts / "report.csv").read_text().count("\n") == 1 + 2 * 4
+
+
+def test_same_config_and_seed_give_the_same_numbers_twice(study):
+    run, _ = study
+    child = next(c for k, c in study_children(run).items() if k == "real + noisy|1")
+    again = Run.create("study-arm", child.config, root=run.path.parent.parent)
+    run_arm_job(again)
+    first, second = (read_json(r.artifacts / "result.json") for r in (child, again))
+    assert first["test"] == second["test"]
+    assert first["history"] == second["history"]
