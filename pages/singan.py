@@ -1,0 +1,195 @@
+"""SinGAN page: train on one image (dataset, folder or upload) or on seeds per class; watch it; explore."""
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from data.grid import make_grid
+from data.imageset import from_tensor
+from data.paths import cache_dir
+from data.synthetic import to_folder_zip
+from gans.singan import SinGAN, load_image, pyramid_sizes
+from gans.singan_job import PRESETS, load_variations, make_config
+from lab import jobs
+from lab.runs import Run
+from pages.common import any_active, current_dataset, current_spec, run_status_panel, runs_table, show_grid
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+LOSSES = ["critic", "adversarial", "rec_rmse"]
+
+st.title("SinGAN")
+st.caption("One real image, many variations: a pyramid of small GANs trained coarse to fine. "
+           "Several levels train together (ConSinGAN), so a 128-px scan takes minutes on a CPU.")
+
+
+def upload_path(upload) -> Path:
+    """Keep an upload under the cache so the job's config can name it; refuse what does not decode."""
+    data = upload.getvalue()
+    suffix = Path(upload.name).suffix.lower() if Path(upload.name).suffix.lower() in IMAGE_SUFFIXES else ".img"
+    path = cache_dir() / "singan_uploads" / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_bytes(data)
+    try:
+        load_image(path)
+    except ValueError as e:
+        path.unlink(missing_ok=True)
+        raise ValueError(str(e).replace(path.name, upload.name)) from None
+    return path
+
+
+def choose_image() -> tuple[dict, np.ndarray] | None:
+    """The image to train on, as config fields plus the pixels for a preview."""
+    source = st.radio("Image from", ["Current dataset", "Image folder", "Upload"], horizontal=True)
+    if source == "Current dataset":
+        dataset = current_dataset()
+        train = dataset.train
+        c1, c2 = st.columns(2)
+        label = c1.selectbox("Class", range(train.num_classes), format_func=lambda k: train.class_names[k])
+        members = np.flatnonzero(train.labels == label)
+        pick = c2.number_input(f"Image (of {len(members)})", 0, max(len(members) - 1, 0), 0)
+        index = int(members[pick])
+        return {"dataset": current_spec().to_dict(), "image_index": index}, train.images[index]
+    if source == "Image folder":
+        folder = st.text_input("Folder path", placeholder="/data/OCT2017/train/CNV")
+        if not folder:
+            return None
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            st.error(f"{root} is not a folder")
+            return None
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:1000]
+        if not files:
+            st.warning(f"No images in {root}")
+            return None
+        path = st.selectbox("Image", files, format_func=lambda p: str(p.relative_to(root)))
+    else:
+        upload = st.file_uploader("An image (for example a full-resolution OCT B-scan)",
+                                  type=[s.strip(".") for s in IMAGE_SUFFIXES])
+        if upload is None:
+            return None
+        try:
+            path = upload_path(upload)
+        except ValueError as e:
+            st.error(str(e))
+            return None
+    try:
+        return {"image_path": str(path)}, load_image(path)
+    except ValueError as e:
+        st.error(str(e))
+        return None
+
+
+def train_one_image() -> None:
+    chosen = choose_image()
+    if chosen is None:
+        return
+    fields, image = chosen
+    c1, c2, c3 = st.columns(3)
+    preset = c1.selectbox("Preset", list(PRESETS), help="quick: concurrent levels for a CPU; tiny: 28-px "
+                          "images; paper: SinGAN's original schedule (hours on a CPU)")
+    long_side = max(image.shape[:2])
+    default_side = PRESETS[preset].get("max_side", 128)
+    max_side = c2.slider("Maximum size (long side, px)", 16, max(16, min(256, long_side)),
+                         min(default_side, long_side), step=4)
+    variations = c3.number_input("Variations", 1, 64, 8)
+    config = make_config(preset, max_side=max_side, variations=int(variations), mode="image", **fields)
+    sizes = pyramid_sizes(*image.shape[:2], min(max_side, long_side), config.model.min_side, config.model.stages)
+    st.image(image, caption=f"{image.shape[1]}×{image.shape[0]} px · levels: "
+             + " → ".join(f"{w}×{h}" for h, w in sizes), width=min(512, image.shape[1]), clamp=True)
+    if st.button("Train SinGAN", type="primary"):
+        name = Path(fields.get("image_path", "")).stem or f"{current_spec().name}-{fields['image_index']}"
+        run = jobs.submit("singan", config.to_dict(), name=name)
+        st.session_state["singan_run"] = run.id
+        st.rerun()
+
+
+def train_seeds() -> None:
+    spec = current_spec()
+    dataset = current_dataset()
+    st.write(f"From **{spec.label}** ({dataset.train.num_classes} classes): k training images per class, "
+             "one SinGAN each, m variations each, saved as a labelled synthetic set at the dataset's size.")
+    c1, c2, c3 = st.columns(3)
+    k = c1.number_input("Seeds per class (k)", 1, 20, 2)
+    m = c2.number_input("Variations per seed (m)", 1, 200, 10)
+    preset = c3.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("tiny" if spec.size <= 32 else "quick"),
+                          key="seeds_preset")
+    per_seed = make_config(preset).model
+    st.caption(f"{k * dataset.train.num_classes} SinGANs × {per_seed.stages} levels × {per_seed.iters} iterations")
+    if st.button("Train seeds per class", type="primary"):
+        config = make_config(preset, mode="seeds", dataset=spec.to_dict(), seeds_per_class=int(k),
+                             variations=int(m), max_side=min(per_seed.max_side, spec.size))
+        run = jobs.submit("singan", config.to_dict(), name=f"{spec.name}-seeds")
+        st.session_state["singan_run"] = run.id
+        st.rerun()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the generator…")
+def load_model(path: str, mtime: float) -> SinGAN:
+    return SinGAN.load(path)
+
+
+def loss_chart(run: Run) -> None:
+    events = run.events("progress")
+    if not events:
+        return
+    frame = pd.DataFrame(events)
+    columns = [c for c in LOSSES if c in frame]
+    st.line_chart(frame.set_index("done")[columns], height=220)
+
+
+def live_view(run: Run) -> None:
+    status = run_status_panel(run)
+    stages = sorted(run.samples.glob("*stage_*.png"), key=lambda p: p.stat().st_mtime)
+    if stages:
+        st.image(str(stages[-1]), caption=f"{stages[-1].stem}: real, reconstruction, 6 random samples",
+                 width=480)
+    loss_chart(run)
+    if status.get("state") == "done":
+        results(run)
+
+
+def results(run: Run) -> None:
+    variations = load_variations(run)
+    if run.config.get("mode") == "seeds":
+        st.subheader("Seeds and their variations")
+        st.image(str(run.samples / "seeds.png"), caption="each row: the real seed, then its variations")
+        st.success(f"Synthetic set registered: {run.artifacts / 'singan_variations.npz'} "
+                   f"({len(variations)} images) — pick it on the study page.")
+    else:
+        st.subheader("Variations")
+        show_grid(variations.images, ncol=4)
+        model = load_model(str(run.checkpoints / "singan.pt"), (run.checkpoints / "singan.pt").stat().st_mtime)
+        levels = len(model.sizes)
+        c1, c2 = st.columns(2)
+        stage = c1.slider("Injection level (0 = from noise; higher keeps more of the real layout)", 0, levels - 1, 0)
+        width = c2.slider("Width factor (other aspect ratios)", 0.5, 2.0, 1.0, step=0.25)
+        seed = st.number_input("Sample seed", 0, 10_000, 0)
+        samples = from_tensor(model.sample(8, seed=int(seed), scale=(1.0, width), inject_stage=stage))
+        st.image(make_grid(samples, ncol=4), caption=f"injection at level {stage}, width ×{width}", clamp=True)
+        st.download_button("Generator (singan.pt)", (run.checkpoints / "singan.pt").read_bytes(),
+                           file_name=f"{run.id}-singan.pt")
+    st.download_button("Variations (image-folder zip)", to_folder_zip(variations), file_name=f"{run.id}.zip")
+
+
+one, seeds = st.tabs(["One image", "Seeds per class"])
+with one:
+    train_one_image()
+with seeds:
+    train_seeds()
+
+st.header("Runs")
+runs = runs_table("singan")
+if runs:
+    ids = [r.id for r in runs]
+    chosen_id = st.session_state.get("singan_run")
+    selected = st.selectbox("Run", ids, index=ids.index(chosen_id) if chosen_id in ids else 0)
+    run = next(r for r in runs if r.id == selected)
+
+    @st.fragment(run_every=2 if any_active([run]) else None)
+    def live() -> None:
+        live_view(run)
+
+    live()

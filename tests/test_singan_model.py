@@ -1,0 +1,121 @@
+"""SinGAN model: the pyramid, image loading, training that learns, sampling, injection, saving."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gans.singan import SinGAN, SinGanSettings, image_to_tensor, load_image, pyramid_sizes
+from tests.conftest import DATA_DIR
+
+OCT = DATA_DIR / "oct2017_samples" / "CNV-53018-1.jpeg"  # 768×496 grayscale B-scan
+
+
+def test_pyramid_goes_from_min_side_to_max_side_keeping_the_aspect_ratio():
+    sizes = pyramid_sizes(496, 768, max_side=128, min_side=25, stages=6)
+    assert len(sizes) == 6
+    assert sizes[-1] == (83, 128)
+    assert min(sizes[0]) == 25
+    for (h0, w0), (h1, w1) in zip(sizes, sizes[1:]):
+        assert h1 > h0 and w1 > w0
+    for h, w in sizes:
+        assert abs(w / h - 768 / 496) < 0.06
+
+
+def test_pyramid_of_a_small_image_still_has_distinct_levels():
+    sizes = pyramid_sizes(28, 28, max_side=28, min_side=25, stages=4)
+    assert sizes[0] == (14, 14) and sizes[-1] == (28, 28)
+    assert len(set(sizes)) == 4
+
+
+def test_grayscale_scan_loads_as_one_channel_and_colour_as_three(tmp_path):
+    scan = load_image(OCT)
+    assert scan.shape == (496, 768, 1) and scan.dtype == np.uint8
+    colour = np.zeros((20, 30, 3), np.uint8)
+    colour[..., 0] = 200
+    Image.fromarray(colour).save(tmp_path / "red.png")
+    assert load_image(tmp_path / "red.png").shape == (20, 30, 3)
+    gray_as_rgb = np.repeat(np.arange(600, dtype=np.uint8).reshape(20, 30, 1) % 251, 3, axis=2)
+    Image.fromarray(gray_as_rgb).save(tmp_path / "gray_rgb.png")
+    assert load_image(tmp_path / "gray_rgb.png").shape == (20, 30, 1)
+
+
+def test_undecodable_upload_gets_an_error_naming_the_file(tmp_path):
+    bad = tmp_path / "scan.jpeg"
+    bad.write_bytes(b"this is not a jpeg")
+    with pytest.raises(ValueError, match="scan.jpeg"):
+        load_image(bad)
+
+
+def small_settings(**overrides) -> SinGanSettings:
+    return SinGanSettings(**{"max_side": 40, "min_side": 16, "stages": 3, "iters": 60, "width": 16,
+                             "critic_layers": 4, "layers": 3, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[SinGAN, list[float]]:
+    """A small SinGAN trained on the OCT scan (40-px long side, 3 levels), with its rec RMSE per step."""
+    torch.manual_seed(1)
+    model = SinGAN(image_to_tensor(load_image(OCT)), small_settings(), seed=1)
+    errors = []
+    while not model.finished:
+        errors.append(model.step()["rec_rmse"])
+    return model, errors
+
+
+def test_reconstruction_error_from_the_fixed_noise_drops_during_training(trained):
+    model, errors = trained
+    first_level = errors[: model.settings.iters]
+    assert np.mean(first_level[-5:]) < 0.6 * np.mean(first_level[:3])
+    assert model.reconstruction_error() < 0.6 * first_level[0]
+
+
+def test_samples_have_the_right_shape_range_and_channels_and_are_not_the_training_image(trained):
+    model, _ = trained
+    samples = model.sample(4, seed=1)
+    real = model.reals[-1]
+    assert samples.shape == (4, 1, *model.sizes[-1]) == (4, *real.shape[1:])
+    assert samples.min() >= -1 and samples.max() <= 1
+    assert (samples - real).abs().mean(dim=(1, 2, 3)).min() > 0.02  # none is a copy of the image
+    assert (samples[0] - samples[1]).abs().mean() > 0.01  # and they differ from each other
+    assert torch.equal(model.sample(2, seed=5), model.sample(2, seed=5))
+
+
+def test_other_sizes_and_injection_keep_the_real_layout_more_at_higher_levels(trained):
+    model, _ = trained
+    wide = model.sample(2, seed=1, scale=(1.0, 1.5))
+    assert wide.shape[-1] == round(model.sizes[-1][1] * 1.5)
+    real = model.reals[-1]
+    distance = [(model.sample(6, seed=2, inject_stage=k) - real).abs().mean().item() for k in range(3)]
+    assert distance[2] < distance[0]
+    with pytest.raises(ValueError):
+        model.sample(1, inject_stage=3)
+
+
+def test_saved_generator_loads_with_weights_only_and_samples_the_same(trained, tmp_path):
+    model, _ = trained
+    path = model.save(tmp_path / "singan.pt", training_state=False)
+    loaded = SinGAN.load(path)
+    assert torch.allclose(loaded.sample(3, seed=7), model.sample(3, seed=7))
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="bad.pt"):
+        SinGAN.load(tmp_path / "bad.pt")
+
+
+def test_training_state_resumes_at_the_same_level_and_iteration():
+    image = image_to_tensor(load_image(OCT))
+    model = SinGAN(image, small_settings(iters=10), seed=3)
+    for _ in range(14):  # level 2, iteration 4
+        model.step()
+    state = model.state_dict()
+    resumed = SinGAN(image, small_settings(iters=10), seed=99)
+    resumed.load_state_dict(state)
+    assert (resumed.stage, resumed.iteration, resumed.steps_done) == (1, 4, 14)
+    assert resumed.amps == model.amps
+    for a, b in zip(model.generator.parameters(), resumed.generator.parameters()):
+        assert torch.equal(a, b)
+    model.step()
+    resumed.step()  # same RNG and optimiser state: the same next step
+    for a, b in zip(model.generator.parameters(), resumed.generator.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
