@@ -18,13 +18,13 @@ from data.datasets import DatasetSpec
 # optimizer; step counts sized for MedMNIST-scale datasets.
 PRESETS = {
     "quick": {
-        "dcgan": dict(latent=64, width=32, batch_size=32, steps=1500, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+        "dcgan": dict(latent=32, width=16, batch_size=16, steps=1500, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
                       beta2=0.999, d_steps=1, label_smoothing=0.1),
-        "wgan_gp": dict(latent=64, width=32, batch_size=32, steps=800, lr_g=2e-4, lr_d=2e-4, beta1=0.0,
+        "wgan_gp": dict(latent=32, width=16, batch_size=16, steps=500, lr_g=2e-4, lr_d=2e-4, beta1=0.0,
                         beta2=0.9, d_steps=5, label_smoothing=0.0),
-        "acgan": dict(latent=64, width=48, batch_size=64, steps=2000, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+        "acgan": dict(latent=64, width=32, batch_size=64, steps=1500, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
                       beta2=0.999, d_steps=1, label_smoothing=0.1),
-        "sngan": dict(latent=64, width=32, batch_size=32, steps=1500, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+        "sngan": dict(latent=32, width=16, batch_size=16, steps=1500, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
                       beta2=0.999, d_steps=1, label_smoothing=0.0),
     },
     "paper": {
@@ -51,9 +51,9 @@ class GanConfig:
     dataset: dict = field(default_factory=lambda: DatasetSpec().to_dict())
     per_class: bool = True  # unconditional GANs: one generator per class, so images carry labels
     train_fraction: float = 1.0  # stratified share of the training split to learn from
-    latent: int = 64
-    width: int = 32  # channels of the discriminator's first layer / generator's last hidden layer
-    batch_size: int = 32  # per model (per class in per-class mode)
+    latent: int = 32
+    width: int = 16  # channels of the discriminator's first layer / generator's last hidden layer
+    batch_size: int = 16  # per model (per class in per-class mode)
     steps: int = 1500  # generator updates
     epochs: float = 0.0  # if > 0, replaces `steps`: passes over the training images
     lr_g: float = 2e-4

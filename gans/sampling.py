@@ -1,6 +1,8 @@
 """Images out of a trained GAN: labelled synthetic sets and latent interpolations."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import torch
 
@@ -40,3 +42,10 @@ def interpolate(gan, label: int = 0, steps: int = 10, seed: int = 0) -> np.ndarr
     z = (1 - t) * ends[0] + t * ends[1]
     labels = torch.full((steps,), int(label), dtype=torch.long, device=gan.device)
     return from_tensor(gan.decode(z, labels))
+
+
+def npz_bytes(images: ImageSet) -> bytes:
+    """The set as an npz file's bytes (the synthetic-set layout: images, labels, class_names)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=images.images, labels=images.labels, class_names=np.array(images.class_names))
+    return buffer.getvalue()

@@ -5,10 +5,9 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
-
 from data.datasets import DatasetSpec
 from data.synthetic import save_set, to_folder_zip
+from gans.sampling import npz_bytes
 
 
 def add_commands(sub) -> None:
@@ -103,6 +102,6 @@ def write_images(images, out: Path) -> None:
     if out.suffix == ".zip":
         out.write_bytes(to_folder_zip(images))
     elif out.suffix == ".npz":
-        np.savez_compressed(out, images=images.images, labels=images.labels, class_names=np.array(images.class_names))
+        out.write_bytes(npz_bytes(images))
     else:
         raise ValueError(f"--out {out}: use a .npz or .zip file name")

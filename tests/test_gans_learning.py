@@ -33,10 +33,10 @@ def gap_before_and_after(config, images) -> tuple[float, float]:
 
 @pytest.mark.parametrize("gan", sorted(REGISTRY))
 def test_samples_of_every_gan_move_toward_real_image_statistics(gan, derma):
-    steps = 40 if gan == "wgan_gp" else 120
+    steps = 150 if gan == "wgan_gp" else 250
     config = make_config(gan, per_class=False, steps=steps, **SMALL)
     before, after = gap_before_and_after(config, derma.train)
-    assert after < 0.5 * before, f"{gan}: statistics gap {before:.3f} -> {after:.3f}"
+    assert after < 0.4 * before, f"{gan}: statistics gap {before:.3f} -> {after:.3f}"
 
 
 def test_per_class_generators_each_learn_their_own_class(derma):

@@ -1,0 +1,59 @@
+"""Train GAN and Samples pages in Streamlit's AppTest, with real tiny GAN runs on DermaMNIST."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from data import folder  # noqa: F401 - import `data` before AppTest puts pages/ (with pages/data.py) on sys.path
+from data.synthetic import list_sets, load_set
+from gans.config import make_config
+from gans.train import run_job
+from lab import jobs
+from lab.runs import Run, list_runs
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+TINY = dict(latent=16, width=8, batch_size=16, steps=6, log_every=3, sample_every=3, checkpoint_every=3,
+            export_per_class=2, device="cpu")
+
+
+def no_errors(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_train_page_launches_a_gan_job_with_the_chosen_options(runs_root, monkeypatch):
+    monkeypatch.setattr(jobs, "schedule", lambda root=None: [])  # queue only: no worker in this test
+    at = no_errors(AppTest.from_file(str(PAGES / "train_gan.py"), default_timeout=120).run())
+    at.selectbox[0].select("wgan_gp").run()
+    steps = next(n for n in at.number_input if n.label == "Generator steps")
+    steps.set_value(300).run()
+    no_errors(at.button[0].click().run())
+    [run] = list_runs("gan")
+    config = run.config
+    assert (config["gan"], config["steps"], config["d_steps"], config["per_class"]) == ("wgan_gp", 300, 5, True)
+    assert config["dataset"]["name"] == "dermamnist"
+    no_errors(at.run())  # the run table and live view render for a queued run
+
+
+def test_samples_page_shows_a_finished_run_and_registers_an_export(runs_root, derma):
+    run = Run.create("gan", make_config("dcgan", **TINY).to_dict(), root=runs_root)
+    run_job(run)
+    run.write_status("done")
+    at = no_errors(AppTest.from_file(str(PAGES / "samples.py"), default_timeout=120).run())
+    assert len(at.get("imgs")) >= 1 or at.get("image")
+    sets_before = len(list_sets(runs_root))
+    per_class = next(n for n in at.number_input if n.label == "Images per class")
+    per_class.set_value(3).run()
+    no_errors(next(b for b in at.button if b.label == "Generate and register the set").click().run())
+    sets = list_sets(runs_root)
+    assert len(sets) == sets_before + 1
+    exported = load_set(sets[0].path)
+    assert exported.class_counts().tolist() == [3] * 7
+    assert any("Registered 21 images" in s.value for s in at.success)
+
+
+def test_samples_page_without_finished_runs_says_what_to_do(runs_root):
+    at = no_errors(AppTest.from_file(str(PAGES / "samples.py"), default_timeout=60).run())
+    assert any("No finished GAN runs" in i.value for i in at.info)
