@@ -226,7 +226,7 @@ class SinGAN:
             with torch.no_grad():
                 fake = self._fake()
             critic_real, critic_fake = self.critic(real).mean(), self.critic(fake).mean()
-            penalty = gradient_penalty(self.critic, real, fake)
+            penalty = gradient_penalty(self.pixel_scaled_critic, real, fake)
             loss_d = critic_fake - critic_real + s.gp_weight * penalty
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -243,6 +243,15 @@ class SinGAN:
         self.iteration += 1
         return {"critic": (critic_real - critic_fake).item(), "gp": penalty.item(),
                 "adversarial": adversarial.item(), "rec_rmse": math.sqrt(rec.item())}
+
+    def pixel_scaled_critic(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch scores divided by √(pixels), for the gradient penalty.
+
+        SinGAN penalises the gradient norm per pixel; penalising the whole-image norm of these
+        scaled scores allows the same total gradient (√pixels), so the critic is not throttled
+        as the image grows and its signal keeps pace with the reconstruction loss.
+        """
+        return self.critic(x) / math.sqrt(x.shape[-2] * x.shape[-1])
 
     def _open_level(self) -> None:
         """Grow the generator by one level, set its noise amplitude and fresh optimisers."""

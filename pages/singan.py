@@ -10,7 +10,7 @@ from data.grid import make_grid
 from data.imageset import from_tensor
 from data.paths import cache_dir
 from data.synthetic import to_folder_zip
-from gans.singan import SinGAN, load_image, pyramid_sizes
+from gans.singan import SinGAN, SinGanSettings, load_image, pyramid_sizes
 from gans.singan_job import PRESETS, load_variations, make_config
 from lab import jobs
 from lab.runs import Run
@@ -88,9 +88,10 @@ def train_one_image() -> None:
         return
     fields, image = chosen
     c1, c2, c3 = st.columns(3)
-    preset = c1.selectbox("Preset", list(PRESETS), help="quick: concurrent levels for a CPU; tiny: 28-px "
-                          "images; paper: SinGAN's original schedule (hours on a CPU)")
     long_side = max(image.shape[:2])
+    preset = c1.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("tiny" if long_side <= 32 else "quick"),
+                          help="quick: concurrent levels for a CPU; tiny: 28-px "
+                          "images; paper: SinGAN's original schedule (hours on a CPU)")
     default_side = PRESETS[preset].get("max_side", 128)
     max_side = c2.slider("Maximum size (long side, px)", 16, max(16, min(256, long_side)),
                          min(default_side, long_side), step=4)
@@ -116,7 +117,7 @@ def train_seeds() -> None:
     m = c2.number_input("Variations per seed (m)", 1, 200, 10)
     preset = c3.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("tiny" if spec.size <= 32 else "quick"),
                           key="seeds_preset")
-    per_seed = make_config(preset).model
+    per_seed = SinGanSettings(**PRESETS[preset])
     st.caption(f"{k * dataset.train.num_classes} SinGANs × {per_seed.stages} levels × {per_seed.iters} iterations")
     if st.button("Train seeds per class", type="primary"):
         config = make_config(preset, mode="seeds", dataset=spec.to_dict(), seeds_per_class=int(k),

@@ -1,0 +1,46 @@
+"""The SinGAN page in Streamlit's AppTest: choosing an image, a finished run's variations and injection.
+
+`data` is imported first on purpose: AppTest puts pages/ on sys.path, where pages/data.py would
+otherwise shadow the `data` package.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import data  # noqa: F401
+from streamlit.testing.v1 import AppTest
+
+from gans.singan_job import make_config, run_job
+from lab.runs import Run
+from tests.conftest import DATA_DIR
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "singan.py")
+OCT = DATA_DIR / "oct2017_samples" / "NORMAL-9251-1.jpeg"
+
+
+def test_page_previews_a_dataset_image_with_its_pyramid(runs_root):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    assert at.title[0].value == "SinGAN"
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+    assert captions == ["28×28 px · levels: 14×14 → 18×18 → 22×22 → 28×28"]  # the tiny preset for 28 px
+    assert any(b.label == "Train SinGAN" for b in at.button)
+    assert any("No runs yet" in c.value for c in at.caption)
+
+
+def test_finished_run_shows_variations_and_injection_changes_them(runs_root):
+    config = make_config("quick", mode="image", image_path=str(OCT), variations=4, max_side=32, min_side=12,
+                         stages=3, iters=8, width=8)
+    run = Run.create("singan", config.to_dict(), root=runs_root)
+    run_job(run)
+    run.write_status("done")
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    assert any(s.value == "Variations" for s in at.subheader)
+    slider = next(s for s in at.slider if s.label.startswith("Injection level"))
+    assert (slider.min, slider.max) == (0, 2)
+    before = [e.proto for e in at.get("image")]
+    slider.set_value(2).run()
+    assert not at.exception
+    assert [e.proto for e in at.get("image")] != before
+    assert {b.label for b in at.get("download_button")} >= {"Generator (singan.pt)", "Variations (image-folder zip)"}
