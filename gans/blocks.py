@@ -86,12 +86,15 @@ class Generator(nn.Module):
 
 
 class ConditionalGenerator(nn.Module):
-    """A Generator whose noise is multiplied by a learned embedding of the class label."""
+    """A Generator whose noise is multiplied by a learned embedding of the class label.
+
+    The embedding starts as N(0, 1) vectors, so different classes map to different latent
+    regions from the first step and the class head has something to latch onto.
+    """
 
     def __init__(self, image_size: int, channels: int, latent: int, width: int, num_classes: int):
         super().__init__()
         self.embed = nn.Embedding(num_classes, latent)
-        nn.init.normal_(self.embed.weight, 1.0, 0.02)  # start near identity: the label modulates z
         self.body = Generator(image_size, channels, latent, width)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""ACGAN's class conditioning works: a classifier trained only on real DermaMNIST images
+"""ACGAN's class conditioning works: a classifier trained only on real PneumoniaMNIST images
 recognizes the class an ACGAN sample was drawn for far more often than chance."""
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ def recognition_rate(classifier, synthetic) -> float:
     return float(np.mean([(predicted[synthetic.labels == k] == k).mean() for k in np.unique(synthetic.labels)]))
 
 
-def test_acgan_samples_are_recognized_as_their_class_by_a_real_data_classifier(derma, runs_root):
-    classifier = train_encoder(derma.train, derma.val, EncoderConfig(epochs=3), cache=False)
+def test_acgan_samples_are_recognized_as_their_class_by_a_real_data_classifier(pneumonia, runs_root):
+    classifier = train_encoder(pneumonia.train, pneumonia.val, EncoderConfig(epochs=2), cache=False)
     real_rate = classifier.info["val_balanced_accuracy"]
-    chance = 1 / derma.train.num_classes
+    chance = 1 / pneumonia.train.num_classes
 
-    gan = train(make_config("acgan", steps=400, device="cpu", log_every=50), images=derma.train)
-    rate = recognition_rate(classifier, synthesize(gan, 40, derma.class_names, seed=0))
-    assert rate > 2 * chance, f"ACGAN samples recognized {rate:.2f} (chance {chance:.2f}, real val {real_rate:.2f})"
+    config = make_config("acgan", steps=300, width=16, batch_size=32, device="cpu", log_every=50)
+    gan = train(config, images=pneumonia.train)
+    rate = recognition_rate(classifier, synthesize(gan, 40, pneumonia.class_names, seed=0))
+    print(f"recognized {rate:.2f}, chance {chance:.2f}, real val {real_rate:.2f}")
+    assert rate > 0.7, f"ACGAN samples recognized {rate:.2f} (chance {chance:.2f}, real val {real_rate:.2f})"
