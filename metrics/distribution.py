@@ -17,6 +17,7 @@ caller's to record.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +51,8 @@ DISTRIBUTION_METRICS: dict[str, DistributionMetric] = {m.key: m for m in [
 def fid(real: np.ndarray, fake: np.ndarray) -> float:
     mu1, mu2 = real.mean(0), fake.mean(0)
     s1, s2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
-    with np.errstate(invalid="ignore", divide="ignore"):  # scipy's error estimate for a zero covariance
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)  # singular products are handled below
         covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
     if not np.isfinite(covmean).all():  # near-singular product: regularise as in the reference code
         offset = np.eye(len(s1)) * 1e-6
