@@ -1,0 +1,169 @@
+"""Quality page: score synthetic sets as a job, read the scores, and rank generators."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from data.grid import upscale
+from data.synthetic import list_sets
+from lab import jobs
+from lab.runs import list_runs, read_json
+from metrics.distribution import DISTRIBUTION_METRICS
+from metrics.job import to_csv
+from metrics.leaderboard import leaderboard_rows
+from metrics.quality import METRICS
+from metrics.uploads import register_upload
+from pages.common import current_dataset, current_spec, run_status_panel
+
+st.title("Image quality")
+st.caption("Each synthetic image is compared with its **nearest real training image of the same class** "
+           "(random pairing, the older protocol, is there for comparison: it mostly measures how different two "
+           "unrelated images are). Every score is a mean with a bootstrap 95% interval and the number of pairs. "
+           "Arrows give the direction: MS-GMSD and MDSI are better when LOWER.")
+
+spec = current_spec()
+dataset = current_dataset()
+
+with st.expander("What the metrics mean"):
+    st.dataframe(pd.DataFrame(
+        [{"metric": m.name, "better": m.arrow, "range": m.range_text, "ideal": m.ideal,
+          "min size (px)": m.min_size, "meaning": m.meaning} for m in METRICS.values()]
+        + [{"metric": m.name, "better": m.arrow, "range": "", "ideal": m.ideal, "min size (px)": None,
+            "meaning": m.meaning} for m in DISTRIBUTION_METRICS.values()]), hide_index=True, width="stretch")
+    st.caption("Images below a metric's minimum size are upsampled (bilinear) or, if you choose, reported as not "
+               "applicable. Distribution metrics use a small CNN trained on this dataset's training split "
+               "(no Inception weights offline); each table names its encoder.")
+
+# --- choose sets and score them -------------------------------------------------------------------
+with st.expander("Upload a synthetic set (npz or zip of class folders)"):
+    upload = st.file_uploader("Synthetic set", type=["npz", "zip"], key="quality_upload")
+    if upload is not None and st.button("Register upload"):
+        try:
+            path = register_upload(upload.getvalue(), upload.name, spec, dataset.class_names,
+                                   dataset.train.channels)
+            st.success(f"Registered {path.parent.parent.name}/{path.name}")
+        except ValueError as e:
+            st.error(str(e))
+
+same_data = [s for s in list_sets() if not s.meta.get("dataset") or s.meta["dataset"].get("name") == spec.name
+             and s.meta["dataset"].get("size") == spec.size]
+if not same_data:
+    st.info(f"No synthetic sets for {spec.label} yet: train a GAN or SinGAN, or upload a set above.")
+else:
+    labels = {s.label: s for s in same_data}
+    chosen = st.multiselect("Synthetic sets to score", list(labels), default=list(labels)[:1])
+    c1, c2, c3 = st.columns(3)
+    pairings = c1.multiselect("Pairing", ["nearest", "random"], default=["nearest"])
+    distribution = c2.checkbox("Distribution metrics (FID, KID, precision/recall, density/coverage)", value=True)
+    small = c3.radio("Images below a metric's minimum size", ["upsample", "skip"], horizontal=True)
+    if st.button("Score", type="primary", disabled=not chosen or not pairings):
+        run = jobs.submit("score", {"sets": [str(labels[c].path) for c in chosen], "dataset": spec.to_dict(),
+                                    "pairings": pairings, "distribution": distribution, "small": small},
+                          name="score")
+        st.session_state["quality_run"] = run.id
+        st.rerun()
+
+# --- results -----------------------------------------------------------------------------------
+score_runs = list_runs("score")
+if not score_runs:
+    st.stop()
+ids = [r.id for r in score_runs]
+default = ids.index(st.session_state["quality_run"]) if st.session_state.get("quality_run") in ids else 0
+run = score_runs[ids.index(st.selectbox("Score run", ids, index=default))]
+
+
+@st.fragment(run_every=2 if run.state in ("queued", "running") else None)
+def live_status():
+    status = run_status_panel(run, key="quality")
+    if status.get("state") == "done" and st.session_state.get("quality_waiting") == run.id:
+        st.session_state.pop("quality_waiting")
+        st.rerun()
+    if status.get("state") in ("queued", "running"):
+        st.session_state["quality_waiting"] = run.id
+
+
+live_status()
+scores = read_json(run.artifacts / "scores.json")
+if not scores:
+    st.stop()
+if scores.get("encoder"):
+    st.caption(f"Distribution metrics: feature space of **{scores['encoder']['name']}**.")
+
+
+def interval(e: dict) -> str:
+    return "n/a" if e["n"] == 0 else f"{e['mean']:.4g} [{e['lo']:.4g}, {e['hi']:.4g}]"
+
+
+rows = []
+for s in scores["sets"]:
+    for pairing, block in s["pairings"].items():
+        row = {"set": s["name"], "pairing": pairing, "n": next(iter(block["metrics"].values()))["n"]}
+        row.update({f"{METRICS[k].name} {METRICS[k].arrow}": interval(e) for k, e in block["metrics"].items()})
+        rows.append(row)
+st.subheader("Paired image-quality scores")
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+notes = {k: v for s in scores["sets"] for k, v in s["applicability"].items() if v != "native"}
+for key, note in notes.items():
+    st.caption(f"{METRICS[key].name}: {note}.")
+
+metric_key = st.selectbox("Chart", list(METRICS), format_func=lambda k: f"{METRICS[k].name} {METRICS[k].arrow}")
+figure = go.Figure()
+for pairing in sorted({p for s in scores["sets"] for p in s["pairings"]}):
+    sets = [s for s in scores["sets"] if pairing in s["pairings"]]
+    est = [s["pairings"][pairing]["metrics"][metric_key] for s in sets]
+    figure.add_bar(name=pairing, x=[s["name"] for s in sets], y=[e["mean"] for e in est],
+                   error_y={"type": "data", "symmetric": False, "array": [e["hi"] - e["mean"] for e in est],
+                            "arrayminus": [e["mean"] - e["lo"] for e in est]})
+figure.update_layout(barmode="group", yaxis_title=f"{METRICS[metric_key].name} ({METRICS[metric_key].arrow} better)",
+                     height=360, margin={"t": 20})
+st.plotly_chart(figure, width="stretch")
+
+st.subheader("Per class")
+pairing = st.radio("Pairing", sorted({p for s in scores["sets"] for p in s["pairings"]}), horizontal=True)
+per_class = [{"set": s["name"], "class": cls, f"{METRICS[metric_key].name} {METRICS[metric_key].arrow}": interval(e),
+              "n": e["n"]}
+             for s in scores["sets"] if pairing in s["pairings"]
+             for cls, e in s["pairings"][pairing]["metrics"][metric_key]["per_class"].items()]
+st.dataframe(pd.DataFrame(per_class), hide_index=True, width="stretch")
+
+if any(s.get("distribution") for s in scores["sets"]):
+    st.subheader("Fidelity and diversity (distribution level)")
+    st.dataframe(pd.DataFrame([{"set": s["name"], **{f"{m.name} {m.arrow}": s["distribution"][k]
+                                                     for k, m in DISTRIBUTION_METRICS.items()},
+                                "KID std": s["distribution"]["kid_std"], "images": s["count"]}
+                               for s in scores["sets"] if s.get("distribution")]),
+                 hide_index=True, width="stretch")
+
+st.subheader("Memorization")
+st.caption("A synthetic image is a suspected copy when it is closer to a training image than 99% of real "
+           "held-out (validation) images are; a generator that makes new images flags about 1%.")
+for s in scores["sets"]:
+    m = s["memorization"]
+    f = m["suspected_fraction"]
+    st.markdown(f"**{s['name']}** — suspected copies {m['suspected_count']}/{s['count']} = {f['mean']:.1%} "
+                f"[{f['lo']:.1%}, {f['hi']:.1%}] (expected ≈{m['expected_fraction']:.0%}; "
+                f"threshold {m['threshold']:.4f} RMS, median distance {m['median_distance']:.3f} vs held-out "
+                f"{m['heldout_median_distance']:.3f})")
+    gallery = run.artifacts / s.get("gallery", "")
+    if s.get("gallery") and gallery.exists():
+        from PIL import Image
+
+        image = np.asarray(Image.open(gallery))
+        st.image(upscale(image, max(1, 900 // image.shape[1])),
+                 caption="top: synthetic images closest to the training set · bottom: their nearest training images")
+
+c1, c2 = st.columns(2)
+c1.download_button("Download CSV", to_csv(scores), file_name=f"scores-{run.id}.csv", mime="text/csv")
+c2.download_button("Download JSON", json.dumps(scores, indent=2, default=str), file_name=f"scores-{run.id}.json",
+                   mime="application/json")
+
+st.header("Generator leaderboard")
+st.caption("One row per scored set (its newest score). Downstream gain comes from augmentation studies that used "
+           "the set: blank until one exists. Click a column to sort.")
+board = leaderboard_rows()
+if board:
+    st.dataframe(pd.DataFrame(board).drop(columns=["path"]), hide_index=True, width="stretch")

@@ -1,0 +1,87 @@
+"""Quality page in Streamlit's AppTest: launch a score job, read a finished one, register an upload."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from data import folder  # noqa: F401 - import `data` before AppTest puts pages/ (with pages/data.py) on sys.path
+from data.datasets import DatasetSpec
+from data.imageset import ImageSet
+from data.synthetic import list_sets, save_set
+from lab import jobs
+from lab.runs import Run, list_runs
+from metrics.job import run_job
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+SPEC = DatasetSpec(name="pneumoniamnist", size=28)
+
+
+def no_errors(at: AppTest) -> AppTest:
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(str(PAGES / "quality.py"), default_timeout=120)
+    at.session_state["dataset_spec"] = SPEC
+    return at
+
+
+def noisy_set(pneumonia, root: Path) -> Path:
+    val = pneumonia.val.take(np.arange(60))
+    noisy = np.clip(val.images + np.random.default_rng(0).normal(0, 6, val.images.shape), 0, 255).astype(np.uint8)
+    gan = Run.create("gan", {}, root=root, name="fake")
+    gan.write_status("done")
+    return save_set(ImageSet(noisy, val.labels, pneumonia.class_names), gan.artifacts, "noisy", generator="dcgan",
+                    dataset=SPEC.to_dict(), train_seconds=3.0)
+
+
+def test_score_button_queues_a_job_for_the_chosen_set(runs_root, pneumonia, monkeypatch):
+    monkeypatch.setattr(jobs, "schedule", lambda root=None: [])  # queue only: no worker in this test
+    path = noisy_set(pneumonia, runs_root)
+    at = no_errors(page().run())
+    no_errors(next(b for b in at.button if b.label == "Score").click().run())
+    [run] = list_runs("score")
+    assert run.config["sets"] == [str(path)] and run.config["pairings"] == ["nearest"]
+    assert run.config["dataset"]["name"] == "pneumoniamnist"
+
+
+def test_finished_scores_show_table_arrows_memorization_and_leaderboard(runs_root, pneumonia):
+    path = noisy_set(pneumonia, runs_root)
+    run = Run.create("score", {"sets": [str(path)], "pairings": ["nearest", "random"], "distribution": False})
+    run_job(run)
+    run.write_status("done")
+    at = no_errors(page().run())
+    frames = [df.value for df in at.dataframe]
+    scores = next(f for f in frames if "pairing" in f.columns and "MS-GMSD ↓" in f.columns)
+    assert set(scores["pairing"]) == {"nearest", "random"}
+    assert any("Memorization" in h.value for h in at.subheader)
+    assert any("suspected copies" in m.value for m in at.markdown)
+    board = next(f for f in frames if "suspected copies ↓" in f.columns)
+    assert list(board["generator"]) == ["dcgan"]
+
+
+def test_an_uploaded_folder_zip_is_registered_as_a_set(runs_root, pneumonia):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for k, name in enumerate(pneumonia.class_names):
+            for i in range(3):
+                png = io.BytesIO()
+                Image.fromarray(pneumonia.train.images[i + 10 * k][..., 0]).save(png, format="PNG")
+                zf.writestr(f"{name}/{i}.png", png.getvalue())
+    from metrics.uploads import register_upload
+
+    path = register_upload(buffer.getvalue(), "mine.zip", SPEC, pneumonia.class_names, 1)
+    [info] = list_sets(runs_root)
+    assert info.path == path and info.meta["generator"] == "upload" and info.meta["count"] == 6
+    try:
+        register_upload(b"junk", "bad.zip", SPEC, pneumonia.class_names, 1)
+    except ValueError as e:
+        assert "bad.zip" in str(e)
+    else:
+        raise AssertionError("a junk zip was accepted")
