@@ -51,11 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     for module in FAMILY_COMMANDS:
-        try:
-            importlib.import_module(module).add_commands(sub)
-        except ModuleNotFoundError as e:  # TODO(integration): remove once every family module exists
-            if e.name != module:
-                raise
+        importlib.import_module(module).add_commands(sub)
     return parser
 
 
