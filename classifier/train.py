@@ -132,13 +132,13 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
     stream = BatchStream(labels.numpy(), config.batch_size, seed, balanced=config.balance == "sampler")
 
     state = {"step": 0, "best_score": -np.inf, "best_step": 0, "best_val": {}, "best_weights": None,
-             "history": [], "stale": 0, "drawn": torch.zeros(len(labels), dtype=torch.bool), "seconds": 0.0}
+             "history": [], "losses": [], "stale": 0, "drawn": torch.zeros(len(labels), dtype=torch.bool), "seconds": 0.0}
     checkpoint = run.checkpoints / "last.pt" if run is not None else None
     if checkpoint is not None and checkpoint.exists():
         state = _load_checkpoint(checkpoint, model, optimizer, schedule)
         run.log_event(type="resume", step=state["step"])
 
-    started, losses = time.time() - state["seconds"], []
+    started, losses = time.time() - state["seconds"], state["losses"]  # losses since the last evaluation
     model.train()
     while state["step"] < config.steps:
         step = state["step"]
@@ -164,7 +164,7 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
             val = evaluate(model, val_images, val_labels)
             record = {"step": step, "loss": float(np.mean(losses)) if losses else None,
                       **{f"val_{k}": val[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "auc_ovr")}}
-            losses = []
+            losses.clear()
             state["history"].append(record)
             score = val[config.selection_metric]
             if score > state["best_score"]:

@@ -78,6 +78,7 @@ class StudyConfig:
     preset: str = ""
 
     def __post_init__(self):
+        self.dataset = DatasetSpec.from_dict(self.dataset).to_dict()  # every field, for reproducibility
         self.arms = [a if isinstance(a, ArmConfig) else ArmConfig.from_dict(a) for a in self.arms]
         if isinstance(self.train, dict):
             self.train = TrainConfig.from_dict(self.train)

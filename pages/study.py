@@ -1,6 +1,7 @@
 """Augmentation study page: configure arms, launch, follow each job, compare the arms."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import streamlit as st
 
@@ -91,6 +92,11 @@ def progress_view():
             "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
 
 
+def show_figure(fig) -> None:
+    st.pyplot(fig)
+    plt.close(fig)
+
+
 progress_view()
 summary = read_json(run.artifacts / "summary.json")
 if not summary:
@@ -101,13 +107,13 @@ for arm in summary["arms"]:
     st.markdown(f"**{arm['arm']}** — {arm['verdict']}")
 st.plotly_chart(metric_bars(summary), width="stretch")
 st.markdown("**Per-class recall vs the baseline**")
-st.pyplot(recall_delta_figure(summary))
+show_figure(recall_delta_figure(summary))
 st.markdown("**Confusion matrices** (row-normalised, summed over seeds)")
-st.pyplot(confusion_figure(summary))
+show_figure(confusion_figure(summary))
 results = study_results(run)
 if results:
     st.markdown("**Validation curves** (mean over seeds)")
-    st.pyplot(curve_figure(results))
+    show_figure(curve_figure(results))
 d1, d2, d3 = st.columns(3)
 for col, name, mime in ((d1, "report.html", "text/html"), (d2, "report.csv", "text/csv"),
                         (d3, "summary.json", "application/json")):

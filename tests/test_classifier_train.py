@@ -14,9 +14,9 @@ from classifier.train import BatchStream, TrainConfig, class_weights, train_clas
 
 @pytest.fixture(scope="module")
 def trained(pneumonia):
-    """EfficientNet-b0 trained for 60 steps on a fifth of PneumoniaMNIST (1 channel, 28 px)."""
+    """EfficientNet-b0 trained for 80 balanced-sampler steps on a fifth of PneumoniaMNIST (1 channel, 28 px)."""
     train = pneumonia.train.stratified_subset(0.2, seed=0)
-    config = TrainConfig(steps=60, batch_size=32, lr=3e-3, eval_every=30)
+    config = TrainConfig(steps=80, batch_size=32, lr=3e-3, eval_every=40, balance="sampler")
     return train_classifier(train.images, train.labels, pneumonia.val.images, pneumonia.val.labels, 2,
                             config, seed=0)
 
@@ -27,15 +27,15 @@ def test_classifier_beats_chance_clearly_on_held_out_test_images(trained, pneumo
     metrics = evaluate(trained.model, pneumonia.test.images, pneumonia.test.labels)
     assert metrics["auc_ovr"] > 0.8, metrics
     assert metrics["balanced_accuracy"] > 0.65, metrics
-    assert trained.steps == 60 and trained.best_step in (30, 60)
-    assert [h["step"] for h in trained.history] == [30, 60]
+    assert trained.steps == 80 and trained.best_step in (40, 80)
+    assert [h["step"] for h in trained.history] == [40, 80]
 
 
 def test_loop_records_the_images_it_drew(trained, pneumonia):
     n = len(pneumonia.train.stratified_subset(0.2, seed=0))
     assert trained.drawn.shape == (n,)
-    assert trained.images_seen == 60 * 32
-    assert 0 < trained.drawn.sum() <= min(n, 60 * 32)
+    assert trained.images_seen == 80 * 32
+    assert 0 < trained.drawn.sum() <= min(n, 80 * 32)
 
 
 def test_batch_stream_depends_only_on_seed_and_step():
@@ -94,3 +94,40 @@ def test_gradcam_highlights_regions_of_the_image(trained, pneumonia):
     assert heat.min() >= 0 and heat.max() <= 1 + 1e-6
     assert np.all(heat.reshape(6, -1).std(1) > 0), "a flat heatmap explains nothing"
     assert overlay(images, heat).shape == (6, 28, 28, 3)
+
+
+class StopAfter:
+    """Stands in for a Run whose user presses Cancel once `steps` progress reports have arrived."""
+
+    def __init__(self, run, steps: int):
+        self.run, self.steps, self.seen = run, steps, 0
+
+    def __getattr__(self, name):
+        return getattr(self.run, name)
+
+    def progress(self, done, total, message="", force=False, **metrics):
+        self.seen += 1
+        self.run.progress(done, total, message, force, **metrics)
+
+    @property
+    def stop_requested(self):
+        return self.seen >= self.steps
+
+
+def test_cancelled_training_resumes_to_the_same_result(pneumonia, runs_root):
+    from lab.runs import Cancelled, Run
+
+    train = pneumonia.train.stratified_subset(0.05, seed=1)
+    val = pneumonia.val.take(np.arange(100))
+    config = TrainConfig(steps=10, batch_size=16, eval_every=5, balance="sampler")
+    args = (train.images, train.labels, val.images, val.labels, 2, config)
+    straight = train_classifier(*args, seed=1, run=Run.create("study-arm", {}, root=runs_root))
+    interrupted = Run.create("study-arm", {}, root=runs_root)
+    with pytest.raises(Cancelled):
+        train_classifier(*args, seed=1, run=StopAfter(interrupted, 7))
+    assert (interrupted.checkpoints / "last.pt").exists()
+    resumed = train_classifier(*args, seed=1, run=interrupted)
+    assert [e["step"] for e in interrupted.events("resume")] == [7]
+    assert resumed.steps == 10 and resumed.history == straight.history
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(a, b)
