@@ -7,18 +7,18 @@ import streamlit as st
 from lab import jobs
 from pages.common import STATE_ICONS, current_spec, format_seconds
 
-st.set_page_config(page_title="GAN Augmentation Lab", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="GAN Augmentation Lab", page_icon=":material/science:", layout="wide")
 
 PAGES = {
-    "Data": [st.Page("pages/data.py", title="Data", icon="🗂️", default=True)],
+    "Data": [st.Page("pages/data.py", title="Data", icon=":material/dataset:", default=True)],
     "Generate": [
-        st.Page("pages/train_gan.py", title="Train GAN", icon="🏋️"),
-        st.Page("pages/samples.py", title="Samples", icon="🖼️"),
-        st.Page("pages/singan.py", title="SinGAN", icon="🌱"),
+        st.Page("pages/train_gan.py", title="Train GAN", icon=":material/model_training:"),
+        st.Page("pages/samples.py", title="Samples", icon=":material/photo_library:"),
+        st.Page("pages/singan.py", title="SinGAN", icon=":material/grain:"),
     ],
     "Evaluate": [
-        st.Page("pages/quality.py", title="Quality", icon="📏"),
-        st.Page("pages/study.py", title="Augmentation study", icon="⚖️"),
+        st.Page("pages/quality.py", title="Quality", icon=":material/straighten:"),
+        st.Page("pages/study.py", title="Augmentation study", icon=":material/balance:"),
     ],
 }
 
