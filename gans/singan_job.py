@@ -50,6 +50,7 @@ class SinGanConfig:
     seed_indices: list[int] = field(default_factory=list)  # seeds mode: hand-picked training indices
     variations: int = 8  # images generated per trained SinGAN
     inject_stage: int = 1  # k > 0: start at level k from the real image (keeps the layout); 0: from noise
+    noise_scale: float = 1.0  # variation strength: multiplies the trained noise amplitudes above level 0
     preset: str = "quick"
     model: SinGanSettings = field(default_factory=SinGanSettings)
     seed: int = 0
@@ -111,7 +112,8 @@ def run_image_job(run: Run, config: SinGanConfig) -> None:
     seconds = train(run, model, run.checkpoints / "last.pt", config, offset=0, total=model.total_steps,
                     sample_prefix="stage")
     model.save(run.checkpoints / "singan.pt", training_state=False)
-    variations = from_tensor(model.sample(config.variations, seed=config.seed, inject_stage=config.inject_stage))
+    variations = from_tensor(model.sample(config.variations, seed=config.seed, inject_stage=config.inject_stage,
+                                 noise_scale=config.noise_scale))
     np.savez_compressed(run.artifacts / "variations.npz", images=variations, label=np.array(label))
     real = from_tensor(model.reals[-1].cpu())
     save_png(make_grid(np.concatenate([real, variations]), ncol=4), run.artifacts / "variations.png")
@@ -214,7 +216,8 @@ def run_seeds_job(run: Run, config: SinGanConfig) -> None:
             run.log_event(type="seed", position=position, index=int(index), label=int(train_split.labels[index]))
             train(run, model, folder / "last.pt", config, offset=position * steps, total=len(seeds) * steps,
                   sample_prefix=f"seed{position:03d}_stage")
-            images = model.sample(config.variations, seed=config.seed + position, inject_stage=config.inject_stage)
+            images = model.sample(config.variations, seed=config.seed + position, inject_stage=config.inject_stage,
+                                 noise_scale=config.noise_scale)
             np.savez_compressed(done_file, images=to_working_size(images, spec.size, train_split.channels))
         with np.load(done_file, allow_pickle=False) as f:
             variations.append(f["images"])

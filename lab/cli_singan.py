@@ -31,6 +31,8 @@ def add_commands(sub) -> None:
     p.add_argument("--variations", type=int, default=8, help="images generated per SinGAN (default 8)")
     p.add_argument("--inject-stage", type=int, default=1,
                    help="k>0: start at level k from the real image, keeping its layout (default 1); 0: from noise")
+    p.add_argument("--noise-scale", type=float, default=1.0,
+                   help="variation strength: multiplies the trained noise amplitudes (5-10: visible texture)")
     p.add_argument("--preset", default="quick", choices=list(PRESETS))
     for name, kind in MODEL_OPTIONS.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"model setting {name} (default: the preset's)")
@@ -45,7 +47,8 @@ def cmd_singan(args) -> int:
     from lab.cli import follow
 
     fields = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
-    fields.update(variations=args.variations, inject_stage=args.inject_stage, seed=args.seed, device=args.device)
+    fields.update(variations=args.variations, inject_stage=args.inject_stage, noise_scale=args.noise_scale,
+                  seed=args.seed, device=args.device)
     if args.image:
         path = args.image.expanduser().resolve()
         image = load_image(path)  # refuse an undecodable file here, before queuing a job

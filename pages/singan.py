@@ -117,11 +117,12 @@ def train_seeds() -> None:
     m = c2.number_input("Variations per seed (m)", 1, 200, 10)
     preset = c3.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("tiny" if spec.size <= 32 else "quick"),
                           key="seeds_preset")
+    strength = st.slider("Variation strength (× trained noise; 5-10 adds visible texture)", 1.0, 20.0, 1.0, step=1.0)
     per_seed = SinGanSettings(**PRESETS[preset])
     st.caption(f"{k * dataset.train.num_classes} SinGANs × {per_seed.stages} levels × {per_seed.iters} iterations")
     if st.button("Train seeds per class", type="primary"):
         config = make_config(preset, mode="seeds", dataset=spec.to_dict(), seeds_per_class=int(k),
-                             variations=int(m), max_side=min(per_seed.max_side, spec.size))
+                             variations=int(m), noise_scale=strength, max_side=min(per_seed.max_side, spec.size))
         run = jobs.submit("singan", config.to_dict(), name=f"{spec.name}-seeds")
         st.session_state["singan_run"] = run.id
         st.rerun()
@@ -166,10 +167,14 @@ def results(run: Run) -> None:
         levels = len(model.sizes)
         c1, c2 = st.columns(2)
         stage = c1.slider("Injection level (0 = from noise; higher keeps more of the real layout)", 0, levels - 1, 0)
-        width = c2.slider("Width factor (other aspect ratios)", 0.5, 2.0, 1.0, step=0.25)
-        seed = st.number_input("Sample seed", 0, 10_000, 0)
-        samples = from_tensor(model.sample(8, seed=int(seed), scale=(1.0, width), inject_stage=stage))
-        st.image(make_grid(samples, ncol=4), caption=f"injection at level {stage}, width ×{width}", clamp=True)
+        strength = c2.slider("Variation strength (× trained noise)", 1.0, 20.0, 1.0, step=1.0)
+        c1, c2 = st.columns(2)
+        width = c1.slider("Width factor (other aspect ratios)", 0.5, 2.0, 1.0, step=0.25)
+        seed = c2.number_input("Sample seed", 0, 10_000, 0)
+        samples = from_tensor(model.sample(8, seed=int(seed), scale=(1.0, width), inject_stage=stage,
+                                           noise_scale=strength))
+        st.image(make_grid(samples, ncol=4), caption=f"injection at level {stage}, strength ×{strength:g}, "
+                 f"width ×{width}", clamp=True)
         st.download_button("Generator (singan.pt)", (run.checkpoints / "singan.pt").read_bytes(),
                            file_name=f"{run.id}-singan.pt")
     st.download_button("Variations (image-folder zip)", to_folder_zip(variations), file_name=f"{run.id}.zip")

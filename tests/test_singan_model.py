@@ -89,6 +89,8 @@ def test_other_sizes_and_injection_keep_the_real_layout_more_at_higher_levels(tr
     real = model.reals[-1]
     distance = [(model.sample(6, seed=2, inject_stage=k) - real).abs().mean().item() for k in range(3)]
     assert distance[2] < distance[0]
+    spread = [model.sample(6, seed=3, inject_stage=1, noise_scale=k).std(dim=0).mean().item() for k in (1, 10)]
+    assert spread[1] > 1.5 * spread[0]  # a stronger noise gives more varied variations
     with pytest.raises(ValueError):
         model.sample(1, inject_stage=3)
 
