@@ -62,11 +62,11 @@ def run_job(run: Run) -> None:
     spec = dataset_spec_for(config)
     dataset = load_dataset(spec)
     encoder_config = EncoderConfig(**config.encoder)
-    encoder_steps = encoder_config.epochs * max(1, len(dataset.train) // encoder_config.batch_size)
-    total = encoder_steps + len(config.sets)
+    trained_steps = []  # stays empty when the encoder comes from the disk cache
 
     def encoder_progress(step: int, steps: int, message: str) -> None:
-        run.progress(step, total, message)
+        trained_steps[:] = [steps]
+        run.progress(step, steps + len(config.sets), message)
         if run.stop_requested:
             raise Cancelled()
 
@@ -74,6 +74,8 @@ def run_job(run: Run) -> None:
     if config.distribution:
         run.log_event(type="stage", stage="encoder")
         encoder = train_encoder(dataset.train, dataset.val, encoder_config, progress=encoder_progress)
+    encoder_steps = trained_steps[0] if trained_steps else 0  # progress counts encoder steps, then sets
+    total = encoder_steps + len(config.sets)
     run.progress(encoder_steps, total, "computing real features", force=True)
     reference = build_reference(dataset, encoder)
     results = []

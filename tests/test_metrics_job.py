@@ -140,3 +140,18 @@ def test_cli_scores_a_run_id_and_writes_the_tables_to_out(runs_root, pneumonia, 
 def test_cli_refuses_a_missing_set(runs_root, capsys):
     assert cli_main(["score", "/nowhere/set.npz"]) == 1
     assert "no synthetic set" in capsys.readouterr().err
+
+
+def test_a_cancelled_job_stops_after_the_current_set_and_keeps_it(runs_root, pneumonia):
+    from lab.runs import Cancelled
+
+    sets = make_sets(pneumonia, runs_root)
+    run = Run.create("score", {"sets": [sets["good"], sets["noise"]], "distribution": False})
+    run.stop_requested = True  # as after SIGTERM
+    with pytest.raises(Cancelled):
+        run_job(run)
+    assert (run.checkpoints / "set_0.json").exists() and not (run.checkpoints / "set_1.json").exists()
+    assert not (run.artifacts / "scores.json").exists()
+    run.stop_requested = False
+    run_job(run)  # resumed: finishes the second set
+    assert len(json.loads((run.artifacts / "scores.json").read_text())["sets"]) == 2
