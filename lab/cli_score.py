@@ -64,11 +64,12 @@ def format_table(scores: dict) -> str:
             cells = [f"{metric_info[k]['name']}{metric_info[k]['arrow']} {e['mean']:.4g} "
                      f"[{e['lo']:.4g}, {e['hi']:.4g}]" for k, e in block["metrics"].items()]
             lines.append(f"  {pairing:8s} n={next(iter(block['metrics'].values()))['n']}  " + "  ".join(cells))
-        d = s.get("distribution")
-        if d:
-            lines.append(f"  distribution  FID↓ {d['fid']:.4g}  KID↓ {d['kid']:.4g}±{d['kid_std']:.2g}  "
-                         f"precision↑ {d['precision']:.3f}  recall↑ {d['recall']:.3f}  "
-                         f"density↑ {d['density']:.3f}  coverage↑ {d['coverage']:.3f}")
+        for block, title in (("distribution", "vs train split"), ("distribution_class_matched", "class-matched")):
+            d = s.get(block)
+            if d:
+                lines.append(f"  {title:14s} FID↓ {d['fid']:.4g}  KID↓ {d['kid']:.4g}±{d['kid_std']:.2g}  "
+                             f"precision↑ {d['precision']:.3f}  recall↑ {d['recall']:.3f}  "
+                             f"density↑ {d['density']:.3f}  coverage↑ {d['coverage']:.3f}  (real n={d['n_real']})")
         m = s["memorization"]
         f = m["suspected_fraction"]
         lines.append(f"  memorization  suspected copies {m['suspected_count']}/{s['count']} = {f['mean']:.3f} "

@@ -131,11 +131,12 @@ def table_rows(scores: dict) -> list[dict]:
                 for cls, e in [("all", est), *est["per_class"].items()]:
                     rows.append({**base, "pairing": pairing, "metric": metric.name, "direction": metric.arrow,
                                  "class": cls, "mean": e["mean"], "lo": e["lo"], "hi": e["hi"], "n": e["n"]})
-        for key, value in (s.get("distribution") or {}).items():
-            if key in DISTRIBUTION_METRICS:
-                rows.append({**base, "pairing": "distribution", "metric": DISTRIBUTION_METRICS[key].name,
-                             "direction": DISTRIBUTION_METRICS[key].arrow, "class": "all", "mean": value,
-                             "lo": None, "hi": None, "n": s["count"]})
+        for block in ("distribution", "distribution_class_matched"):
+            for key, value in (s.get(block) or {}).items():
+                if key in DISTRIBUTION_METRICS:
+                    rows.append({**base, "pairing": block, "metric": DISTRIBUTION_METRICS[key].name,
+                                 "direction": DISTRIBUTION_METRICS[key].arrow, "class": "all", "mean": value,
+                                 "lo": None, "hi": None, "n": s["count"]})
         memo = s["memorization"]
         for cls, e in [("all", memo["suspected_fraction"]), *memo["per_class"].items()]:
             rows.append({**base, "pairing": "memorization", "metric": "suspected copies", "direction": "↓",

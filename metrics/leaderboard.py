@@ -50,7 +50,8 @@ def leaderboard_rows(root: Path | None = None) -> list[dict]:
         gain = gains.get(path)
         rows.append({
             "set": s["name"], "generator": s["generator"], "images": s["count"],
-            "FID ↓": d.get("fid"), "precision ↑": d.get("precision"), "density ↑": d.get("density"),
+            "FID ↓": d.get("fid"), "FID class-matched ↓": (s.get("distribution_class_matched") or {}).get("fid"),
+            "precision ↑": d.get("precision"), "density ↑": d.get("density"),
             "SSIM nearest ↑": (nearest.get("ssim") or {}).get("mean"),
             "recall ↑": d.get("recall"), "coverage ↑": d.get("coverage"),
             "suspected copies ↓": s["memorization"]["suspected_fraction"]["mean"],

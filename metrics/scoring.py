@@ -4,7 +4,8 @@
 features, the held-out distances that calibrate memorization) and is built once per job.
 `score_set` returns a plain dict (JSON-ready) with, per pairing strategy, each piqa metric as
 a mean with a bootstrap 95% interval and the number of pairs, overall and per class; the
-distribution metrics with the encoder that produced them; and the memorization check.
+distribution metrics with the encoder that produced them, against the whole training split and
+against training images drawn in the set's own class proportions; and the memorization check.
 """
 from __future__ import annotations
 
@@ -89,6 +90,10 @@ def score_set(synthetic: ImageSet, reference: Reference, config: ScoreConfig) ->
         fake = reference.encoder.features(synthetic.images)
         result["distribution"] = {**distribution_scores(reference.real_features, fake, seed=config.seed),
                                   "encoder": reference.encoder.name}
+        matched = class_matched_index(train.labels, synthetic.class_counts(), config.seed)
+        result["distribution_class_matched"] = {
+            **distribution_scores(reference.real_features[matched], fake, seed=config.seed),
+            "encoder": reference.encoder.name}
     memo = memorization(neighbours.any_distance, reference.heldout_distance, config.memorization_quantile)
     per_class = {train.class_names[c]: bootstrap_mean(memo.suspected[synthetic.labels == c].astype(float)).to_dict()
                  for c in np.unique(synthetic.labels)}
@@ -99,6 +104,22 @@ def score_set(synthetic: ImageSet, reference: Reference, config: ScoreConfig) ->
                     for i in memo.closest(config.gallery_size)],
     }
     return result
+
+
+def class_matched_index(train_labels: np.ndarray, synthetic_counts: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Training images drawn without replacement in the synthetic set's class proportions.
+
+    A class-balanced synthetic set differs from a skewed training split by design; comparing it
+    with real images of the same class mix separates "wrong images" from "different class mix".
+    The reference is as large as the rarest class in use allows.
+    """
+    share = synthetic_counts / max(synthetic_counts.sum(), 1)
+    available = np.bincount(train_labels, minlength=len(share))
+    used = share > 0
+    total = int(np.min(available[used] / share[used]))
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.choice(np.flatnonzero(train_labels == k), min(available[k], round(share[k] * total)),
+                                      replace=False) for k in np.flatnonzero(used)])
 
 
 def summarise(values: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:

@@ -132,10 +132,16 @@ st.dataframe(pd.DataFrame(per_class), hide_index=True, width="stretch")
 
 if any(s.get("distribution") for s in scores["sets"]):
     st.subheader("Fidelity and diversity (distribution level)")
-    st.dataframe(pd.DataFrame([{"set": s["name"], **{f"{m.name} {m.arrow}": s["distribution"][k]
-                                                     for k, m in DISTRIBUTION_METRICS.items()},
-                                "KID std": s["distribution"]["kid_std"], "images": s["count"]}
-                               for s in scores["sets"] if s.get("distribution")]),
+    st.caption("Against the whole training split, and against training images drawn in the set's own class "
+               "proportions (a class-balanced set differs from a skewed training split by design).")
+    st.dataframe(pd.DataFrame([{"set": s["name"], "reference": reference,
+                                **{f"{m.name} {m.arrow}": s[block][k] for k, m in DISTRIBUTION_METRICS.items()},
+                                "KID std": s[block]["kid_std"], "real images": s[block]["n_real"],
+                                "synthetic images": s["count"]}
+                               for s in scores["sets"]
+                               for block, reference in (("distribution", "train split"),
+                                                        ("distribution_class_matched", "class-matched"))
+                               if s.get(block)]),
                  hide_index=True, width="stretch")
 
 st.subheader("Memorization")

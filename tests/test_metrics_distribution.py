@@ -61,3 +61,17 @@ def test_a_corrupt_encoder_checkpoint_is_refused_with_its_name(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="broken.pt"):
         load_encoder(bad, 3)
+
+
+def test_class_matched_reference_follows_the_synthetic_class_mix_without_duplicates(derma):
+    from metrics.scoring import class_matched_index
+
+    labels = derma.train.labels
+    balanced = class_matched_index(labels, np.array([200] * 7))
+    counts = np.bincount(labels[balanced], minlength=7)
+    assert len(set(counts)) == 1 and counts[0] == np.bincount(labels).min()  # the rarest class sets the size
+    assert len(np.unique(balanced)) == len(balanced)
+    only_two = class_matched_index(labels, np.array([0, 0, 0, 0, 30, 10, 0]))
+    assert set(labels[only_two]) == {4, 5}
+    kept = np.bincount(labels[only_two], minlength=7)
+    assert kept[4] / kept[5] == pytest.approx(3, rel=0.01)

@@ -74,6 +74,7 @@ def test_score_job_ranks_copies_noise_and_noisy_images_sensibly(scored):
         assert good["pairings"]["nearest"]["metrics"][key]["hi"] < noise["pairings"]["nearest"]["metrics"][key]["lo"]
     assert copier["pairings"]["nearest"]["metrics"]["ssim"]["mean"] > 0.999
     assert good["distribution"]["fid"] < noise["distribution"]["fid"]
+    assert good["distribution_class_matched"]["fid"] < noise["distribution_class_matched"]["fid"]
     assert noise["distribution"]["precision"] < good["distribution"]["precision"]
     assert copier["memorization"]["suspected_fraction"]["mean"] == 1.0
     assert good["memorization"]["suspected_fraction"]["mean"] < 0.2
