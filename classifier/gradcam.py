@@ -19,10 +19,13 @@ def block_sizes(model, size: int, channels: int) -> list[int]:
     """Spatial side of each MBConv block's output for a size×size input."""
     sides = []
     hooks = [b.register_forward_hook(lambda m, i, o: sides.append(o.shape[-1])) for b in model._blocks]
+    was_training = model.training
+    model.eval()  # one probe image: batch norm must not try to compute batch statistics
     try:
         with torch.no_grad():
             model.extract_features(torch.zeros(1, channels, size, size, device=next(model.parameters()).device))
     finally:
+        model.train(was_training)
         for h in hooks:
             h.remove()
     return sides

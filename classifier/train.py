@@ -126,8 +126,10 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
     size, channels = images.shape[1], images.shape[3]
     model = build_model(num_classes, channels, size, config.variant, config.weights_path).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # OneCycleLR divides by the warm-up length in steps; keep it at least two steps.
+    warmup = min(max(config.warmup_fraction, 2 / config.steps), 0.5)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps,
-                                                   pct_start=config.warmup_fraction)
+                                                   pct_start=warmup)
     weight = class_weights(labels.numpy(), num_classes).to(device) if config.balance == "loss" else None
     stream = BatchStream(labels.numpy(), config.batch_size, seed, balanced=config.balance == "sampler")
 
