@@ -124,8 +124,9 @@ def train_encoder(train: ImageSet, val: ImageSet | None = None, config: EncoderC
 def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: str, progress) -> Encoder:
     started = time.time()
     gen = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    net = EncoderNet(train.channels, train.num_classes, config)
+    with torch.random.fork_rng():  # a seeded initialisation without touching the caller's global RNG
+        torch.manual_seed(config.seed)
+        net = EncoderNet(train.channels, train.num_classes, config)
     x_all = to_input(train.images, config.input_size)
     y_all = torch.from_numpy(train.labels)
     # Class-balanced loss: medical sets are skewed and the features must separate rare classes too

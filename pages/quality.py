@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
 from data.grid import upscale
 from data.synthetic import list_sets
@@ -156,8 +157,6 @@ for s in scores["sets"]:
                 f"{m['heldout_median_distance']:.3f})")
     gallery = run.artifacts / s.get("gallery", "")
     if s.get("gallery") and gallery.exists():
-        from PIL import Image
-
         image = np.asarray(Image.open(gallery))
         st.image(upscale(image, max(1, 900 // image.shape[1])),
                  caption="top: synthetic images closest to the training set · bottom: their nearest training images")
