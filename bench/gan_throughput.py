@@ -1,6 +1,7 @@
 """GAN training throughput (real images per second) for each GAN at 28 and 64 px, next to a
 plain reference DCGAN loop written minimally here (same architecture, same batch), measured
-in the same run and interleaved with ours so both see the same machine load.
+in the same run, interleaved with ours in alternating order so both see the same machine load
+(best of `--repeats` calls each).
 
 Our GANs run through the lab's trainer (`gans.train.train`, no run directory: the job's
 logging adds one event per `log_every` steps). The last line is one JSON object; its
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--latent", type=int, default=100)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20, help="generator steps per timed call")
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many timed calls")
+    parser.add_argument("--repeats", type=int, default=4, help="best of this many timed calls")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -101,9 +102,10 @@ def main() -> None:
         ours_dcgan, per_call = ours("dcgan")
         ref(), ours_dcgan()  # warm-up
         ref_rates, our_rates = [], []
-        for _ in range(args.repeats):  # interleaved, so both see the same load
-            ref_rates.append(images_per_second(ref, args.batch * args.steps, 1))
-            our_rates.append(images_per_second(ours_dcgan, per_call, 1))
+        for repeat in range(args.repeats):  # interleaved in alternating order, so both see the same load
+            pair = [(ref_rates, ref, args.batch * args.steps), (our_rates, ours_dcgan, per_call)]
+            for rates, fn, count in pair[::-1] if repeat % 2 else pair:
+                rates.append(images_per_second(fn, count, 1))
         reference[size], figures[f"dcgan@{size}"] = max(ref_rates), max(our_rates)
         print(f"{size:3d} px  reference dcgan {reference[size]:8.1f} img/s   our dcgan {figures[f'dcgan@{size}']:8.1f} "
               f"img/s   ratio {figures[f'dcgan@{size}'] / reference[size]:.3f}", flush=True)

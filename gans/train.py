@@ -40,9 +40,10 @@ class RealBatches:
     """
 
     def __init__(self, images: ImageSet, per_class: bool, device: torch.device):
-        order = np.argsort(images.labels, kind="stable")
-        self.x = images.to_tensor()[torch.from_numpy(order)].to(device)
-        self.y = torch.from_numpy(images.labels[order]).to(device)
+        if per_class:  # class-sorted, so class k's images are one contiguous block
+            images = images.take(np.argsort(images.labels, kind="stable"))
+        self.x = images.to_tensor().to(device)
+        self.y = torch.from_numpy(images.labels).to(device)
         counts = images.class_counts()
         if per_class and (counts == 0).any():
             empty = [images.class_names[k] for k in np.flatnonzero(counts == 0)]
