@@ -5,7 +5,12 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+# Test processes and the job workers they start share two cores: busy-waiting OpenMP threads would
+# starve each other (runs 25-100x slower seen here). Must be set before torch loads libgomp.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("LAB_DATA_DIR", str((ROOT.parent / "shared" / "datasets").resolve()))
