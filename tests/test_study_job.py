@@ -20,7 +20,7 @@ from classifier.train import TrainConfig
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "study.py"
 SEEDS = [0, 1, 2]
-STEPS = 8
+STEPS = 6
 
 
 def noisy_flipped_copies(real: ImageSet, n: int, seed: int = 0) -> ImageSet:
@@ -35,14 +35,14 @@ def noisy_flipped_copies(real: ImageSet, n: int, seed: int = 0) -> ImageSet:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, pneumonia):
     """A tiny finished study on PneumoniaMNIST (small val/test splits keep it fast): real only vs
-    real + a synthetic set, 3 seeds, 8 steps per arm."""
+    real + a synthetic set, 3 seeds, 6 steps per arm."""
     root = tmp_path_factory.mktemp("runs")
     source = Run.create("gan", {"note": "holds the synthetic set"}, root=root)
     synthetic_path = save_set(noisy_flipped_copies(pneumonia.train, 600), source.artifacts, "noisy",
                               generator="noisy-flips")
     config = StudyConfig(dataset={"name": "pneumoniamnist", "size": 28}, train_fraction=0.03, seeds=SEEDS,
                          arms=[ArmConfig("real only"), ArmConfig("real + noisy", "synthetic", str(synthetic_path))],
-                         train=TrainConfig(steps=STEPS, batch_size=16, eval_every=4))
+                         train=TrainConfig(steps=STEPS, batch_size=16, eval_every=STEPS))
     run = Run.create("study", config.to_dict(), root=root)
     run_study_job(run)
     return run, synthetic_path
