@@ -42,7 +42,7 @@ def test_samples_page_shows_a_finished_run_and_registers_an_export(runs_root, de
     run_job(run)
     run.write_status("done")
     at = no_errors(AppTest.from_file(str(PAGES / "samples.py"), default_timeout=120).run())
-    assert len(at.get("imgs")) >= 1 or at.get("image")
+    assert len(at.get("image")) == 7 + 1 + 2 * 7  # class grids, interpolation strip, real|synthetic pairs
     sets_before = len(list_sets(runs_root))
     per_class = next(n for n in at.number_input if n.label == "Images per class")
     per_class.set_value(3).run()
