@@ -74,7 +74,7 @@ def bars_figure(summary: dict):
 
 def confusion_figure(summary: dict):
     """Row-normalised confusion matrices (summed over seeds), one seaborn heatmap per arm."""
-    arms, names = summary["arms"], summary["class_names"]
+    arms, names = summary["arms"], short_names(summary["class_names"])
     fig, axes = plt.subplots(1, len(arms), figsize=(4.2 * len(arms), 3.8), squeeze=False)
     for ax, arm in zip(axes[0], arms):
         cm = np.asarray(arm["confusion"], dtype=float)
@@ -92,7 +92,7 @@ def confusion_figure(summary: dict):
 def recall_delta_figure(summary: dict):
     """Per-class recall of each arm minus the baseline's (points), averaged over seeds."""
     arms = [a for a in summary["arms"] if "per_class_recall_delta" in a]
-    names = summary["class_names"]
+    names = short_names(summary["class_names"])
     fig, ax = plt.subplots(figsize=(8, 3.2))
     if not arms:
         ax.text(0.5, 0.5, "only the baseline arm", ha="center", va="center")
@@ -187,6 +187,11 @@ def _png(fig) -> str:
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def short_names(names: list[str], width: int = 14) -> list[str]:
+    """Class names cut to fit an axis (DermaMNIST's run to 46 characters)."""
+    return [n if len(n) <= width else n[:width - 1] + "…" for n in names]
 
 
 def _nan0(x: float) -> float:
