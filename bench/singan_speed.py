@@ -40,7 +40,7 @@ def train(image: np.ndarray, settings: SinGanSettings, label: str) -> tuple[SinG
     started = level_started = time.perf_counter()
     while not model.finished:
         model.step()
-        if model.iteration == settings.iters:
+        if model.level_done:
             now = time.perf_counter()
             print(f"{label}: level {model.stage} {model.sizes[model.stage]} {now - level_started:6.1f}s "
                   f"rec RMSE {model.reconstruction_error():.3f} noise amp {model.amps[-1]:.4f}", flush=True)

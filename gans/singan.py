@@ -8,7 +8,8 @@ noise amplitude of the next level.
 The published schedule trains one level at a time for 2000 iterations each, which takes hours on
 a CPU. Here, as in ConSinGAN (Hinz et al. 2021), the generator grows one stage at a time but the
 top `concurrent` stages keep training together, the lower ones with their learning rate scaled by
-`lr_scale` per level, and each level gets far fewer iterations. The generator stays in image space
+`lr_scale` per level, and each level gets far fewer iterations (more at the cheap coarse
+levels, which set the global layout, than at the fine ones). The generator stays in image space
 at every level (as in SinGAN) so a real image can be injected at any level.
 """
 from __future__ import annotations
@@ -37,7 +38,8 @@ class SinGanSettings:
     width: int = 32  # feature channels of every generator stage and critic
     layers: int = 4  # 3×3 convolutions per generator stage
     critic_layers: int = 5  # 3×3 convolutions of the critic (5 → 11-px patches, as in SinGAN)
-    iters: int = 400  # iterations per level
+    iters: int = 400  # iterations of the finest level
+    iters_coarse: int = 0  # iterations of the coarsest level (0: same as `iters`); geometric in between
     d_steps: int = 1  # critic updates per iteration
     g_steps: int = 1  # generator updates per iteration
     lr: float = 5e-4
@@ -201,55 +203,85 @@ class SinGAN:
         self.rec_noise: list[torch.Tensor] = []
         self.stage, self.iteration = -1, 0
         self.critic = self.opt_g = self.opt_d = self.sched_g = self.sched_d = None
+        self.frozen_rec: torch.Tensor | None = None  # reconstruction by the frozen levels (fixed per level)
 
     # --- training ----------------------------------------------------------------------------
+    def level_iters(self, level: int) -> int:
+        """Iterations of `level`: coarse levels are cheap and set the global layout, so they may get more."""
+        s, top = self.settings, len(self.sizes) - 1
+        coarse = s.iters_coarse or s.iters
+        if top == 0:
+            return s.iters
+        return max(1, round(coarse * (s.iters / coarse) ** (level / top)))
+
     @property
     def finished(self) -> bool:
-        return self.stage == len(self.sizes) - 1 and self.iteration >= self.settings.iters
+        top = len(self.sizes) - 1
+        return self.stage == top and self.iteration >= self.level_iters(top)
 
     @property
     def total_steps(self) -> int:
-        return len(self.sizes) * self.settings.iters
+        return sum(self.level_iters(level) for level in range(len(self.sizes)))
+
+    @property
+    def level_done(self) -> bool:
+        return self.stage >= 0 and self.iteration == self.level_iters(self.stage)
 
     @property
     def steps_done(self) -> int:
-        return max(self.stage, 0) * self.settings.iters + self.iteration
+        return sum(self.level_iters(level) for level in range(max(self.stage, 0))) + self.iteration
 
     def step(self) -> dict[str, float]:
-        """One iteration: `d_steps` critic updates, then `g_steps` generator updates."""
+        """One iteration: `d_steps` critic updates, then `g_steps` generator updates.
+
+        As in SinGAN, the last critic update and the first generator update share one fake; the
+        fake and the reconstruction go through the generator together as a batch of two, and the
+        critic scores real and fake in one batch.
+        """
         if self.finished:
             raise RuntimeError("training already finished")
-        if self.stage < 0 or self.iteration >= self.settings.iters:
+        if self.stage < 0 or self.iteration >= self.level_iters(self.stage):
             self._open_level()
         s, real = self.settings, self.reals[self.stage]
-        for _ in range(s.d_steps):
-            with torch.no_grad():
-                fake = self._fake()
-            critic_real, critic_fake = self.critic(real).mean(), self.critic(fake).mean()
+        for d_step in range(s.d_steps):
+            if d_step < s.d_steps - 1:
+                with torch.no_grad():
+                    fake, rec = self._fake_and_reconstruction()
+            else:
+                fake, rec = self._fake_and_reconstruction()
+            scores = self.critic(torch.cat([real, fake.detach()])).mean(dim=(1, 2, 3))
+            critic_real, critic_fake = scores[0], scores[1]
             penalty = gradient_penalty(self.pixel_scaled_critic, real, fake)
             loss_d = critic_fake - critic_real + s.gp_weight * penalty
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-        for _ in range(s.g_steps):
-            adversarial = -self.critic(self._fake()).mean()
-            rec = F.mse_loss(self._reconstruct(), real)
-            loss_g = adversarial + s.alpha * rec
+        self.critic.requires_grad_(False)
+        for g_step in range(s.g_steps):
+            if g_step:
+                fake, rec = self._fake_and_reconstruction()
+            adversarial = -self.critic(fake).mean()
+            rec_mse = F.mse_loss(rec, real)
+            loss_g = adversarial + s.alpha * rec_mse
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
+        self.critic.requires_grad_(True)
         self.sched_d.step()
         self.sched_g.step()
         self.iteration += 1
         return {"critic": (critic_real - critic_fake).item(), "gp": penalty.item(),
-                "adversarial": adversarial.item(), "rec_rmse": math.sqrt(rec.item())}
+                "adversarial": adversarial.item(), "rec_rmse": math.sqrt(rec_mse.item())}
 
     def pixel_scaled_critic(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch scores divided by √(pixels), for the gradient penalty.
+        """Patch scores divided by √(pixels): SinGAN's gradient penalty through `gradient_penalty`.
 
-        SinGAN penalises the gradient norm per pixel; penalising the whole-image norm of these
-        scaled scores allows the same total gradient (√pixels), so the critic is not throttled
-        as the image grows and its signal keeps pace with the reconstruction loss.
+        SinGAN (and ConSinGAN) differentiate the *sum* of the patch map and penalise the gradient
+        norm of every pixel, (‖∇ₓΣD‖ per pixel − 1)², averaged, with λ = 0.1. `gradient_penalty`
+        penalises the norm over the whole image instead; dividing the scores by √pixels turns that
+        into the root-mean-square of the per-pixel norms, the same constraint. Without it the
+        critic would be held to a per-pixel slope √pixels (≈ 100 at 83×128) times smaller than
+        SinGAN's and its signal would vanish under the reconstruction loss.
         """
         return self.critic(x) / math.sqrt(x.shape[-2] * x.shape[-1])
 
@@ -258,6 +290,7 @@ class SinGAN:
         previous_critic = self.critic
         self.stage += 1
         self.iteration = 0
+        self.frozen_rec = None
         size = self.sizes[self.stage]
         if self.stage == 0:
             self.amps.append(1.0)
@@ -283,7 +316,7 @@ class SinGAN:
         self.opt_g = torch.optim.Adam(groups, lr=s.lr, betas=(0.5, 0.999))
         self.critic = Critic(self.channels, s.width, s.critic_layers).to(self.device)
         self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=s.lr, betas=(0.5, 0.999))
-        milestone = [max(1, int(s.lr_drop * s.iters))]
+        milestone = [max(1, int(s.lr_drop * self.level_iters(k)))]
         self.sched_g = torch.optim.lr_scheduler.MultiStepLR(self.opt_g, milestone, gamma=0.1)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, milestone, gamma=0.1)
 
@@ -294,23 +327,27 @@ class SinGAN:
     def _noise(self, n: int, size: tuple[int, int]) -> torch.Tensor:
         return torch.randn(n, self.channels, *size, generator=self.rng).to(self.device)
 
-    def _fake(self) -> torch.Tensor:
-        """A random sample at the current level; only the trained levels keep a graph."""
+    def _fake_and_reconstruction(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random sample and the reconstruction at the current level, one batch of two.
+
+        Only the trained levels keep a graph; the frozen levels' reconstruction is fixed, so it
+        is computed once per level (`_frozen_rec`).
+        """
         k, low = self.stage, self.lowest_trained
         noise = [self._noise(1, size) for size in self.sizes[: k + 1]]
         x = None
         if low > 0:
             with torch.no_grad():
-                x = self.generator(noise, self.amps, self.sizes, end=low)
-        return self.generator(noise, self.amps, self.sizes, x=x, begin=low, end=k + 1)
+                x = torch.cat([self.generator(noise, self.amps, self.sizes, end=low), self._frozen_rec()])
+        both = [torch.cat([z, r]) for z, r in zip(noise, self.rec_noise)]
+        out = self.generator(both, self.amps, self.sizes, x=x, begin=low, end=k + 1)
+        return out[:1], out[1:]
 
-    def _reconstruct(self) -> torch.Tensor:
-        k, low = self.stage, self.lowest_trained
-        x = None
-        if low > 0:
+    def _frozen_rec(self) -> torch.Tensor:
+        if self.frozen_rec is None:
             with torch.no_grad():
-                x = self.generator(self.rec_noise, self.amps, self.sizes, end=low)
-        return self.generator(self.rec_noise, self.amps, self.sizes, x=x, begin=low, end=k + 1)
+                self.frozen_rec = self.generator(self.rec_noise, self.amps, self.sizes, end=self.lowest_trained)
+        return self.frozen_rec
 
     # --- generation ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -331,8 +368,9 @@ class SinGAN:
         `scale` = (height, width) factors for other sizes and aspect ratios. `inject_stage` k > 0
         starts at level k from the real image downsampled to level k−1: higher k keeps more of
         the real layout; 0 generates from noise alone. `noise_scale` multiplies the noise of the
-        levels above the coarsest: the trained amplitudes (0.1 × reconstruction RMSE) give subtle
-        variations; 5-10 adds visible texture (speckle in OCT), far more turns to noise.
+        levels above the coarsest: 1 gives the trained amplitudes (`noise_amp_init` × the
+        reconstruction RMSE of the level below); larger values give stronger texture (speckle in
+        OCT), far more turns to noise.
         """
         levels = len(self.generator.stages)
         if not 0 <= inject_stage < max(levels, 1):
@@ -364,6 +402,7 @@ class SinGAN:
 
     def load_state_dict(self, state: dict) -> None:
         self.stage, self.iteration = int(state["stage"]), int(state["iteration"])
+        self.frozen_rec = None
         self.amps = [float(a) for a in state["amps"]]
         self.rec_noise = [z.to(self.device) for z in state["rec_noise"]]
         while len(self.generator.stages) < self.stage + 1:

@@ -13,8 +13,8 @@ from data.datasets import DatasetSpec
 from gans.singan import load_image
 from gans.singan_job import PRESETS, make_config
 
-MODEL_OPTIONS = {"max_side": int, "min_side": int, "stages": int, "iters": int, "concurrent": int,
-                 "lr_scale": float, "alpha": float, "width": int}
+MODEL_OPTIONS = {"max_side": int, "min_side": int, "stages": int, "iters": int, "iters_coarse": int,
+                 "concurrent": int, "lr_scale": float, "alpha": float, "width": int}
 
 
 def add_commands(sub) -> None:

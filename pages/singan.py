@@ -119,7 +119,8 @@ def train_seeds() -> None:
                           key="seeds_preset")
     strength = st.slider("Variation strength (× trained noise; 5-10 adds visible texture)", 1.0, 20.0, 1.0, step=1.0)
     per_seed = SinGanSettings(**PRESETS[preset])
-    st.caption(f"{k * dataset.train.num_classes} SinGANs × {per_seed.stages} levels × {per_seed.iters} iterations")
+    st.caption(f"{k * dataset.train.num_classes} SinGANs × {per_seed.stages} levels × "
+               f"{per_seed.iters_coarse or per_seed.iters}→{per_seed.iters} iterations (coarse→fine)")
     if st.button("Train seeds per class", type="primary"):
         config = make_config(preset, mode="seeds", dataset=spec.to_dict(), seeds_per_class=int(k),
                              variations=int(m), noise_scale=strength, max_side=min(per_seed.max_side, spec.size))

@@ -120,3 +120,16 @@ def test_training_state_resumes_at_the_same_level_and_iteration():
     assert resumed.opt_g.state_dict()["state"][0]["step"] == model.opt_g.state_dict()["state"][0]["step"]
     resumed.step()
     assert (resumed.stage, resumed.iteration) == (1, 5)
+
+
+def test_coarse_levels_can_get_more_iterations_than_fine_ones():
+    image = image_to_tensor(load_image(OCT))
+    model = SinGAN(image, small_settings(iters=4, iters_coarse=16), seed=0)
+    schedule = [model.level_iters(level) for level in range(3)]
+    assert schedule == [16, 8, 4] and model.total_steps == 28
+    per_level = []
+    while not model.finished:
+        model.step()
+        if model.level_done:
+            per_level.append(model.steps_done)
+    assert per_level == [16, 24, 28]
