@@ -75,7 +75,7 @@ def original_schedule_seconds(image: np.ndarray, max_side: int, stages: int, pro
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/bench/singan"))
-    parser.add_argument("--iters", type=int, help="override the quick preset's iterations per level")
+    parser.add_argument("--iters", type=int, help="override the quick preset's iterations of the finest level")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     data_dir = Path(os.environ.get("LAB_DATA_DIR", "datasets"))
@@ -100,7 +100,7 @@ def main() -> None:
         "projected_sequential_seconds": round(projected, 1),
         "speedup": round(projected / seconds_128, 1),
         "seconds_28px": round(seconds_28, 1),
-        "iters_per_level_quick": quick.iters,
+        "iters_per_level_quick": [model.level_iters(level) for level in range(len(model.sizes))],
         "sizes_128px": model.sizes,
         "threads": torch.get_num_threads(),
         "load_average_at_end": round(os.getloadavg()[0], 1),
