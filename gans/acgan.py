@@ -1,8 +1,16 @@
 """ACGAN (Odena, Olah & Shlens 2017): a class-conditional GAN with an auxiliary classifier.
 
 The generator receives a class label with its noise; the discriminator has two heads, one
-scoring real versus fake and one predicting the class. Both networks also minimize the
-class cross-entropy, so the generator learns to draw images its class head recognizes.
+scoring real versus fake and one predicting the class. The generator minimizes the class
+cross-entropy of its images, so it learns to draw images the class head recognizes.
+
+One departure from the paper: the class head learns from real images only. Odena et al. also
+train it on fakes, but then it learns whatever marks the generator leaves on each class, and
+the generator can satisfy it with those marks instead of the class's real features. On
+DermaMNIST (quick preset, 1500 steps, seed 0) the lab's real-data encoder
+recognized 21 % of the samples as their class with the paper's losses and imbalanced real
+batches, 29 % with balanced batches, and 46 % with balanced batches and a real-only class head;
+real test images reach 56 % (balanced accuracy, chance 14 %).
 """
 from __future__ import annotations
 
@@ -41,9 +49,9 @@ class ACGAN(GAN):
 
     def d_loss(self, real, labels, fake, fake_labels):
         real_score, real_class = self.discriminator(real)
-        fake_score, fake_class = self.discriminator(fake)
+        fake_score, _ = self.discriminator(fake)
         adversarial = bce(real_score, 1.0 - self.label_smoothing) + bce(fake_score, 0.0)
-        return adversarial + F.cross_entropy(real_class, labels) + F.cross_entropy(fake_class, fake_labels)
+        return adversarial + F.cross_entropy(real_class, labels)
 
     def g_loss(self, fake, fake_labels):
         score, classes = self.discriminator(fake)

@@ -37,18 +37,22 @@ class RealBatches:
 
     Per-class mode returns, for each draw, `n` images of every class stacked in the channels
     (n × classes·C × H × W), the input layout of a per-class GAN stack; labels are implicit.
+    Class-balanced mode (conditional GANs) draws every class equally often, as the generator's
+    labels are: on a skewed set (DermaMNIST is two-thirds nevi) the discriminator's class head
+    would otherwise learn the majority class as its prior and stop telling the rare ones apart.
     """
 
-    def __init__(self, images: ImageSet, per_class: bool, device: torch.device):
-        if per_class:  # class-sorted, so class k's images are one contiguous block
+    def __init__(self, images: ImageSet, per_class: bool, device: torch.device, balanced: bool = False):
+        if per_class or balanced:  # class-sorted, so class k's images are one contiguous block
             images = images.take(np.argsort(images.labels, kind="stable"))
         self.x = images.to_tensor().to(device)
         self.y = torch.from_numpy(images.labels).to(device)
         counts = images.class_counts()
-        if per_class and (counts == 0).any():
+        if (per_class or balanced) and (counts == 0).any():
             empty = [images.class_names[k] for k in np.flatnonzero(counts == 0)]
-            raise ValueError(f"per-class training needs images of every class; none for: {', '.join(empty)}")
-        self.per_class = per_class
+            mode = "per-class" if per_class else "class-balanced"
+            raise ValueError(f"{mode} training needs images of every class; none for: {', '.join(empty)}")
+        self.per_class, self.balanced = per_class, balanced
         self.counts = torch.as_tensor(counts, device=device, dtype=torch.float32)
         self.starts = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), device=device)
 
@@ -56,6 +60,10 @@ class RealBatches:
         if self.per_class:
             offsets = (torch.rand(n, len(self.counts), device=self.x.device) * self.counts).long()
             return self.x[self.starts + offsets].flatten(1, 2), None
+        if self.balanced:
+            classes = torch.randint(len(self.counts), (n,), device=self.x.device)
+            offsets = (torch.rand(n, device=self.x.device) * self.counts[classes]).long()
+            return self.x[self.starts[classes] + offsets], classes
         index = torch.randint(len(self.x), (n,), device=self.x.device)
         return self.x[index], self.y[index]
 
@@ -75,7 +83,7 @@ def train(config: GanConfig, run: Run | None = None, images: ImageSet | None = N
     images = images if images is not None else training_images(config)
     torch.manual_seed(config.seed)
     gan = build_gan(config, images.size, images.channels, images.num_classes, device=device)
-    batches = RealBatches(images, gan.per_class, device)
+    batches = RealBatches(images, gan.per_class, device, balanced=gan.conditional)
     total = config.total_steps(len(images), gan.groups)
     step, seconds_before = 0, 0.0
     last_path = run.checkpoints / "last.pt" if run else None

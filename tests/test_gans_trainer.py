@@ -96,3 +96,17 @@ def test_unknown_options_and_gans_are_refused():
     with pytest.raises(ValueError, match="image size 48"):
         from gans.config import build_gan
         build_gan(replace(make_config("dcgan")), 48, 3, 2)
+
+
+def test_class_balanced_batches_draw_every_class_equally_often_with_matching_labels(derma):
+    """ACGAN's real batches: DermaMNIST is two-thirds nevi, yet each class fills about 1/7 of a batch."""
+    batches = trainer.RealBatches(derma.train, per_class=False, device=torch.device("cpu"), balanced=True)
+    torch.manual_seed(0)
+    images, labels = batches.draw(7000)
+    shares = np.bincount(labels.numpy(), minlength=7) / len(labels)
+    assert np.all(np.abs(shares - 1 / 7) < 0.02), shares
+    real = derma.train.to_tensor()
+    for k in range(7):  # every drawn image really is an image of its label's class
+        drawn = images[labels == k][:20].flatten(1)
+        of_class = real[torch.from_numpy(derma.train.labels == k)].flatten(1)
+        assert (torch.cdist(drawn, of_class, compute_mode="donot_use_mm_for_euclid_dist").min(1).values < 1e-4).all(), derma.class_names[k]
