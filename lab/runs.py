@@ -11,6 +11,8 @@ runs/<kind>/<run_id>/
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import secrets
@@ -39,6 +41,16 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str))
+
+
+def csv_text(rows: list[dict]) -> str:
+    """Rows of dicts (same keys) as CSV text, header first; empty text for no rows."""
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def read_json(path: Path, default=None):

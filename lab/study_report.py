@@ -7,7 +7,6 @@ and `curve_figure` (matplotlib).
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import time
@@ -20,7 +19,7 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from classifier.evaluate import METRIC_LABELS, METRICS  # noqa: E402
-from lab.runs import Run, atomic_write_text  # noqa: E402
+from lab.runs import Run, atomic_write_text, csv_text  # noqa: E402
 
 
 def report_rows(summary: dict) -> list[dict]:
@@ -133,10 +132,10 @@ def write_report(run: Run, summary: dict, results: list[dict]) -> None:
 
     out = run.artifacts
     rows = report_rows(summary)
-    atomic_write_text(out / "report.csv", _csv(rows))
+    atomic_write_text(out / "report.csv", csv_text(rows))
     per_seed = [{"arm": r["arm"], "seed": r["seed"], "steps": r["steps"], "best_step": r["best_step"],
                  **{m: r["test"][m] for m in METRICS}} for r in results]
-    atomic_write_text(out / "results.csv", _csv(per_seed))
+    atomic_write_text(out / "results.csv", csv_text(per_seed))
     figures = {"Test scores": bars_figure(summary), "Per-class recall vs baseline": recall_delta_figure(summary),
                "Confusion matrices (test, summed over seeds)": confusion_figure(summary),
                "Validation curves": curve_figure(results)}
@@ -171,15 +170,6 @@ def _table(rows: list[dict], fmt) -> str:
     head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in r.values()) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _png(fig) -> str:

@@ -7,8 +7,6 @@ those training images). Each finished set is checkpointed, so a resumed job skip
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from dataclasses import asdict
@@ -19,7 +17,7 @@ import numpy as np
 from data.datasets import DatasetSpec, load_dataset
 from data.grid import make_grid, save_png
 from data.synthetic import load_set, read_meta
-from lab.runs import Cancelled, Run, atomic_write_json, atomic_write_text, find_run
+from lab.runs import Cancelled, Run, atomic_write_json, atomic_write_text, csv_text, find_run
 from metrics.distribution import DISTRIBUTION_METRICS
 from metrics.encoder import EncoderConfig, train_encoder
 from metrics.quality import METRICS
@@ -145,10 +143,4 @@ def table_rows(scores: dict) -> list[dict]:
 
 
 def to_csv(scores: dict) -> str:
-    rows = table_rows(scores)
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return buffer.getvalue()
+    return csv_text(table_rows(scores))
