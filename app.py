@@ -10,7 +10,7 @@ from pages.common import STATE_ICONS, current_spec, format_seconds
 st.set_page_config(page_title="GAN Augmentation Lab", page_icon=":material/science:", layout="wide")
 
 PAGES = {
-    "Data": [st.Page("pages/data.py", title="Data", icon=":material/dataset:", default=True)],
+    "Data": [st.Page("pages/dataset.py", title="Data", icon=":material/dataset:", default=True)],
     "Generate": [
         st.Page("pages/train_gan.py", title="Train GAN", icon=":material/model_training:"),
         st.Page("pages/samples.py", title="Samples", icon=":material/photo_library:"),

@@ -1,7 +1,6 @@
 """`python -m lab score <set> [<set> …]`: score synthetic sets as a job and print the table."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 

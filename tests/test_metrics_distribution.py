@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 
-from data.imageset import ImageSet
 from metrics.distribution import distribution_scores, kid
 from metrics.encoder import EncoderConfig, load_encoder, train_encoder
 

@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from data import folder  # noqa: F401 - import `data` before AppTest puts pages/ (with pages/data.py) on sys.path
 from data.datasets import DatasetSpec
 from data.imageset import ImageSet
 from data.synthetic import list_sets, save_set

@@ -1,8 +1,4 @@
-"""The Data page in Streamlit's AppTest on the real DermaMNIST and PneumoniaMNIST files, folders and zips.
-
-`data` is imported here first on purpose: AppTest puts pages/ on sys.path, where pages/data.py
-would otherwise shadow the `data` package when the page imports it.
-"""
+"""The Data page in Streamlit's AppTest on the real DermaMNIST and PneumoniaMNIST files, folders and zips."""
 from __future__ import annotations
 
 import io
@@ -20,7 +16,7 @@ from data.datasets import DatasetSpec
 from lab import jobs
 from lab.runs import Run
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "data.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "dataset.py")
 
 
 @pytest.fixture

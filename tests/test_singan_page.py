@@ -1,13 +1,8 @@
-"""The SinGAN page in Streamlit's AppTest: choosing an image, a finished run's variations and injection.
-
-`data` is imported first on purpose: AppTest puts pages/ on sys.path, where pages/data.py would
-otherwise shadow the `data` package.
-"""
+"""The SinGAN page in Streamlit's AppTest: choosing an image, a finished run's variations and injection."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import data  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
 from gans.singan_job import make_config, run_job

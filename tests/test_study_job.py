@@ -1,9 +1,5 @@
 """The augmentation study is fair by construction, checked on the data the arm jobs actually saw;
-its page and CLI show and launch it.
-
-`data` is imported before the page runs: AppTest puts pages/ on sys.path, where pages/data.py
-would otherwise shadow the `data` package.
-"""
+its page and CLI show and launch it."""
 from __future__ import annotations
 
 import json
