@@ -54,15 +54,18 @@ class RealBatches:
             raise ValueError(f"{mode} training needs images of every class; none for: {', '.join(empty)}")
         self.per_class, self.balanced = per_class, balanced
         self.counts = torch.as_tensor(counts, device=device, dtype=torch.float32)
+        self.last = torch.as_tensor(counts - 1, device=device)  # float32 rand × count can round up to count
         self.starts = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), device=device)
 
     def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.per_class:
-            offsets = (torch.rand(n, len(self.counts), device=self.x.device) * self.counts).long()
+            offsets = torch.minimum((torch.rand(n, len(self.counts), device=self.x.device) * self.counts).long(),
+                                    self.last)
             return self.x[self.starts + offsets].flatten(1, 2), None
         if self.balanced:
             classes = torch.randint(len(self.counts), (n,), device=self.x.device)
-            offsets = (torch.rand(n, device=self.x.device) * self.counts[classes]).long()
+            offsets = torch.minimum((torch.rand(n, device=self.x.device) * self.counts[classes]).long(),
+                                    self.last[classes])
             return self.x[self.starts[classes] + offsets], classes
         index = torch.randint(len(self.x), (n,), device=self.x.device)
         return self.x[index], self.y[index]
