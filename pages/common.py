@@ -93,6 +93,14 @@ def runs_table(kind: str) -> list[Run]:
     return runs
 
 
+def pick_run(runs: list[Run], label: str, remembered: str) -> Run:
+    """A select box over runs that opens on the run named in `st.session_state[remembered]`
+    (the one this page just launched), else on the newest."""
+    ids = [r.id for r in runs]
+    default = ids.index(st.session_state[remembered]) if st.session_state.get(remembered) in ids else 0
+    return runs[ids.index(st.selectbox(label, ids, index=default))]
+
+
 def any_active(runs: list[Run]) -> bool:
     return any(r.state in ("queued", "running") for r in runs)
 

@@ -18,7 +18,7 @@ from metrics.job import to_csv
 from metrics.leaderboard import leaderboard_rows
 from metrics.quality import METRICS
 from metrics.uploads import register_upload
-from pages.common import current_dataset, current_spec, run_status_panel
+from pages.common import current_dataset, current_spec, pick_run, run_status_panel
 
 st.title("Image quality")
 st.caption("Each synthetic image is compared with its **nearest real training image of the same class** "
@@ -72,9 +72,7 @@ else:
 score_runs = list_runs("score")
 if not score_runs:
     st.stop()
-ids = [r.id for r in score_runs]
-default = ids.index(st.session_state["quality_run"]) if st.session_state.get("quality_run") in ids else 0
-run = score_runs[ids.index(st.selectbox("Score run", ids, index=default))]
+run = pick_run(score_runs, "Score run", "quality_run")
 
 
 @st.fragment(run_every=2 if run.state in ("queued", "running") else None)

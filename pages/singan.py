@@ -14,7 +14,7 @@ from gans.singan import SinGAN, SinGanSettings, load_image, pyramid_sizes
 from gans.singan_job import PRESETS, load_variations, make_config
 from lab import jobs
 from lab.runs import Run
-from pages.common import any_active, current_dataset, current_spec, run_status_panel, runs_table, show_grid
+from pages.common import any_active, current_dataset, current_spec, pick_run, run_status_panel, runs_table, show_grid
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 LOSSES = ["critic", "adversarial", "rec_rmse"]
@@ -190,10 +190,7 @@ with seeds:
 st.header("Runs")
 runs = runs_table("singan")
 if runs:
-    ids = [r.id for r in runs]
-    chosen_id = st.session_state.get("singan_run")
-    selected = st.selectbox("Run", ids, index=ids.index(chosen_id) if chosen_id in ids else 0)
-    run = next(r for r in runs if r.id == selected)
+    run = pick_run(runs, "Run", "singan_run")
 
     @st.fragment(run_every=2 if any_active([run]) else None)
     def live() -> None:

@@ -12,7 +12,7 @@ from lab import jobs
 from lab.runs import read_json
 from lab.study import PRESETS, ArmConfig, arm_model, preset, study_children, study_results
 from lab.study_report import confusion_figure, curve_figure, metric_bars, recall_delta_figure
-from pages.common import (STATE_ICONS, any_active, current_dataset, current_spec, run_status_panel, runs_table,
+from pages.common import (STATE_ICONS, any_active, current_dataset, current_spec, pick_run, run_status_panel, runs_table,
                           show_grid)
 
 st.title("Augmentation study")
@@ -70,9 +70,7 @@ st.subheader("Studies")
 runs = runs_table("study")
 if not runs:
     st.stop()
-ids = [r.id for r in runs]
-default = ids.index(st.session_state["study_run"]) if st.session_state.get("study_run") in ids else 0
-run = runs[ids.index(st.selectbox("Study", ids, index=default))]
+run = pick_run(runs, "Study", "study_run")
 
 
 @st.fragment(run_every=2 if any_active([run]) else None)

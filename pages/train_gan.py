@@ -10,7 +10,7 @@ from gans import REGISTRY, TITLES
 from gans.blocks import IMAGE_SIZES
 from gans.config import PRESETS, GanConfig, make_config
 from lab import jobs
-from pages.common import any_active, current_dataset, current_spec, format_seconds, run_status_panel, runs_table
+from pages.common import any_active, current_dataset, current_spec, format_seconds, pick_run, run_status_panel, runs_table
 
 st.title("Train a GAN")
 spec = current_spec()
@@ -65,9 +65,7 @@ st.subheader("GAN runs")
 runs = runs_table("gan")
 if not runs:
     st.stop()
-ids = [r.id for r in runs]
-default = ids.index(st.session_state["gan_run"]) if st.session_state.get("gan_run") in ids else 0
-run = runs[ids.index(st.selectbox("Run", ids, index=default))]
+run = pick_run(runs, "Run", "gan_run")
 
 
 def loss_figure(events: list[dict]) -> go.Figure:

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from data import folder  # noqa: F401 - import `data` before AppTest puts pages/ (with pages/data.py) on sys.path
 from data.synthetic import list_sets, load_set
 from gans.config import make_config
 from gans.train import run_job
