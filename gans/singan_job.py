@@ -4,18 +4,19 @@ mode="image": one image (a file, or one image of a dataset's training split). Ou
 generator file, sample grids per level, and variations (`artifacts/variations.npz` and `.png`).
 
 mode="seeds": picks k training images per class (at random with `seed`, or `seed_indices` by
-hand), trains one SinGAN per seed image one after another inside this job, generates
+hand), queues one image-mode run per seed (each with its own events, checkpoints and cancel;
+free worker slots train them side by side, the seeds run trains the rest itself), collects
 `variations` images from each, and registers them as a labelled synthetic set at the dataset's
 working size and channels (`artifacts/singan_variations.npz` + `.json` + image-folder `.zip`),
 ready for the study's "a fraction of the real data plus SinGAN variations" arm.
 
-Both modes report a progress event per iteration, save `checkpoints/last.pt` (per seed in seeds
-mode) every `checkpoint_every` iterations and on cancel, and resume from it.
+Image runs report a progress event per iteration, save `checkpoints/last.pt` every
+`checkpoint_every` iterations and on cancel, and resume from it.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,8 @@ from data.grid import make_grid, save_png
 from data.imageset import ImageSet, from_tensor
 from data.synthetic import load_set, save_set, to_folder_zip
 from gans.singan import SinGAN, SinGanSettings, image_to_tensor, load_image, resize
-from lab.runs import Cancelled, Run, atomic_write_json
+from lab.children import create_children, run_children
+from lab.runs import Cancelled, Run, atomic_write_json, read_json
 
 MODES = ("image", "seeds")
 
@@ -202,6 +204,7 @@ def choose_seeds(train_split: ImageSet, per_class: int, seed: int) -> list[int]:
 
 
 def run_seeds_job(run: Run, config: SinGanConfig) -> None:
+    """Queue one image-mode "singan" run per seed (lab/children.py), then collect their variations."""
     spec = DatasetSpec.from_dict(config.dataset)
     train_split = load_dataset(spec).train
     seeds = list(config.seed_indices) or choose_seeds(train_split, config.seeds_per_class, config.seed)
@@ -210,34 +213,39 @@ def run_seeds_job(run: Run, config: SinGanConfig) -> None:
         raise ValueError(f"seed indices outside the training split (0..{len(train_split) - 1}): {bad}")
     atomic_write_json(run.artifacts / "seeds.json", {"indices": seeds,
                                                      "labels": train_split.labels[seeds].tolist()})
+    plan = {f"seed{position:03d}": (f"{spec.name}-seed{position:03d}", seed_config(config, index, position))
+            for position, index in enumerate(seeds)}
+    children = create_children(run, "singan", plan)
     steps = build_model(train_split.images[seeds[0]], config, config.seed).total_steps
-    started = time.time()
-    variations, labels = [], []
-    for position, index in enumerate(seeds):
-        folder = run.checkpoints / f"seed_{position:03d}"
-        folder.mkdir(exist_ok=True)
-        done_file = folder / "variations.npz"
-        if not done_file.exists():
-            model = build_model(train_split.images[index], config, config.seed + position)
-            run.log_event(type="seed", position=position, index=int(index), label=int(train_split.labels[index]))
-            train(run, model, folder / "last.pt", config, offset=position * steps, total=len(seeds) * steps,
-                  sample_prefix=f"seed{position:03d}_stage")
-            images = model.sample(config.variations, seed=config.seed + position, inject_stage=config.inject_stage,
-                                 noise_scale=config.noise_scale)
-            np.savez_compressed(done_file, images=to_working_size(images, spec.size, train_split.channels))
-        with np.load(done_file, allow_pickle=False) as f:
-            variations.append(f["images"])
-        labels += [int(train_split.labels[index])] * len(variations[-1])
-    synthetic = ImageSet(np.concatenate(variations), np.array(labels), train_split.class_names,
+    run_children(run, children, steps, describe=lambda key: f"seed {int(key[4:]) + 1}/{len(seeds)}")
+
+    variations = [read_child_variations(child, spec.size, train_split.channels) for child in children.values()]
+    labels = np.concatenate([np.full(len(v), train_split.labels[index]) for v, index in zip(variations, seeds)])
+    synthetic = ImageSet(np.concatenate(variations), labels, train_split.class_names,
                          split="synthetic", source=f"singan@{spec.name}")
+    train_seconds = sum(read_json(c.artifacts / "summary.json", {}).get("train_seconds", 0) for c in children.values())
     save_set(synthetic, run.artifacts, "singan_variations", generator="singan", run_id=run.id,
-             dataset=spec.to_dict(), train_seconds=round(time.time() - started, 1), seeds=seeds,
-             variations_per_seed=config.variations, preset=config.preset)
+             dataset=spec.to_dict(), train_seconds=round(train_seconds, 1), seeds=seeds,
+             seed_runs=[c.id for c in children.values()], variations_per_seed=config.variations,
+             preset=config.preset)
     (run.artifacts / "singan_variations.zip").write_bytes(to_folder_zip(synthetic))
     reals = train_split.images[seeds]
     rows = [np.concatenate([reals[i:i + 1], v[:7]]) for i, v in enumerate(variations)]
     save_png(make_grid(np.concatenate(rows), ncol=1 + min(7, config.variations)), run.samples / "seeds.png")
     run.log_event(type="synthetic_set", path=str(run.artifacts / "singan_variations.npz"), count=len(synthetic))
+
+
+def seed_config(config: SinGanConfig, index: int, position: int) -> dict:
+    """The image-mode config of one seed's run: the seeds run's settings, a seed of its own."""
+    return replace(config, mode="image", image_index=int(index), seed=config.seed + position, seed_indices=[],
+                   seeds_per_class=0).to_dict()
+
+
+def read_child_variations(child: Run, size: int, channels: int) -> np.ndarray:
+    with np.load(child.artifacts / "variations.npz", allow_pickle=False) as f:
+        images = f["images"]
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return to_working_size(tensor, size, channels)
 
 
 def to_working_size(images: torch.Tensor, size: int, channels: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from data.paths import runs_dir
@@ -52,13 +53,20 @@ def submit(kind: str, config: dict, name: str = "", root: Path | None = None, st
     return run
 
 
+@contextmanager
+def queue_lock(root: Path):
+    """The queue's lock: held while deciding which queued runs start, so no run starts twice."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".queue.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def schedule(root: Path | None = None) -> list[Run]:
     """Start workers for queued runs while there is room. Returns the runs it started."""
     root = Path(root or runs_dir())
-    root.mkdir(parents=True, exist_ok=True)
     started = []
-    with open(root / ".queue.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with queue_lock(root):
         runs = list_runs(root=root)
         running = 0
         for run in runs:

@@ -7,9 +7,9 @@ test split. It is fair by construction:
 - synthetic images enter training data only; model selection uses the real validation split;
 - the test split is evaluated once, with the selected weights.
 
-Each (arm, seed) is a "study-arm" run with its own directory, events and checkpoint. The study
-job runs them one after another in its own process (the job queue runs one job at a time on
-CPU, so a study waiting for queued children would hold the only slot). Each arm job writes
+Each (arm, seed) is a "study-arm" run with its own directory, events and checkpoint, queued as a
+child of the study (lab/children.py: free worker slots take them, the study runs the rest in its
+own process). Each arm job writes
 what it actually trained and evaluated on (`composition.json`, `data_seen.npz`), so fairness
 is checked on the data, not assumed. The study then aggregates over seeds (mean with a
 Student-t 95% interval), compares each arm with the baseline seed by seed (paired t), and
@@ -17,10 +17,7 @@ writes `summary.json` (the leaderboard's contract), `report.csv` and `report.htm
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,7 +29,8 @@ from classifier.train import TrainConfig, train_classifier
 from data.datasets import DatasetSpec, load_dataset
 from data.imageset import ImageSet
 from data.synthetic import load_set
-from lab.runs import Cancelled, Run, atomic_write_json, process_start_ticks, read_json
+from lab.children import create_children, read_children, run_children
+from lab.runs import Run, atomic_write_json, read_json
 from metrics.stats import paired_comparison, t_interval
 
 ARM_KINDS = ("real", "standard_aug", "synthetic", "synthetic_only")
@@ -238,23 +236,6 @@ def run_arm_job(run: Run) -> None:
 
 # --- the study job: run every (arm, seed), then aggregate --------------------------------------
 
-class ChildRun(Run):
-    """An arm run executed inside the study's process: it stops when the study is asked to stop,
-    and its progress also moves the study's progress bar."""
-
-    def __init__(self, path, parent: Run, offset: int, total: int):
-        super().__init__(path)
-        self.parent, self.offset, self.total = parent, offset, total
-
-    stop_requested = property(lambda self: self.parent.stop_requested, lambda self, value: None)
-
-    def progress(self, done, total, message="", force=False, **metrics):
-        super().progress(done, total, message, force, **metrics)
-        arm = self.config.get("arm", {}).get("name", "")
-        self.parent.progress(self.offset + done, self.total,
-                             message=f"{arm} · seed {self.config.get('seed')}: {message}", force=force)
-
-
 def arm_config(study: StudyConfig, arm: ArmConfig, seed: int, parent: Run) -> dict:
     """Everything an arm job needs, so its run can be reproduced from its config.json alone."""
     return {"study": str(parent.path), "arm": asdict(arm), "seed": seed, "dataset": study.dataset,
@@ -267,59 +248,16 @@ def run_study_job(run: Run) -> None:
     for arm in study.arms:  # fail now, with the file's name, not after an hour of training
         if arm.synthetic_set:
             load_synthetic(arm.synthetic_set, data.train)
-    plan = [(arm, seed) for seed in study.seeds for arm in study.arms]  # seed-major: pairs complete early
-    children_path = run.checkpoints / "children.json"
-    children = read_json(children_path, {}) or {}
-    steps = study.train.steps
-    for i, (arm, seed) in enumerate(plan):
-        key = f"{arm.name}|{seed}"
-        child = ChildRun(children[key], run, i * steps, len(plan) * steps) if key in children else None
-        if child is not None and child.raw_status().get("state") == "done":
-            continue
-        if child is None:
-            child = _create_child(run, arm_config(study, arm, seed, run), f"{arm.name}-s{seed}",
-                                  i * steps, len(plan) * steps)
-            children[key] = str(child.path)
-            atomic_write_json(children_path, children)
-        _execute_child(child)
-    run.progress(len(plan) * steps, len(plan) * steps, message="aggregating", force=True)
-    results = [read_json(Path(children[f"{a.name}|{s}"]) / "artifacts" / "result.json") for a, s in plan]
+    plan = {f"{arm.name}|{seed}": (f"{arm.name}-s{seed}", arm_config(study, arm, seed, run))
+            for seed in study.seeds for arm in study.arms}  # seed-major: pairs complete early
+    children = create_children(run, "study-arm", plan)
+    run_children(run, children, study.train.steps, describe=lambda key: key.replace("|", " · seed "))
+    run.progress(len(plan) * study.train.steps, len(plan) * study.train.steps, message="aggregating", force=True)
+    results = [read_json(child.artifacts / "result.json") for child in children.values()]
     summary = summarize(study, results, run)
     from lab.study_report import write_report
 
     write_report(run, summary, results)
-
-
-def _create_child(parent: Run, config: dict, name: str, offset: int, total: int) -> ChildRun:
-    """A study-arm run marked as running in this process, created under the queue's lock so the
-    scheduler never sees it queued and starts a second worker for it."""
-    root = parent.path.parent.parent
-    with open(root / ".queue.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        created = Run.create("study-arm", config, root=root, name=name)
-        child = ChildRun(created.path, parent, offset, total)
-        _mark_running(child)
-    return child
-
-
-def _mark_running(child: Run) -> None:
-    child.write_status("running", pid=os.getpid(), pid_start=process_start_ticks(os.getpid()),
-                       started=child.raw_status().get("started", time.time()), resumed=time.time(),
-                       done_at_resume=(child.raw_status().get("progress") or {}).get("done", 0),
-                       error=None, dead=None)
-
-
-def _execute_child(child: ChildRun) -> None:
-    _mark_running(child)
-    try:
-        run_arm_job(child)
-    except Cancelled:
-        child.write_status("cancelled", finished=time.time())
-        raise
-    except BaseException as e:
-        child.write_status("failed", error=f"{type(e).__name__}: {e}", finished=time.time())
-        raise
-    child.write_status("done", finished=time.time())
 
 
 # --- aggregation ------------------------------------------------------------------------------
@@ -379,8 +317,7 @@ def verdict(entry: dict, metric: str, baseline: str) -> str:
 
 def study_children(study_run: Run) -> dict[str, Run]:
     """The study's arm runs by "arm|seed", in the order they ran."""
-    children = read_json(study_run.checkpoints / "children.json", {}) or {}
-    return {key: Run(path) for key, path in children.items()}
+    return read_children(study_run)
 
 
 def study_results(study_run: Run) -> list[dict]:

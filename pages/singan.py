@@ -13,6 +13,7 @@ from data.synthetic import to_folder_zip
 from gans.singan import SinGAN, SinGanSettings, load_image, pyramid_sizes
 from gans.singan_job import PRESETS, load_variations, make_config
 from lab import jobs
+from lab.children import read_children
 from lab.runs import Run
 from pages.common import any_active, current_dataset, current_spec, pick_run, run_status_panel, runs_table, show_grid
 
@@ -145,13 +146,31 @@ def loss_chart(run: Run) -> None:
 
 def live_view(run: Run) -> None:
     status = run_status_panel(run)
-    stages = sorted(run.samples.glob("*stage_*.png"), key=lambda p: p.stat().st_mtime)
+    watched = run
+    if run.config.get("mode") == "seeds":
+        watched = seed_runs_view(run) or run
+    stages = sorted(watched.samples.glob("*stage_*.png"), key=lambda p: p.stat().st_mtime)
     if stages:
-        st.image(str(stages[-1]), caption=f"{stages[-1].stem}: real, reconstruction, 6 random samples",
-                 width=480)
-    loss_chart(run)
+        st.image(str(stages[-1]), caption=f"{watched.id} · {stages[-1].stem}: real, reconstruction, "
+                 "6 random samples", width=480)
+    loss_chart(watched)
     if status.get("state") == "done":
         results(run)
+
+
+def seed_runs_view(run: Run) -> Run | None:
+    """A seeds run's own runs (one per seed image) with their states; returns the one to watch."""
+    children = list(read_children(run).values())
+    if not children:
+        return None
+    rows = [{"seed run": c.id, "training image": c.config.get("image_index"), "state": c.state,
+             "progress": ((c.raw_status().get("progress") or {}).get("done", 0)
+                          / max((c.raw_status().get("progress") or {}).get("total", 1), 1))} for c in children]
+    with st.expander(f"{len(children)} seed runs", expanded=run.state in ("queued", "running")):
+        st.dataframe(rows, hide_index=True, width="stretch", column_config={
+            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
+    running = [c for c in children if c.state == "running"]
+    return running[0] if running else children[-1]
 
 
 def results(run: Run) -> None:

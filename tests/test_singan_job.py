@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from data.synthetic import list_sets, load_set
 from gans.singan import SinGAN
 from gans.singan_job import make_config, run_job
 from lab import jobs
+from lab.children import read_children
 from lab.cli import main
 from lab.runs import Cancelled, Run
 from tests.conftest import DATA_DIR
@@ -57,20 +59,64 @@ def test_image_job_cancels_with_a_checkpoint_and_resumes_where_it_stopped(runs_r
     assert model.sizes[-1] == (31, 32) and model.channels == 1
 
 
+SEEDS_TINY = {**TINY, "max_side": 28}
+
+
+def seeds_config(**fields):
+    fields = {"seeds_per_class": 2, "variations": 3, **SEEDS_TINY, **fields}
+    return make_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist", "size": 28}, **fields)
+
+
 def test_seeds_per_class_registers_a_labelled_set_at_the_dataset_size(runs_root, pneumonia):
-    config = make_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist", "size": 28}, seeds_per_class=2,
-                         variations=3, **{**TINY, "max_side": 28})
-    run = Run.create("singan", config.to_dict(), root=runs_root)
+    run = Run.create("singan", seeds_config().to_dict(), root=runs_root)
     run_job(run)
     synthetic = load_set(run.artifacts / "singan_variations.npz")
     assert synthetic.images.shape == (12, 28, 28, 1)
     assert synthetic.labels.tolist() == [0] * 6 + [1] * 6
     assert synthetic.class_names == pneumonia.class_names
-    seeds = pneumonia.train.images[json.loads((run.artifacts / "seeds.json").read_text())["indices"]]
+    indices = json.loads((run.artifacts / "seeds.json").read_text())["indices"]
+    seeds = pneumonia.train.images[indices]
     assert all(np.abs(v.astype(int) - s.astype(int)).mean() > 1 for v, s in zip(synthetic.images[::3], seeds))
     assert (run.artifacts / "singan_variations.zip").stat().st_size > 0
     assert [s.path for s in list_sets(runs_root)] == [run.artifacts / "singan_variations.npz"]
     assert (run.samples / "seeds.png").exists()
+
+    # one queued image-mode run per seed, each with its own events, generator and variations
+    children = list(read_children(run).values())
+    assert [c.config["image_index"] for c in children] == indices
+    assert {c.config["mode"] for c in children} == {"image"} and {c.state for c in children} == {"done"}
+    assert all((c.checkpoints / "singan.pt").exists() and c.events("progress") for c in children)
+    assert [c.config["seed"] for c in children] == [0, 1, 2, 3]
+    assert run.raw_status()["progress"]["done"] == run.raw_status()["progress"]["total"]
+
+
+def test_seed_runs_use_free_worker_slots(runs_root, monkeypatch):
+    monkeypatch.setenv("LAB_MAX_JOBS", "2")
+    parent = jobs.submit("singan", seeds_config(seeds_per_class=1).to_dict(), name="two-slots")
+    assert jobs.wait(parent, timeout=240) == "done", parent.log_path.read_text()
+    children = list(read_children(parent).values())
+    assert {c.state for c in children} == {"done"}
+    # the first seed went to a worker of its own; the parent trained the other one itself
+    pids = [c.raw_status()["pid"] for c in children]
+    assert pids[0] != parent.raw_status()["pid"] and pids[1] == parent.raw_status()["pid"]
+    assert len(load_set(parent.artifacts / "singan_variations.npz")) == 6
+
+
+def test_cancelling_a_seeds_run_cancels_its_seed_runs_and_resume_finishes_them(runs_root):
+    parent = jobs.submit("singan", seeds_config(variations=2).to_dict(), name="cancel-me")
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(c.events("progress") for c in read_children(parent).values()):
+        time.sleep(0.2)
+    assert jobs.cancel(parent) in ("running", "cancelled")
+    assert jobs.wait(parent, timeout=60) == "cancelled"
+    children = list(read_children(parent).values())
+    assert len(children) == 4 and {c.state for c in children} <= {"done", "cancelled"}
+    assert "cancelled" in {c.state for c in children}
+
+    jobs.resume(parent)
+    assert jobs.wait(parent, timeout=240) == "done", parent.log_path.read_text()
+    assert {c.state for c in children} == {"done"}
+    assert len(load_set(parent.artifacts / "singan_variations.npz")) == 8
 
 
 def test_cli_refuses_an_undecodable_image_before_queuing(runs_root, tmp_path, capsys):

@@ -1,0 +1,147 @@
+"""Child runs: a job that fans out into runs of its own (a study's arms, SinGAN's seeds).
+
+The parent queues one run per piece of work, then drives them all to the end:
+- a child that another worker has started is waited for (with LAB_MAX_JOBS > 1 they run side by side);
+- a child still queued is claimed under the queue's lock and run inside the parent's process: with
+  one slot the parent holds it, and a child left in the queue would wait for ever;
+- a cancelled or failed child is queued again when the parent resumes, and continues from its
+  own checkpoint.
+The parent's progress bar is the sum of its children's; cancelling the parent cancels them.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from lab import jobs
+from lab.runs import Cancelled, Run, atomic_write_json, process_start_ticks, read_json
+
+WAIT_POLL_S = 1.0
+
+
+def children_file(parent: Run) -> Path:
+    return parent.checkpoints / "children.json"
+
+
+def read_children(parent: Run) -> dict[str, Run]:
+    """The parent's children by key, in the order they were created."""
+    return {key: Run(path) for key, path in (read_json(children_file(parent), {}) or {}).items()}
+
+
+def create_children(parent: Run, kind: str, planned: dict[str, tuple[str, dict]]) -> dict[str, Run]:
+    """Queue a `kind` run for every key of `planned` (key -> (name, config)) that has none yet.
+
+    The keys and run paths are kept in the parent's checkpoints/children.json, so a resumed
+    parent finds the children it made before instead of making new ones.
+    """
+    existing = read_children(parent)
+    root = parent.path.parent.parent
+    with jobs.queue_lock(root):
+        if parent.raw_status().get("state") == "queued":  # called directly (tests), not by a worker
+            _mark_running(parent)
+        for key, (name, config) in planned.items():
+            if key not in existing:
+                existing[key] = Run.create(kind, config, root=root, name=name)
+                atomic_write_json(children_file(parent), {k: str(r.path) for k, r in existing.items()})
+    jobs.schedule(root)  # free slots (LAB_MAX_JOBS > 1) start children in workers of their own
+    return {key: existing[key] for key in planned}
+
+
+def run_children(parent: Run, children: dict[str, Run], steps_each: int,
+                 describe: Callable[[str], str] = str) -> None:
+    """Drive every child to "done" (see the module docstring); raise if one fails or on cancel.
+
+    `steps_each` is one child's progress total, so the parent's bar covers len(children) × it;
+    `describe(key)` prefixes the parent's progress message while a child runs here.
+    """
+    for child in children.values():  # a resumed parent resumes its interrupted children
+        if child.state in ("cancelled", "failed"):
+            child.write_status("queued", error=None, dead=None, queued_at=time.time())
+    total = steps_each * len(children)
+    try:
+        while True:
+            pending = {key: child for key, child in children.items() if child.state != "done"}
+            if not pending:
+                break
+            parent.check_cancel()
+            for key, child in pending.items():
+                status = child.status()
+                if status.get("state") in ("cancelled", "failed"):
+                    raise RuntimeError(f"{child.kind} run {child.id} {status['state']}"
+                                       + (f": {status['error']}" if status.get("error") else ""))
+                if status.get("state") == "queued" and _claim(child):
+                    others = [c for k, c in children.items() if k != key]
+                    _execute(ChildRun(child.path, parent, others, steps_each, total, describe(key)))
+                    break
+            else:  # every pending child runs in another worker
+                parent.progress(_steps_done(children.values(), steps_each), total, message="waiting for workers")
+                time.sleep(WAIT_POLL_S)
+    except (Cancelled, KeyboardInterrupt):
+        for child in children.values():
+            if child.state in ("queued", "running"):
+                jobs.cancel(child)
+        raise
+    parent.progress(total, total, message="children done", force=True)
+
+
+class ChildRun(Run):
+    """A child run executed in the parent's process: it stops when the parent is asked to stop,
+    and its progress also moves the parent's bar."""
+
+    def __init__(self, path, parent: Run, others: list[Run], steps_each: int, total: int, label: str):
+        super().__init__(path)
+        self.parent, self.others, self.steps_each, self.total, self.label = parent, others, steps_each, total, label
+        self._others_done, self._others_read = 0, 0.0
+
+    stop_requested = property(lambda self: self.parent.stop_requested, lambda self, value: None)
+
+    def progress(self, done, total, message="", force=False, **metrics):
+        super().progress(done, total, message, force, **metrics)
+        now = time.time()
+        if force or now - self._others_read > 2.0:  # other children's files are read every 2 s at most
+            self._others_done, self._others_read = _steps_done(self.others, self.steps_each), now
+        self.parent.progress(self._others_done + done * self.steps_each // max(total, 1), self.total,
+                             message=f"{self.label}: {message}", force=force)
+
+
+def _steps_done(children, steps_each: int) -> int:
+    done = 0
+    for child in children:
+        status = child.raw_status()
+        progress = status.get("progress") or {}
+        if status.get("state") == "done":
+            done += steps_each
+        elif progress.get("total"):
+            done += progress["done"] * steps_each // progress["total"]
+    return done
+
+
+def _claim(child: Run) -> bool:
+    """Mark a queued child as running in this process, unless a worker took it first."""
+    with jobs.queue_lock(child.path.parent.parent):
+        if child.raw_status().get("state") != "queued":
+            return False
+        _mark_running(child)
+        return True
+
+
+def _mark_running(child: Run) -> None:
+    child.write_status("running", pid=os.getpid(), pid_start=process_start_ticks(os.getpid()),
+                       started=child.raw_status().get("started", time.time()), resumed=time.time(),
+                       done_at_resume=(child.raw_status().get("progress") or {}).get("done", 0),
+                       error=None, dead=None)
+
+
+def _execute(child: ChildRun) -> None:
+    """Run a claimed child's job here, with the status transitions a worker would write."""
+    try:
+        jobs.job_function(child.kind)(child)
+    except Cancelled:
+        child.write_status("cancelled", finished=time.time())
+        raise
+    except BaseException as e:
+        child.write_status("failed", error=f"{type(e).__name__}: {e}", finished=time.time())
+        raise
+    child.write_status("done", finished=time.time())
