@@ -33,12 +33,14 @@ from lab.runs import Cancelled, Run, atomic_write_json, read_json
 MODES = ("image", "seeds")
 
 # Preset -> model settings. "quick": the concurrent schedule sized for a 2-core CPU: more
-# iterations at the cheap coarse levels (global layout), fewer at the fine ones, a 16-px coarsest
-# level so the 11-px critic sees the whole retina band, and noise at half the reconstruction error
-# (SinGAN's 0.1 left the fine levels too little noise to turn into speckle in 150 iterations);
+# iterations at the cheap coarse levels (global layout), fewer at the fine ones. Its coarsest level
+# has a 10-px short side: the coarsest-to-finest ratio of SinGAN's 25 px at 250 px, so the first
+# stage's 9-px receptive field spans the retina's height; at 16 or 25 px random OCT samples came out
+# as fragments of band scattered over the frame. Noise at 0.3 × the reconstruction error gives
+# visible speckle in 250 fine iterations (SinGAN's 0.1 left them almost noise-free).
 # "tiny": 28-px MedMNIST seeds; "paper": SinGAN's original one-level-at-a-time schedule.
 PRESETS: dict[str, dict] = {
-    "quick": {"iters_coarse": 500, "iters": 150, "min_side": 16, "noise_amp_init": 0.5},
+    "quick": {"iters_coarse": 600, "iters": 250, "min_side": 10, "noise_amp_init": 0.3},
     "tiny": {"max_side": 28, "stages": 4, "iters": 200},
     "paper": {"max_side": 250, "stages": 9, "iters": 2000, "d_steps": 3, "g_steps": 3, "concurrent": 1,
               "layers": 5, "lr_drop": 0.8},
