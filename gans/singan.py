@@ -10,7 +10,9 @@ a CPU. Here, as in ConSinGAN (Hinz et al. 2021), the generator grows one stage a
 top `concurrent` stages keep training together, the lower ones with their learning rate scaled by
 `lr_scale` per level, and each level gets far fewer iterations (more at the cheap coarse
 levels, which set the global layout, than at the fine ones). The generator stays in image space
-at every level (as in SinGAN) so a real image can be injected at any level.
+at every level (as in SinGAN), and every level being trained keeps its own reconstruction loss, so
+a real image can be injected at any level: a lower level trained only through the top level's loss
+drifts from its own scale, and the level above it learns to expect the drift, not the real image.
 """
 from __future__ import annotations
 
@@ -155,14 +157,18 @@ class Generator(nn.Module):
     def forward(self, noise: list[torch.Tensor], amps: list[float], sizes: list[tuple[int, int]],
                 x: torch.Tensor | None = None, begin: int = 0, end: int | None = None) -> torch.Tensor:
         """Run levels `begin`..`end`-1, starting from image `x` (None: from zeros at level 0)."""
+        return self.levels(noise, amps, sizes, x, begin, end)[-1]
+
+    def levels(self, noise: list[torch.Tensor], amps: list[float], sizes: list[tuple[int, int]],
+               x: torch.Tensor | None = None, begin: int = 0, end: int | None = None) -> list[torch.Tensor]:
+        """Like `forward`, but every level's output image, from `begin` up."""
         end = len(self.stages) if end is None else end
+        outputs = []
         for level in range(begin, end):
-            if x is None:
-                previous = torch.zeros_like(noise[level])
-            else:
-                previous = upsample(x, sizes[level])
+            previous = torch.zeros_like(noise[level]) if x is None else upsample(x, sizes[level])
             x = self.stages[level](noise[level] * amps[level], previous)
-        return x
+            outputs.append(x)
+        return outputs
 
 
 class Critic(nn.Module):
@@ -246,9 +252,9 @@ class SinGAN:
         for d_step in range(s.d_steps):
             if d_step < s.d_steps - 1:
                 with torch.no_grad():
-                    fake, rec = self._fake_and_reconstruction()
+                    fake, recs = self._fake_and_reconstruction()
             else:
-                fake, rec = self._fake_and_reconstruction()
+                fake, recs = self._fake_and_reconstruction()
             scores = self.critic(torch.cat([real, fake.detach()])).mean(dim=(1, 2, 3))
             critic_real, critic_fake = scores[0], scores[1]
             penalty = gradient_penalty(self.pixel_scaled_critic, real, fake)
@@ -259,10 +265,13 @@ class SinGAN:
         self.critic.requires_grad_(False)
         for g_step in range(s.g_steps):
             if g_step:
-                fake, rec = self._fake_and_reconstruction()
+                fake, recs = self._fake_and_reconstruction()
             adversarial = -self.critic(fake).mean()
-            rec_mse = F.mse_loss(rec, real)
-            loss_g = adversarial + s.alpha * rec_mse
+            # Every trained level reconstructs its own scale, as in SinGAN where each level is
+            # trained alone: then a real image injected at any level is what that level expects.
+            level_mse = [F.mse_loss(rec, self.reals[level]) for level, rec in zip(self._trained_levels, recs)]
+            rec_mse = level_mse[-1]
+            loss_g = adversarial + s.alpha * sum(level_mse)
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
@@ -327,8 +336,13 @@ class SinGAN:
     def _noise(self, n: int, size: tuple[int, int]) -> torch.Tensor:
         return torch.randn(n, self.channels, *size, generator=self.rng).to(self.device)
 
-    def _fake_and_reconstruction(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random sample and the reconstruction at the current level, one batch of two.
+    @property
+    def _trained_levels(self) -> range:
+        return range(self.lowest_trained, self.stage + 1)
+
+    def _fake_and_reconstruction(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """A random sample at the current level and the reconstruction at every trained level,
+        computed as one batch of two.
 
         Only the trained levels keep a graph; the frozen levels' reconstruction is fixed, so it
         is computed once per level (`_frozen_rec`).
@@ -340,8 +354,8 @@ class SinGAN:
             with torch.no_grad():
                 x = torch.cat([self.generator(noise, self.amps, self.sizes, end=low), self._frozen_rec()])
         both = [torch.cat([z, r]) for z, r in zip(noise, self.rec_noise)]
-        out = self.generator(both, self.amps, self.sizes, x=x, begin=low, end=k + 1)
-        return out[:1], out[1:]
+        outputs = self.generator.levels(both, self.amps, self.sizes, x=x, begin=low, end=k + 1)
+        return outputs[-1][:1], [out[1:] for out in outputs]
 
     def _frozen_rec(self) -> torch.Tensor:
         if self.frozen_rec is None:
