@@ -37,11 +37,15 @@ MODES = ("image", "seeds")
 # has a 10-px short side: the coarsest-to-finest ratio of SinGAN's 25 px at 250 px, so the first
 # stage's 9-px receptive field spans the retina's height; at 16 or 25 px random OCT samples came out
 # as fragments of band scattered over the frame. Noise at 0.3 × the reconstruction error gives
-# visible speckle in 250 fine iterations (SinGAN's 0.1 left them almost noise-free).
-# "tiny": 28-px MedMNIST seeds; "paper": SinGAN's original one-level-at-a-time schedule.
+# visible speckle (SinGAN's 0.1 left the fine levels almost noise-free). 1000 → 500 iterations take
+# about 3.5 minutes at 128 px here and draw the retina's separate layers (at 600 → 250 they were blurred).
+# "tiny": 28-px MedMNIST seeds, for the same reason from an 8-px coarsest level (at 14 px random
+# chest X-rays came out as scattered lung fragments; at 8 px they have two lungs and a mediastinum),
+# with noise at 0.5 × the error so the injected variations differ visibly.
+# "paper": SinGAN's original one-level-at-a-time schedule.
 PRESETS: dict[str, dict] = {
-    "quick": {"iters_coarse": 600, "iters": 250, "min_side": 10, "noise_amp_init": 0.3},
-    "tiny": {"max_side": 28, "stages": 4, "iters": 200},
+    "quick": {"iters_coarse": 1000, "iters": 500, "min_side": 10, "noise_amp_init": 0.3},
+    "tiny": {"max_side": 28, "stages": 4, "iters_coarse": 400, "iters": 200, "min_side": 8, "noise_amp_init": 0.5},
     "paper": {"max_side": 250, "stages": 9, "iters": 2000, "d_steps": 3, "g_steps": 3, "concurrent": 1,
               "layers": 5, "lr_drop": 0.8},
 }
