@@ -34,7 +34,7 @@ MODES = ("image", "seeds")
 
 # Preset -> model settings. "quick": the concurrent schedule sized for a 2-core CPU: more
 # iterations at the cheap coarse levels (global layout), fewer at the fine ones. Its coarsest level
-# has a 10-px short side: the coarsest-to-finest ratio of SinGAN's 25 px at 250 px, so the first
+# has a 10-px short side, close to SinGAN's coarse-to-fine ratio (25 px at 250 px), so the first
 # stage's 9-px receptive field spans the retina's height; at 16 or 25 px random OCT samples came out
 # as fragments of band scattered over the frame. Noise at 0.3 × the reconstruction error gives
 # visible speckle (SinGAN's 0.1 left the fine levels almost noise-free). 1000 → 500 iterations take

@@ -18,7 +18,7 @@ def test_page_previews_a_dataset_image_with_its_pyramid(runs_root):
     assert not at.exception
     assert at.title[0].value == "SinGAN"
     captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
-    assert captions == ["28×28 px · levels: 14×14 → 18×18 → 22×22 → 28×28"]  # the tiny preset for 28 px
+    assert captions == ["28×28 px · levels: 8×8 → 12×12 → 18×18 → 28×28"]  # the tiny preset for 28 px
     assert any(b.label == "Train SinGAN" for b in at.button)
     assert any("No runs yet" in c.value for c in at.caption)
 
