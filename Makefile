@@ -32,6 +32,7 @@ chromium:
 
 bench: $(STAMP)
 	$(PY) bench/gan_throughput.py
+	$(PY) bench/gan_quality.py
 	$(PY) bench/singan_speed.py
 	$(PY) bench/score_speed.py
 	$(PY) bench/classifier_speed.py
