@@ -34,7 +34,8 @@ def create_children(parent: Run, kind: str, planned: dict[str, tuple[str, dict]]
     """Queue a `kind` run for every key of `planned` (key -> (name, config)) that has none yet.
 
     The keys and run paths are kept in the parent's checkpoints/children.json, so a resumed
-    parent finds the children it made before instead of making new ones.
+    parent finds the children it made before instead of making new ones; each child's config
+    names its parent, so run lists can show children under their parent.
     """
     existing = read_children(parent)
     root = parent.path.parent.parent
@@ -43,7 +44,7 @@ def create_children(parent: Run, kind: str, planned: dict[str, tuple[str, dict]]
             _mark_running(parent)
         for key, (name, config) in planned.items():
             if key not in existing:
-                existing[key] = Run.create(kind, config, root=root, name=name)
+                existing[key] = Run.create(kind, {**config, "parent": str(parent.path)}, root=root, name=name)
                 atomic_write_json(children_file(parent), {k: str(r.path) for k, r in existing.items()})
     jobs.schedule(root)  # free slots (LAB_MAX_JOBS > 1) start children in workers of their own
     return {key: existing[key] for key in planned}

@@ -76,8 +76,9 @@ def run_status_panel(run: Run, key: str = "") -> dict:
 
 
 def runs_table(kind: str) -> list[Run]:
-    """A table of a kind's runs with state and progress; returns the runs."""
-    runs = list_runs(kind=kind)
+    """A table of a kind's runs with state and progress; returns the runs. Runs that a parent
+    run queued (a seeds run's seed runs) are left to the parent's view."""
+    runs = [run for run in list_runs(kind=kind) if not run.config.get("parent")]
     if runs:
         rows = []
         for run in runs:

@@ -87,6 +87,7 @@ def test_seeds_per_class_registers_a_labelled_set_at_the_dataset_size(runs_root,
     assert {c.config["mode"] for c in children} == {"image"} and {c.state for c in children} == {"done"}
     assert all((c.checkpoints / "singan.pt").exists() and c.events("progress") for c in children)
     assert [c.config["seed"] for c in children] == [0, 1, 2, 3]
+    assert {c.config["parent"] for c in children} == {str(run.path)}
     assert run.raw_status()["progress"]["done"] == run.raw_status()["progress"]["total"]
 
 

@@ -39,3 +39,17 @@ def test_finished_run_shows_variations_and_injection_changes_them(runs_root):
     assert not at.exception
     assert [e.proto for e in at.get("image")] != before
     assert {b.label for b in at.get("download_button")} >= {"Generator (singan.pt)", "Variations (image-folder zip)"}
+
+
+def test_a_seeds_run_lists_its_seed_runs_under_it_not_beside_it(runs_root):
+    config = make_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist", "size": 28}, seeds_per_class=1,
+                         variations=3, max_side=28, min_side=8, stages=2, iters=5, width=8)
+    run = Run.create("singan", config.to_dict(), root=runs_root)
+    run_job(run)
+    run.write_status("done")
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    runs_table = at.dataframe[0].value
+    assert runs_table["run"].tolist() == [run.id]  # the two seed runs are not separate rows
+    assert any(s.value == "Seeds and their variations" for s in at.subheader)
+    assert any(e.label == "2 seed runs" for e in at.expander)
