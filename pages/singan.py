@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import Image
 
 from data.grid import make_grid
 from data.imageset import from_tensor
@@ -100,7 +101,7 @@ def train_one_image() -> None:
     config = make_config(preset, max_side=max_side, variations=int(variations), mode="image", **fields)
     sizes = pyramid_sizes(*image.shape[:2], min(max_side, long_side), config.model.min_side, config.model.stages)
     st.image(image, caption=f"{image.shape[1]}×{image.shape[0]} px · levels: "
-             + " → ".join(f"{w}×{h}" for h, w in sizes), width=min(512, image.shape[1]), clamp=True)
+             + " → ".join(f"{w}×{h}" for h, w in sizes), width=min(512, max(256, image.shape[1])), clamp=True)
     if st.button("Train SinGAN", type="primary"):
         name = Path(fields.get("image_path", "")).stem or f"{current_spec().name}-{fields['image_index']}"
         run = jobs.submit("singan", config.to_dict(), name=name)
@@ -177,7 +178,10 @@ def results(run: Run) -> None:
     variations = load_variations(run)
     if run.config.get("mode") == "seeds":
         st.subheader("Seeds and their variations")
-        st.image(str(run.samples / "seeds.png"), caption="each row: the real seed, then its variations")
+        grid = run.samples / "seeds.png"
+        with Image.open(grid) as im:
+            width = min(900, 3 * im.width)  # 28-px tiles are unreadable at their own size
+        st.image(str(grid), caption="each row: the real seed, then its variations", width=width)
         st.success(f"Synthetic set registered: {run.artifacts / 'singan_variations.npz'} "
                    f"({len(variations)} images) — pick it on the study page.")
     else:
