@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from lab.runs import Cancelled, Run
+from lab.runs import Cancelled, Run, atomic_write_json
 
 
 def count_job(run: Run) -> None:
@@ -23,8 +23,8 @@ def count_job(run: Run) -> None:
         if fail_at is not None and step == int(fail_at):
             raise RuntimeError(f"asked to fail at step {step}")
         time.sleep(delay)
-        checkpoint.write_text(json.dumps({"step": step + 1}))
+        atomic_write_json(checkpoint, {"step": step + 1})
         run.progress(step + 1, steps, message="counting", value=step + 1)
         if run.stop_requested:
             raise Cancelled()
-    (run.artifacts / "result.json").write_text(json.dumps({"counted": steps}))
+    atomic_write_json(run.artifacts / "result.json", {"counted": steps})
