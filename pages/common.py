@@ -14,6 +14,21 @@ from data.grid import make_grid, upscale
 from lab import jobs
 from lab.runs import Run, list_runs
 
+def ensure_app_navigation() -> None:
+    """Run this page inside app.py's navigation (dataset line, job panel), never on its own.
+
+    While no session of a fresh server has run app.py yet, Streamlit treats pages/ as a legacy
+    multipage folder: a first visit to a deep link such as /study runs pages/study.py alone, with
+    a sidebar of file names. Turning that mode off and rerunning hands the request to app.py,
+    which opens the same page by its URL.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 STATE_ICONS = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "cancelled": "⏹️"}
 
 

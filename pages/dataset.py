@@ -15,12 +15,13 @@ from data.paths import cache_dir
 from data.zipsafe import extract_zip
 from lab import jobs
 from lab.runs import Run
-from pages.common import current_dataset, current_spec, run_status_panel, set_spec, show_grid
+from pages.common import current_dataset, current_spec, ensure_app_navigation, run_status_panel, set_spec, show_grid
 
 FOLDER_SIZES = (28, 32, 64, 128)
 CHANNELS = {0: "detect", 1: "grayscale", 3: "RGB"}
 SOURCES = {"medmnist": "MedMNIST", "folder": "Image folder", "zip": "Zip upload"}
 
+ensure_app_navigation()
 st.title("Data")
 spec = current_spec()
 

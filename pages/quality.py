@@ -18,8 +18,9 @@ from metrics.job import to_csv
 from metrics.leaderboard import leaderboard_rows
 from metrics.quality import METRICS
 from metrics.uploads import register_upload
-from pages.common import current_dataset, current_spec, pick_run, run_status_panel
+from pages.common import current_dataset, current_spec, ensure_app_navigation, pick_run, run_status_panel
 
+ensure_app_navigation()
 st.title("Image quality")
 st.caption("Each synthetic image is compared with its **nearest real training image of the same class** "
            "(random pairing, the older protocol, is there for comparison: it mostly measures how different two "

@@ -10,8 +10,9 @@ from gans import TITLES
 from gans.checkpoint import CheckpointError, load_generator
 from gans.sampling import class_grid, has_labels, interpolate, npz_bytes, synthesize
 from lab.runs import list_runs
-from pages.common import current_dataset, current_spec, show_grid
+from pages.common import current_dataset, current_spec, ensure_app_navigation, show_grid
 
+ensure_app_navigation()
 st.title("Samples")
 
 

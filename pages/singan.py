@@ -16,11 +16,13 @@ from gans.singan_job import PRESETS, load_variations, make_config
 from lab import jobs
 from lab.children import read_children
 from lab.runs import Run
-from pages.common import any_active, current_dataset, current_spec, pick_run, run_status_panel, runs_table, show_grid
+from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, pick_run, run_status_panel,
+                          runs_table, show_grid)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 LOSSES = ["critic", "adversarial", "rec_rmse"]
 
+ensure_app_navigation()
 st.title("SinGAN")
 st.caption("One real image, many variations: a pyramid of small GANs trained coarse to fine. "
            "Several levels train together (ConSinGAN), so a 128-px scan takes minutes on a CPU.")

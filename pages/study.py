@@ -12,9 +12,10 @@ from lab import jobs
 from lab.runs import read_json
 from lab.study import PRESETS, ArmConfig, arm_model, preset, study_children, study_results
 from lab.study_report import confusion_figure, curve_figure, metric_bars, recall_delta_figure
-from pages.common import (STATE_ICONS, any_active, current_dataset, current_spec, pick_run, run_status_panel, runs_table,
-                          show_grid)
+from pages.common import (STATE_ICONS, any_active, current_dataset, current_spec, ensure_app_navigation, pick_run,
+                          run_status_panel, runs_table, show_grid)
 
+ensure_app_navigation()
 st.title("Augmentation study")
 st.caption("Does adding a generator's images make the classifier better? Every arm gets the same number of "
            "optimizer steps and the same real subset per seed; synthetic images are used for training only; "

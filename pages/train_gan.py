@@ -10,8 +10,10 @@ from gans import REGISTRY, TITLES
 from gans.blocks import IMAGE_SIZES
 from gans.config import PRESETS, GanConfig, make_config
 from lab import jobs
-from pages.common import any_active, current_dataset, current_spec, format_seconds, pick_run, run_status_panel, runs_table
+from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, format_seconds, pick_run,
+                          run_status_panel, runs_table)
 
+ensure_app_navigation()
 st.title("Train a GAN")
 spec = current_spec()
 data = current_dataset()

@@ -48,17 +48,21 @@ def server(runs_root):
     proc.wait(timeout=20)
 
 
+def launch_chromium(playwright):
+    assert Path(CHROMIUM).exists(), "Chromium is missing: apt-get install chromium"
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run"],
+    )
+
+
 def test_data_page_shows_dermamnist_chart_and_samples_in_chromium(server):
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).exists(), "Chromium is missing: apt-get install chromium"
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(server, wait_until="domcontentloaded")
         try:
@@ -75,3 +79,19 @@ def test_data_page_shows_dermamnist_chart_and_samples_in_chromium(server):
     assert "dermamnist" in text.lower()
     assert "melanocytic nevi" in text.lower()  # the majority class is named in the chart or table
     assert exceptions == 0 and "Traceback" not in text
+
+
+def test_a_deep_link_as_first_visit_opens_the_page_inside_the_app(server):
+    """Streamlit's legacy pages/ mode must not serve the first visit of a fresh server."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{server}/study", wait_until="domcontentloaded")
+        page.wait_for_selector("text=Launch study", timeout=120_000)
+        page.wait_for_selector("[data-testid='stSidebar'] >> text=Jobs", timeout=30_000)
+        sidebar = page.inner_text("[data-testid='stSidebar']")
+        browser.close()
+    assert "Dataset: dermamnist" in sidebar and "Augmentation study" in sidebar
+    assert "train gan" not in sidebar and "common" not in sidebar  # no list of page file names
