@@ -14,6 +14,7 @@ from data.grid import make_grid, upscale
 from lab import jobs
 from lab.runs import Run, list_runs
 
+
 def ensure_app_navigation() -> None:
     """Run this page inside app.py's navigation (dataset line, job panel), never on its own.
 
