@@ -76,10 +76,15 @@ class ImageSet:
 
     def to_tensor(self):
         """Float tensor N×C×H×W in [-1, 1] (the GAN convention)."""
-        import torch
+        return to_tensor(self.images)
 
-        x = torch.from_numpy(self.images).permute(0, 3, 1, 2).float()
-        return x.div_(127.5).sub_(1.0)
+
+def to_tensor(images: np.ndarray):
+    """uint8 N×H×W×C -> float tensor N×C×H×W in [-1, 1]."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    return x.div_(127.5).sub_(1.0)
 
 
 def from_tensor(x) -> np.ndarray:

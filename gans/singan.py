@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
+from data.imageset import to_tensor
 from gans.blocks import gradient_penalty
 
 
@@ -81,7 +82,7 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 H×W×C -> 1×C×H×W float in [-1, 1]."""
     if image.ndim == 2:
         image = image[..., None]
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+    return to_tensor(image[None])
 
 
 def pyramid_sizes(height: int, width: int, max_side: int, min_side: int = 25, stages: int = 6

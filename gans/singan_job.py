@@ -24,7 +24,7 @@ import torch
 
 from data.datasets import DatasetSpec, load_dataset
 from data.grid import make_grid, save_png
-from data.imageset import ImageSet, from_tensor
+from data.imageset import ImageSet, from_tensor, to_tensor
 from data.synthetic import load_set, save_set, to_folder_zip
 from gans.singan import SinGAN, SinGanSettings, image_to_tensor, load_image, resize
 from lab.children import create_children, run_children
@@ -250,8 +250,7 @@ def seed_config(config: SinGanConfig, index: int, position: int) -> dict:
 def read_child_variations(child: Run, size: int, channels: int) -> np.ndarray:
     with np.load(child.artifacts / "variations.npz", allow_pickle=False) as f:
         images = f["images"]
-    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    return to_working_size(tensor, size, channels)
+    return to_working_size(to_tensor(images), size, channels)
 
 
 def to_working_size(images: torch.Tensor, size: int, channels: int) -> np.ndarray:

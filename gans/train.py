@@ -43,12 +43,13 @@ class RealBatches:
     """
 
     def __init__(self, images: ImageSet, per_class: bool, device: torch.device, balanced: bool = False):
-        if per_class or balanced:  # class-sorted, so class k's images are one contiguous block
+        by_class = per_class or balanced
+        if by_class:  # class-sorted, so class k's images are one contiguous block
             images = images.take(np.argsort(images.labels, kind="stable"))
         self.x = images.to_tensor().to(device)
         self.y = torch.from_numpy(images.labels).to(device)
         counts = images.class_counts()
-        if (per_class or balanced) and (counts == 0).any():
+        if by_class and (counts == 0).any():
             empty = [images.class_names[k] for k in np.flatnonzero(counts == 0)]
             mode = "per-class" if per_class else "class-balanced"
             raise ValueError(f"{mode} training needs images of every class; none for: {', '.join(empty)}")
