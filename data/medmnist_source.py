@@ -41,11 +41,6 @@ def class_names(flag: str) -> list[str]:
     return [labels[str(i)] for i in range(len(labels))]
 
 
-def short_class_names(flag: str) -> list[str]:
-    """Compact names for charts: the first few words of each MedMNIST label."""
-    return [name.split(",")[0][:28] for name in class_names(flag)]
-
-
 def available(root: Path | None = None) -> list[tuple[str, int, Path]]:
     """MedMNIST files present under the data directory: (flag, size, path)."""
     root = root or data_dir()

@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from data.files import atomic_write_json, read_json
+from data.hooks import Interrupted
 from lab import jobs
-from lab.runs import Cancelled, Run, atomic_write_json, process_start_ticks, read_json
+from lab.runs import ACTIVE_STATES, Run, process_start_ticks
 
 WAIT_POLL_S = 1.0
 
@@ -66,7 +68,7 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
             pending = {key: child for key, child in children.items() if child.state != "done"}
             if not pending:
                 break
-            parent.check_cancel()
+            parent.hooks().stop_if_asked()
             for key, child in pending.items():
                 status = child.status()
                 if status.get("state") in ("cancelled", "failed"):
@@ -79,9 +81,9 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
             else:  # every pending child runs in another worker
                 parent.progress(_steps_done(children.values(), steps_each), total, message="waiting for workers")
                 time.sleep(WAIT_POLL_S)
-    except (Cancelled, KeyboardInterrupt):
+    except (Interrupted, KeyboardInterrupt):
         for child in children.values():
-            if child.state in ("queued", "running"):
+            if child.state in ACTIVE_STATES:
                 jobs.cancel(child)
         raise
     parent.progress(total, total, message="children done", force=True)
@@ -139,7 +141,7 @@ def _execute(child: ChildRun) -> None:
     """Run a claimed child's job here, with the status transitions a worker would write."""
     try:
         jobs.job_function(child.kind)(child)
-    except Cancelled:
+    except Interrupted:
         child.write_status("cancelled", finished=time.time())
         raise
     except BaseException as e:

@@ -1,7 +1,8 @@
 """`python -m lab …`: everything the app can do, headless.
 
-Core commands live here; each family adds its own in a `lab/cli_<family>.py` module that
-defines `add_commands(subparsers)`.
+Core commands (runs, run, worker) live here; each family adds its own in a `lab/cli_<family>.py`
+module that defines `add_commands(subparsers)`. The family modules are imported only for a
+command that is not a core one, so `runs list` or a worker never waits for torch to load.
 """
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from lab import jobs
-from lab.runs import find_run, list_runs
+from lab import jobs, worker
+from lab.runs import ACTIVE_STATES, find_run, list_runs
 
 FAMILY_COMMANDS = ["lab.cli_data", "lab.cli_gan", "lab.cli_singan", "lab.cli_score", "lab.cli_study"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
@@ -31,13 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser for `argv`: the core commands, and the family commands unless argv names a core one."""
     parser = argparse.ArgumentParser(prog="python -m lab", description="GAN Augmentation Lab")
     sub = parser.add_subparsers(metavar="command")
 
     p = sub.add_parser("worker", help="(internal) run one job in this process")
     p.add_argument("run_dir")
-    p.set_defaults(func=lambda a: __import__("lab.worker", fromlist=["main"]).main(a.run_dir))
+    p.set_defaults(func=lambda a: worker.main(a.run_dir))
 
     p = sub.add_parser("runs", help="list runs, or show / cancel / resume one")
     p.add_argument("action", nargs="?", default="list", choices=["list", "show", "cancel", "resume"])
@@ -50,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true", help="queue it and return at once")
     p.set_defaults(func=cmd_run)
 
-    for module in FAMILY_COMMANDS:
-        importlib.import_module(module).add_commands(sub)
+    if not argv or argv[0] not in sub.choices:
+        for module in FAMILY_COMMANDS:
+            importlib.import_module(module).add_commands(sub)
     return parser
 
 
@@ -97,7 +101,7 @@ def follow(run) -> int:
         elif line != last:
             print(line, flush=True)
         last = line
-        if status.get("state") not in ("queued", "running"):
+        if status.get("state") not in ACTIVE_STATES:
             break
         time.sleep(1)
     if sys.stdout.isatty():

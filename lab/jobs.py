@@ -7,7 +7,6 @@ the queue drains without any resident daemon. The disk is the only shared state.
 from __future__ import annotations
 
 import fcntl
-import importlib
 import os
 import signal
 import subprocess
@@ -18,27 +17,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from data.paths import runs_dir
-from lab.runs import Run, list_runs, process_start_ticks
+from lab.runs import ACTIVE_STATES, Run, list_runs, process_start_ticks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# kind -> "module:function" taking a Run. One line per job kind.
-JOB_KINDS = {
-    "count": "lab.selftest:count_job",
-    "import": "data.folder:import_job",
-    "gan": "gans.train:run_job",
-    "singan": "gans.singan_job:run_job",
-    "score": "metrics.job:run_job",
-    "study": "lab.study:run_study_job",
-    "study-arm": "lab.study:run_arm_job",
-}
-
 
 def job_function(kind: str):
+    """The adapter that runs a job of `kind` (imported on first use: it loads torch)."""
+    from lab.kinds import JOB_KINDS
+
     if kind not in JOB_KINDS:
         raise KeyError(f"Unknown job kind '{kind}' (known: {', '.join(JOB_KINDS)})")
-    module, func = JOB_KINDS[kind].split(":")
-    return getattr(importlib.import_module(module), func)
+    return JOB_KINDS[kind]
 
 
 def max_concurrent() -> int:
@@ -128,7 +118,7 @@ def resume(run: Run, root: Path | None = None) -> Run:
 def wait(run: Run, timeout: float | None = None, poll: float = 0.5) -> str:
     """Block until the run leaves queued/running; returns the final state."""
     deadline = None if timeout is None else time.time() + timeout
-    while run.state in ("queued", "running"):
+    while run.state in ACTIVE_STATES:
         if deadline is not None and time.time() > deadline:
             raise TimeoutError(f"{run.id} still {run.state} after {timeout}s")
         time.sleep(poll)
@@ -136,4 +126,4 @@ def wait(run: Run, timeout: float | None = None, poll: float = 0.5) -> str:
 
 
 def active_runs(root: Path | None = None) -> list[Run]:
-    return [r for r in list_runs(root=root) if r.state in ("queued", "running")]
+    return [r for r in list_runs(root=root) if r.state in ACTIVE_STATES]

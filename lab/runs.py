@@ -11,53 +11,18 @@ runs/<kind>/<run_id>/
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import secrets
 import time
 from pathlib import Path
 
+from data.files import atomic_write_json, read_json, slug
+from data.hooks import Hooks
 from data.paths import runs_dir
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
-ACTIVE = ("queued", "running")
-
-
-class Cancelled(Exception):
-    """Raised inside a job when the user asked it to stop (after it saved its checkpoint)."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
-
-
-def csv_text(rows: list[dict]) -> str:
-    """Rows of dicts (same keys) as CSV text, header first; empty text for no rows."""
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def read_json(path: Path, default=None):
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return default
+ACTIVE_STATES = ("queued", "running")  # the run has not ended yet
 
 
 def process_alive(pid: int | None, start_ticks: int | None = None) -> bool:
@@ -102,8 +67,8 @@ class Run:
     def create(cls, kind: str, config: dict, root: Path | None = None, name: str = "") -> "Run":
         root = Path(root or runs_dir())
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        slug = f"-{_slug(name)}" if name else ""
-        path = root / kind / f"{stamp}{slug}-{secrets.token_hex(2)}"
+        suffix = f"-{slug(name)}" if name else ""
+        path = root / kind / f"{stamp}{suffix}-{secrets.token_hex(2)}"
         for sub in ("checkpoints", "samples", "artifacts"):
             (path / sub).mkdir(parents=True, exist_ok=True)
         run = cls(path)
@@ -204,9 +169,10 @@ class Run:
             self.write_status(progress={"done": done, "total": total, "message": message,
                                         "eta_s": None if eta is None else round(eta, 1)})
 
-    def check_cancel(self) -> None:
-        if self.stop_requested:
-            raise Cancelled()
+    def hooks(self) -> Hooks:
+        """The callbacks a library loop takes, wired to this run's files and its cancel flag."""
+        return Hooks(progress=self.progress, event=self.log_event, should_stop=lambda: self.stop_requested,
+                     checkpoints=self.checkpoints, samples=self.samples)
 
     def __repr__(self) -> str:
         return f"Run({self.path})"
@@ -229,7 +195,3 @@ def find_run(ref: str, root: Path | None = None) -> Run:
     if len(matches) != 1:
         raise LookupError(f"{'No' if not matches else 'More than one'} run matches '{ref}'")
     return matches[0]
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:32]

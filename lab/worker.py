@@ -6,8 +6,9 @@ import signal
 import time
 import traceback
 
+from data.hooks import Interrupted
 from lab import jobs
-from lab.runs import Cancelled, Run, process_start_ticks
+from lab.runs import Run, process_start_ticks
 
 
 def main(run_dir: str) -> int:
@@ -15,7 +16,7 @@ def main(run_dir: str) -> int:
 
     def on_sigterm(signum, frame):
         if run.stop_requested:  # second request: stop now
-            raise Cancelled()
+            raise Interrupted()
         run.stop_requested = True
         print("cancel requested: stopping at the next checkpoint", flush=True)
 
@@ -26,7 +27,7 @@ def main(run_dir: str) -> int:
     try:
         jobs.job_function(run.kind)(run)
         run.write_status("done", finished=time.time())
-    except Cancelled:
+    except Interrupted:
         run.write_status("cancelled", finished=time.time())
         print("cancelled", flush=True)
     except BaseException as e:  # noqa: BLE001 - every failure must reach status.json

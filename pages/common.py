@@ -5,6 +5,7 @@ Only pages import this module; the library never imports streamlit.
 from __future__ import annotations
 
 import time
+from dataclasses import Field
 
 import numpy as np
 import streamlit as st
@@ -12,7 +13,7 @@ import streamlit as st
 from data.datasets import Dataset, DatasetSpec, load_dataset
 from data.grid import make_grid, upscale
 from lab import jobs
-from lab.runs import Run, list_runs
+from lab.runs import ACTIVE_STATES, Run, list_runs
 
 
 def ensure_app_navigation() -> None:
@@ -63,11 +64,6 @@ def show_grid(images: np.ndarray, ncol: int = 8, caption: str = "", min_width: i
     st.image(upscale(grid, factor), caption=caption or None, clamp=True)
 
 
-def run_label(run: Run) -> str:
-    status = run.status()
-    return f"{STATE_ICONS.get(status.get('state'), '?')} {run.id}"
-
-
 def run_status_panel(run: Run, key: str = "") -> dict:
     """Progress bar with ETA, state, error, and cancel/resume buttons for one run."""
     status = run.status()
@@ -82,7 +78,7 @@ def run_status_panel(run: Run, key: str = "") -> dict:
     if status.get("error"):
         st.error(f"{status['error']} (log: {run.log_path})")
     cols = st.columns(4)
-    if state in ("queued", "running") and cols[0].button("Cancel", key=f"cancel-{key}{run.id}"):
+    if state in ACTIVE_STATES and cols[0].button("Cancel", key=f"cancel-{key}{run.id}"):
         jobs.cancel(run)
         st.rerun()
     if state in ("cancelled", "failed") and cols[0].button("Resume", key=f"resume-{key}{run.id}"):
@@ -119,9 +115,32 @@ def pick_run(runs: list[Run], label: str, remembered: str) -> Run:
 
 
 def any_active(runs: list[Run]) -> bool:
-    return any(r.state in ("queued", "running") for r in runs)
+    return any(r.state in ACTIVE_STATES for r in runs)
 
 
 def format_seconds(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def option_input(option: Field, value, container=st, label: str = ""):
+    """A widget for one labelled config field (`data.config.option`), opening on `value`: a select
+    box for choices, a checkbox for a flag, a number input with the field's range and step, else a
+    text input. Returns the widget's value; building the config checks it."""
+    meta = option.metadata
+    label, help_text = label or meta["label"], meta.get("help") or None
+    if meta.get("choices"):
+        choices = list(meta["choices"])
+        return container.selectbox(label, choices, index=choices.index(value), help=help_text)
+    if isinstance(value, bool):
+        return container.checkbox(label, value=value, help=help_text)
+    if isinstance(value, (int, float)):
+        kind, step = type(value), meta.get("step")
+        bounds = {arg: kind(meta[key]) for arg, key in (("min_value", "min"), ("max_value", "max"))
+                  if meta.get(key) is not None}
+        if kind is int:
+            return container.number_input(label, value=value, step=int(step or 1), help=help_text, **bounds)
+        decimals = max(0, -int(np.floor(np.log10(step)))) if step else 2
+        return container.number_input(label, value=value, step=step, format=f"%.{decimals}f", help=help_text,
+                                      **bounds)
+    return container.text_input(label, value=str(value), help=help_text)
