@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.datasets import DatasetSpec, load_dataset  # noqa: E402
 from data.grid import make_grid, save_png  # noqa: E402
-from data.imageset import from_tensor  # noqa: E402
-from gans.singan import SinGAN, SinGanSettings, image_to_tensor, load_image  # noqa: E402
-from gans.singan_job import PRESETS  # noqa: E402
+from data.imageset import from_tensor, to_tensor  # noqa: E402
+from gans.singan import SinGAN, SinGanSettings, load_image  # noqa: E402
+from gans.singan_train import PRESETS  # noqa: E402
 
 OCT = "oct2017_samples/CNV-53018-1.jpeg"
 ORIGINAL_ITERS = 2000
@@ -36,7 +36,7 @@ ORIGINAL_ITERS = 2000
 
 def train(image: np.ndarray, settings: SinGanSettings, label: str) -> tuple[SinGAN, float]:
     torch.manual_seed(0)
-    model = SinGAN(image_to_tensor(image), settings, seed=0)
+    model = SinGAN(to_tensor(image[None]), settings, seed=0)
     started = level_started = time.perf_counter()
     while not model.finished:
         model.step()
@@ -60,7 +60,7 @@ def save_variations(model: SinGAN, path: Path) -> None:
 def original_schedule_seconds(image: np.ndarray, max_side: int, stages: int, probe: int = 6) -> list[float]:
     """Seconds per iteration of each level under SinGAN's original schedule (last `probe`-2 timed)."""
     paper = {**PRESETS["paper"], "max_side": max_side, "stages": stages, "iters": probe}
-    model = SinGAN(image_to_tensor(image), SinGanSettings(**paper), seed=0)
+    model = SinGAN(to_tensor(image[None]), SinGanSettings(**paper), seed=0)
     per_level = []
     while not model.finished:
         start = None

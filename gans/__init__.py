@@ -1,9 +1,22 @@
-"""Generators: one module per GAN, one registry. Adding a GAN is a module plus a line here."""
+"""Generators: one module per GAN, one registry.
+
+Adding a GAN is a module plus a line in REGISTRY: its class brings its title, its loss and its
+presets, which the pages and the CLI pick up from here.
+"""
 from gans.acgan import ACGAN
 from gans.dcgan import DCGAN
+from gans.singan import SinGAN
 from gans.sngan import SNGAN
 from gans.wgan_gp import WGANGP
 
-REGISTRY = {cls.name: cls for cls in (DCGAN, WGANGP, ACGAN, SNGAN)}
+REGISTRY = {gan.name: gan for gan in (
+    DCGAN,
+    WGANGP,
+    ACGAN,
+    SNGAN,
+)}
 
-TITLES = {"dcgan": "DCGAN", "wgan_gp": "WGAN-GP", "acgan": "ACGAN (conditional)", "sngan": "SNGAN"}
+TITLES = {name: gan.title for name, gan in REGISTRY.items()}
+PRESET_NAMES = tuple(dict.fromkeys(preset for gan in REGISTRY.values() for preset in gan.presets))
+
+SINGLE_IMAGE = {"singan": SinGAN}  # single-image generators: one image in, variations out

@@ -19,7 +19,7 @@ from torch import nn
 
 from gans.base import GAN
 from gans.blocks import ConditionalGenerator, DiscriminatorBody, conv, seed_size
-from gans.dcgan import bce
+from gans.losses import LOSSES
 
 
 class AuxiliaryDiscriminator(nn.Module):
@@ -39,7 +39,16 @@ class AuxiliaryDiscriminator(nn.Module):
 
 class ACGAN(GAN):
     name = "acgan"
+    title = "ACGAN (conditional)"
+    loss = "bce"
     conditional = True
+    presets = {
+        "quick": dict(latent=64, width=32, batch_size=64, steps=1500, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+                      beta2=0.999, d_steps=1, label_smoothing=0.1),
+        # Odena et al. 2017: batch 100, Adam lr 2e-4, beta1 0.5, latent 110.
+        "paper": dict(latent=110, width=64, batch_size=100, steps=20000, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+                      beta2=0.999, d_steps=1, label_smoothing=0.0),
+    }
 
     def build_generator(self):
         return ConditionalGenerator(self.image_size, self.channels, self.latent, self.width, self.num_classes)
@@ -50,9 +59,9 @@ class ACGAN(GAN):
     def d_loss(self, real, labels, fake, fake_labels):
         real_score, real_class = self.discriminator(real)
         fake_score, _ = self.discriminator(fake)
-        adversarial = bce(real_score, 1.0 - self.label_smoothing) + bce(fake_score, 0.0)
+        adversarial = LOSSES[self.loss].discriminator(real_score, fake_score, self.label_smoothing)
         return adversarial + F.cross_entropy(real_class, labels)
 
     def g_loss(self, fake, fake_labels):
         score, classes = self.discriminator(fake)
-        return bce(score, 1.0) + F.cross_entropy(classes, fake_labels)
+        return LOSSES[self.loss].generator(score) + F.cross_entropy(classes, fake_labels)

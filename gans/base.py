@@ -1,8 +1,14 @@
 """The interface every GAN shares, and the training step they have in common.
 
 A GAN owns a generator, a discriminator and their Adam optimizers. A subclass says how to
-build the two networks and what the two losses are (`d_loss`, `g_loss`); `train_step` runs
+build the two networks, names its adversarial loss (a key of gans.losses.LOSSES; it overrides
+`d_loss`/`g_loss` only to add to it) and brings its title and presets; `train_step` runs
 `d_steps` discriminator updates and one generator update, as the papers do.
+
+Presets are settings of `GanConfig` (gans/config.py). Every GAN has two: "quick", recognizable
+DermaMNIST 28 px images in minutes on a 2-core CPU (small widths, a couple of thousand steps),
+and "paper", the paper's architecture width, batch size and optimizer, with step counts sized
+for MedMNIST-scale datasets.
 
 Unconditional GANs can be stacked per class (`per_class=True`): one independent
 generator/discriminator pair per class, run as one grouped network (see gans/blocks.py).
@@ -12,13 +18,20 @@ the stack, so every model gets exactly the gradient it would get alone.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 from torch import nn
 
+from gans.losses import LOSSES
+
 
 class GAN:
-    name = ""
+    name = ""  # the registry key (gans/__init__.py)
+    title = ""  # how pages and reports name it
+    loss = ""  # its adversarial loss: a key of gans.losses.LOSSES
     conditional = False  # generator takes class labels (ACGAN)
+    presets: dict[str, dict] = {}  # preset name -> GanConfig settings
 
     def __init__(self, image_size: int, channels: int, num_classes: int, *, latent: int = 100, width: int = 64,
                  per_class: bool = False, lr_g: float = 2e-4, lr_d: float = 2e-4,
@@ -33,8 +46,9 @@ class GAN:
         self.discriminator = self.build_discriminator().to(self.device)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=tuple(betas))
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=tuple(betas))
+        self.steps_done, self.train_seconds = 0, 0.0  # how far training got (kept by gans/train.py)
 
-    # --- what a subclass defines ------------------------------------------------------------
+    # --- what a subclass defines (it overrides the losses only to add to its named loss) ------
     def build_generator(self) -> nn.Module:
         raise NotImplementedError
 
@@ -42,10 +56,11 @@ class GAN:
         raise NotImplementedError
 
     def d_loss(self, real: torch.Tensor, labels, fake: torch.Tensor, fake_labels) -> torch.Tensor:
-        raise NotImplementedError
+        real_scores, fake_scores = self.discriminator(real), self.discriminator(fake)
+        return LOSSES[self.loss].discriminator(real_scores, fake_scores, self.label_smoothing)
 
     def g_loss(self, fake: torch.Tensor, fake_labels) -> torch.Tensor:
-        raise NotImplementedError
+        return LOSSES[self.loss].generator(self.discriminator(fake))
 
     # --- shared -------------------------------------------------------------------------------
     @property
@@ -94,6 +109,11 @@ class GAN:
         `labels` picks each image's class (the conditioning label, or which per-class
         generator draws it; random when omitted); a `seed` makes the draw reproducible.
         """
+        parts = list(self.sample_batches(n, labels, seed, batch))
+        return torch.cat(parts) if parts else torch.empty(0, self.channels, self.image_size, self.image_size)
+
+    def sample_batches(self, n: int, labels=None, seed: int | None = None, batch: int = 256) -> Iterator[torch.Tensor]:
+        """The images of `sample(n, labels, seed)`, `batch` at a time (for sets too large to hold as floats)."""
         generator = torch.Generator(device=self.device)
         generator.manual_seed(int(seed) if seed is not None else int(torch.randint(2 ** 62, ()).item()))
         if labels is None:
@@ -101,8 +121,8 @@ class GAN:
         labels = torch.as_tensor(labels, dtype=torch.long, device=self.device).reshape(-1)
         if len(labels) != n or (n and (labels.min() < 0 or labels.max() >= self.num_classes)):
             raise ValueError(f"need {n} labels in 0..{self.num_classes - 1}")
-        parts = [self.decode(self.noise(len(chunk), generator), chunk) for chunk in labels.split(batch)]
-        return torch.cat(parts) if parts else torch.empty(0, self.channels, self.image_size, self.image_size)
+        for chunk in labels.split(batch):
+            yield self.decode(self.noise(len(chunk), generator), chunk)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -132,8 +152,3 @@ class GAN:
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-
-
-def per_model_mean(values: torch.Tensor) -> torch.Tensor:
-    """Average over the batch, sum over the stacked models (B × groups -> scalar)."""
-    return values.mean(0).sum()

@@ -12,11 +12,11 @@ config describes (every key, every shape) before any weight is loaded.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import torch
 
+from data.files import atomic_save
 from gans.config import GanConfig, build_gan
 
 GENERATOR_FORMAT = "gan-lab-generator/1"
@@ -27,16 +27,16 @@ class CheckpointError(ValueError):
 
 
 def save_atomic(obj: dict, path: Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_save(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_trusted(path: Path, device="cpu") -> dict:
     """A checkpoint this lab wrote (resume); still loaded with weights_only=True."""
-    return torch.load(path, map_location=device, weights_only=True)
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a torn or foreign file: say which one
+        raise CheckpointError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200]})") from None
 
 
 def save_generator(gan, config: GanConfig, class_names: list[str], path: Path) -> Path:

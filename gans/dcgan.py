@@ -7,32 +7,24 @@ non-saturating generator objective, and optional one-sided label smoothing (Sali
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
-from gans.base import GAN, per_model_mean
+from gans.base import GAN
 from gans.blocks import Discriminator, Generator
 
 
 class DCGAN(GAN):
     name = "dcgan"
-    discriminator_norm = "batch"
+    title = "DCGAN"
+    loss = "bce"
+    presets = {
+        "quick": dict(latent=32, width=16, batch_size=16, steps=1500, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+                      beta2=0.999, d_steps=1, label_smoothing=0.1),
+        # Radford et al. 2016: batch 128, Adam lr 2e-4, beta1 0.5, latent 100, 64-channel base.
+        "paper": dict(latent=100, width=64, batch_size=128, steps=20000, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+                      beta2=0.999, d_steps=1, label_smoothing=0.0),
+    }
 
     def build_generator(self):
         return Generator(self.image_size, self.channels, self.latent, self.width, self.groups)
 
     def build_discriminator(self):
-        return Discriminator(self.image_size, self.channels, self.width, self.discriminator_norm, self.groups)
-
-    def d_loss(self, real, labels, fake, fake_labels):
-        real_scores, fake_scores = self.discriminator(real), self.discriminator(fake)
-        return bce(real_scores, 1.0 - self.label_smoothing) + bce(fake_scores, 0.0)
-
-    def g_loss(self, fake, fake_labels):
-        return bce(self.discriminator(fake), 1.0)
-
-
-def bce(scores: torch.Tensor, target: float) -> torch.Tensor:
-    """Binary cross-entropy of logits against a constant target, per model."""
-    loss = F.binary_cross_entropy_with_logits(scores, torch.full_like(scores, target), reduction="none")
-    return per_model_mean(loss)
+        return Discriminator(self.image_size, self.channels, self.width, norm="batch", groups=self.groups)

@@ -6,6 +6,7 @@ import io
 import numpy as np
 import torch
 
+from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet, from_tensor
 
 UNLABELLED = "unlabelled"
@@ -16,14 +17,26 @@ def has_labels(gan) -> bool:
     return gan.conditional or gan.per_class
 
 
-def synthesize(gan, per_class: int, class_names: list[str], seed: int = 0, source: str = "") -> ImageSet:
-    """`per_class` images of every class (or `per_class` unlabelled images) as an ImageSet."""
+def synthesize(gan, per_class: int, class_names: list[str], seed: int = 0, source: str = "",
+               hooks: Hooks = NO_HOOKS) -> ImageSet:
+    """`per_class` images of every class (or `per_class` unlabelled images) as an ImageSet.
+
+    Images are drawn a batch at a time and kept as uint8 only, so a large set never sits in
+    memory as floats; `hooks` hears the count drawn after each batch and may stop the draw
+    (Interrupted).
+    """
     if has_labels(gan):
         labels = np.repeat(np.arange(gan.num_classes), per_class)
         names = list(class_names)
     else:
         labels, names = np.zeros(per_class, dtype=np.int64), [UNLABELLED]
-    images = from_tensor(gan.sample(len(labels), labels, seed=seed))
+    images = np.empty((len(labels), gan.image_size, gan.image_size, gan.channels), dtype=np.uint8)
+    done = 0
+    for batch in gan.sample_batches(len(labels), labels, seed=seed):
+        images[done:done + len(batch)] = from_tensor(batch)
+        done += len(batch)
+        hooks.progress(done, len(labels), "drawing images")
+        hooks.stop_if_asked()
     return ImageSet(images, labels, names, split="synthetic", source=source)
 
 

@@ -17,8 +17,7 @@ drifts from its own scale, and the level above it learns to expect the drift, no
 from __future__ import annotations
 
 import math
-import pickle
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,36 +26,51 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from data.imageset import to_tensor
+from data.config import Config, option
+from data.files import atomic_save
 from gans.blocks import gradient_penalty
 
 
-@dataclass
-class SinGanSettings:
+@dataclass(frozen=True)
+class SinGanSettings(Config):
     """Model and training hyper-parameters (defaults: the fast concurrent schedule)."""
 
-    max_side: int = 128  # long side of the finest level, in pixels
-    min_side: int = 25  # short side of the coarsest level (at most half the finest short side)
-    stages: int = 6
-    width: int = 32  # feature channels of every generator stage and critic
-    layers: int = 4  # 3×3 convolutions per generator stage
-    critic_layers: int = 5  # 3×3 convolutions of the critic (5 → 11-px patches, as in SinGAN)
-    iters: int = 400  # iterations of the finest level
-    iters_coarse: int = 0  # iterations of the coarsest level (0: same as `iters`); geometric in between
-    d_steps: int = 1  # critic updates per iteration
-    g_steps: int = 1  # generator updates per iteration
-    lr: float = 5e-4
-    lr_scale: float = 0.1  # learning-rate factor per level below the newest trained one
-    concurrent: int = 3  # how many of the top levels train together
-    lr_drop: float = 0.8  # learning rates drop ×0.1 after this fraction of a level's iterations
-    alpha: float = 10.0  # reconstruction weight
-    gp_weight: float = 0.1  # gradient-penalty weight (SinGAN's λ)
-    noise_amp_init: float = 0.1  # noise amplitude = this × reconstruction RMSE of the level below
+    max_side: int = option(128, label="Maximum size (px)", min=8, help="long side of the finest level")
+    min_side: int = option(25, label="Coarsest size (px)", min=4,
+                           help="short side of the coarsest level (at most half the finest short side)")
+    stages: int = option(6, label="Levels", min=1, help="pyramid levels, coarse to fine")
+    width: int = option(32, label="Width", min=1, help="feature channels of every generator stage and critic")
+    layers: int = option(4, label="Generator layers", min=2, help="3×3 convolutions per generator stage")
+    critic_layers: int = option(5, label="Critic layers", min=2,
+                                help="3×3 convolutions of the critic (5 → 11-px patches, as in SinGAN)")
+    iters: int = option(400, label="Iterations (finest level)", min=1, help="iterations of the finest level")
+    iters_coarse: int = option(0, label="Iterations (coarsest level)", min=0,
+                               help="iterations of the coarsest level (0: same as iters); geometric in between")
+    d_steps: int = option(1, label="Critic steps", min=1, help="critic updates per iteration")
+    g_steps: int = option(1, label="Generator steps", min=1, help="generator updates per iteration")
+    lr: float = option(5e-4, label="Learning rate", min=0, min_exclusive=True)
+    lr_scale: float = option(0.1, label="Lower-level learning-rate scale", min=0, max=1,
+                             help="learning-rate factor per level below the newest trained one")
+    concurrent: int = option(3, label="Concurrent levels", min=1, help="how many of the top levels train together")
+    lr_drop: float = option(0.8, label="Learning-rate drop point", min=0, max=1,
+                            help="learning rates drop ×0.1 after this fraction of a level's iterations")
+    alpha: float = option(10.0, label="Reconstruction weight", min=0)
+    gp_weight: float = option(0.1, label="Gradient-penalty weight", min=0,
+                              help="weight of the critic's gradient penalty (SinGAN's λ)")
+    noise_amp_init: float = option(0.1, label="Noise amplitude", min=0,
+                                   help="noise amplitude = this × reconstruction RMSE of the level below")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "SinGanSettings":
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def level_iters(self, level: int) -> int:
+        """Iterations of `level`: coarse levels are cheap and set the global layout, so they may get more."""
+        top = self.stages - 1
+        coarse = self.iters_coarse or self.iters
+        if top == 0:
+            return self.iters
+        return max(1, round(coarse * (self.iters / coarse) ** (level / top)))
+
+    @property
+    def total_steps(self) -> int:
+        return sum(self.level_iters(level) for level in range(self.stages))
 
 
 # --- images and the pyramid ------------------------------------------------------------------
@@ -76,13 +90,6 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path.name} is too small for SinGAN ({rgb.shape[1]}×{rgb.shape[0]} px)")
     grayscale = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
     return rgb[..., :1].copy() if grayscale else rgb
-
-
-def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 H×W×C -> 1×C×H×W float in [-1, 1]."""
-    if image.ndim == 2:
-        image = image[..., None]
-    return to_tensor(image[None])
 
 
 def pyramid_sizes(height: int, width: int, max_side: int, min_side: int = 25, stages: int = 6
@@ -189,8 +196,9 @@ class Critic(nn.Module):
 class SinGAN:
     """A SinGAN for one image: training step by step, sampling, injection, checkpoints.
 
-    Train with `while not model.finished: model.step()`; `step` opens the next level when the
-    current one has had its iterations, so a caller can report, checkpoint or stop between steps.
+    Train with `while not model.finished: model.step()` (or `gans.singan_train.train`, which adds
+    reporting, checkpoints and resume); `step` opens the next level when the current one has had
+    its iterations, so a caller can report, checkpoint or stop between steps.
     """
 
     def __init__(self, image: torch.Tensor, settings: SinGanSettings | None = None, seed: int = 0,
@@ -214,12 +222,7 @@ class SinGAN:
 
     # --- training ----------------------------------------------------------------------------
     def level_iters(self, level: int) -> int:
-        """Iterations of `level`: coarse levels are cheap and set the global layout, so they may get more."""
-        s, top = self.settings, len(self.sizes) - 1
-        coarse = s.iters_coarse or s.iters
-        if top == 0:
-            return s.iters
-        return max(1, round(coarse * (s.iters / coarse) ** (level / top)))
+        return self.settings.level_iters(level)
 
     @property
     def finished(self) -> bool:
@@ -228,7 +231,7 @@ class SinGAN:
 
     @property
     def total_steps(self) -> int:
-        return sum(self.level_iters(level) for level in range(len(self.sizes)))
+        return self.settings.total_steps
 
     @property
     def level_done(self) -> bool:
@@ -238,12 +241,15 @@ class SinGAN:
     def steps_done(self) -> int:
         return sum(self.level_iters(level) for level in range(max(self.stage, 0))) + self.iteration
 
-    def step(self) -> dict[str, float]:
+    def step(self) -> dict[str, torch.Tensor]:
         """One iteration: `d_steps` critic updates, then `g_steps` generator updates.
 
         As in SinGAN, the last critic update and the first generator update share one fake; the
         fake and the reconstruction go through the generator together as a batch of two, and the
-        critic scores real and fake in one batch.
+        critic scores real and fake in one batch. Returns the losses as 0-d tensors on the model's
+        device (reading them is the caller's choice: it waits for the device): "critic" (the
+        Wasserstein estimate, real − fake), "gp", "adversarial" and "rec_rmse" (the top level's
+        reconstruction error in [-1, 1] units).
         """
         if self.finished:
             raise RuntimeError("training already finished")
@@ -280,8 +286,8 @@ class SinGAN:
         self.sched_d.step()
         self.sched_g.step()
         self.iteration += 1
-        return {"critic": (critic_real - critic_fake).item(), "gp": penalty.item(),
-                "adversarial": adversarial.item(), "rec_rmse": math.sqrt(rec_mse.item())}
+        return {"critic": (critic_real - critic_fake).detach(), "gp": penalty.detach(),
+                "adversarial": adversarial.detach(), "rec_rmse": rec_mse.detach().sqrt()}
 
     def pixel_scaled_critic(self, x: torch.Tensor) -> torch.Tensor:
         """Patch scores divided by √(pixels): SinGAN's gradient penalty through `gradient_penalty`.
@@ -405,7 +411,7 @@ class SinGAN:
     # --- persistence -------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Everything needed to resume training mid-level (plain tensors and numbers only)."""
-        return {"settings": asdict(self.settings), "image": self.image, "stage": self.stage,
+        return {"settings": self.settings.to_dict(), "image": self.image, "stage": self.stage,
                 "iteration": self.iteration, "amps": list(self.amps),
                 "rec_noise": [z.cpu() for z in self.rec_noise], "generator": self.generator.state_dict(),
                 "critic": self.critic.state_dict() if self.critic else None,
@@ -434,25 +440,38 @@ class SinGAN:
 
     def save(self, path: str | Path, training_state: bool = True) -> Path:
         """Write the model atomically; without the training state it is a small generator file."""
-        path = Path(path)
         state = self.state_dict()
         if not training_state:
             state.update(critic=None, opt_g=None, opt_d=None, sched_g=None, sched_d=None)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
-        return path
+        return atomic_save(path, lambda tmp: torch.save(state, tmp))
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "SinGAN":
-        """A SinGAN from a file written by `save` (loaded with weights_only: no pickled code)."""
+        """A SinGAN from a file written by `save`."""
         path = Path(path)
+        state = read_state(path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
             model = cls(state["image"], SinGanSettings.from_dict(state["settings"]), device=device)
             model.load_state_dict(state)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no such SinGAN checkpoint") from None
-        except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        except STATE_ERRORS as e:
             raise ValueError(f"{path.name} is not a SinGAN checkpoint this version can read: {e}") from None
         return model
+
+
+# What applying a state dict of another version or shape raises.
+STATE_ERRORS = (RuntimeError, KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def read_state(path: Path) -> dict:
+    """The dict in a SinGAN file (`SinGAN.save`, a trainer's last.pt), loaded with weights_only: no pickled code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such SinGAN checkpoint") from None
+    except Exception as e:  # noqa: BLE001 - whatever fails to parse, the file is unusable
+        reason = (str(e).splitlines() or [""])[0][:200]
+        raise ValueError(f"{path.name} is not a SinGAN checkpoint: not a weights-only PyTorch file "
+                         f"({type(e).__name__}: {reason})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path.name} is not a SinGAN checkpoint: it holds a {type(state).__name__}, not a dict")
+    return state

@@ -1,29 +1,28 @@
-"""The one trainer every GAN goes through, and the "gan" job.
+"""The one trainer every GAN goes through.
 
-`train(config, run)` keeps the real images on the device as one tensor, draws random batches
-from it, and calls the GAN's `train_step`. With a run it also: logs losses and seconds to
-events.jsonl every `log_every` steps (the only time losses leave the device, so steps never
-wait on a sync), writes sample grids from fixed noise, saves a resumable `last.pt`, stops
-cleanly on cancel, fails loudly on NaN/inf losses, and at the end writes the generator
-(`checkpoints/generator.pt`) and a default synthetic set (`artifacts/synthetic.npz`).
+`train(config, images, hooks)` keeps the real images on the device as one tensor, draws random
+batches from it, and calls the GAN's `train_step`. Through its hooks (data/hooks.py) it reports
+the losses and seconds every `log_every` steps (the only time losses leave the device, so steps
+never wait on a sync), writes sample grids from fixed noise, keeps a resumable `last.pt` and
+resumes from it, and stops cleanly when asked; it fails loudly on NaN/inf losses. What becomes
+of the trained GAN (generator file, synthetic set) is the caller's business (lab/kinds/gan.py).
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from data.datasets import load_dataset
 from data.grid import make_grid, save_png
+from data.hooks import NO_HOOKS, Hooks, Interrupted
 from data.imageset import ImageSet
-from data.synthetic import save_set
-from gans.checkpoint import load_trusted, save_atomic, save_generator
-from gans.config import PRESETS, GanConfig, build_gan, make_config, resolve_device
-from gans.sampling import class_grid, has_labels, synthesize
-from lab.runs import Cancelled, Run
-
-__all__ = ["GanConfig", "PRESETS", "make_config", "train", "run_job", "Diverged", "RealBatches"]
+from gans.base import GAN
+from gans.checkpoint import load_trusted, save_atomic
+from gans.config import GanConfig, build_gan, resolve_device
+from gans.sampling import class_grid
 
 GRID_SEED_OFFSET = 1000  # the fixed-noise grid uses seed + this, apart from the training stream
 
@@ -73,15 +72,19 @@ class RealBatches:
 
 
 def training_images(config: GanConfig) -> ImageSet:
+    """The config's share of its dataset's training split."""
     train_split = load_dataset(config.spec).train
     return train_split.stratified_subset(config.train_fraction, seed=config.seed)
 
 
-def train(config: GanConfig, run: Run | None = None, images: ImageSet | None = None):
-    """Train `config`'s GAN on `images` (default: the config's dataset) and return it.
+def train(config: GanConfig, images: ImageSet | None = None, hooks: Hooks = NO_HOOKS) -> GAN:
+    """Train `config`'s GAN on `images` (default: `training_images(config)`) and return it.
 
-    Without a run this is a bare loop (tests, benchmarks); with one it logs, samples,
-    checkpoints, resumes from `last.pt`, honours cancel and exports the results.
+    With `hooks.checkpoints` set, the state is saved to `last.pt` there every `checkpoint_every`
+    steps, at the end and when `hooks.should_stop()` (then Interrupted is raised), and a call
+    that finds a `last.pt` continues from it. Sample grids go to `hooks.samples` when set.
+    The returned GAN's `steps_done` and `train_seconds` say how long it trained (all calls).
+    Raises Diverged when the losses become NaN or infinite.
     """
     device = resolve_device(config.device)
     images = images if images is not None else training_images(config)
@@ -89,36 +92,33 @@ def train(config: GanConfig, run: Run | None = None, images: ImageSet | None = N
     gan = build_gan(config, images.size, images.channels, images.num_classes, device=device)
     batches = RealBatches(images, gan.per_class, device, balanced=gan.conditional)
     total = config.total_steps(len(images), gan.groups)
-    step, seconds_before = 0, 0.0
-    last_path = run.checkpoints / "last.pt" if run else None
-    if last_path is not None and last_path.exists():
-        step, seconds_before = restore(last_path, gan, device)
-        run.log_event(type="resume", step=step)
-    elif run:
-        run.log_event(type="stage", stage="train", total_steps=total, device=str(device),
-                      models=gan.groups, images=len(images))
-    started = time.perf_counter()
-    seconds = lambda: seconds_before + time.perf_counter() - started  # noqa: E731
+    last = hooks.checkpoints / "last.pt" if hooks.checkpoints is not None else None
+    if last is not None and last.exists():
+        restore(last, gan, device)
+        hooks.event(type="resume", step=gan.steps_done)
+    else:
+        hooks.event(type="stage", stage="train", total_steps=total, device=str(device), models=gan.groups,
+                    images=len(images))
+    started = time.perf_counter() - gan.train_seconds
     pending: list[dict] = []
-    while step < total:
+    while gan.steps_done < total:
         real, labels = batches.draw(config.batch_size * gan.d_steps)
         pending.append(gan.train_step(real, labels))
-        step += 1
+        gan.steps_done += 1
+        gan.train_seconds = time.perf_counter() - started
+        step = gan.steps_done
         if step % config.log_every == 0 or step == total:
             losses = mean_losses(pending, step)
             pending.clear()
-            if run:
-                run.progress(step, total, message=f"{config.gan} step {step}", seconds=round(seconds(), 2), **losses)
-        if run is None:
-            continue
-        if step % config.sample_every == 0 or step == total:
-            save_samples(gan, run, step, config.seed)
-        if step % config.checkpoint_every == 0 or run.stop_requested:
-            checkpoint(last_path, gan, config, step, seconds())
-        if run.stop_requested:
-            raise Cancelled()
-    if run:
-        finish(run, gan, config, images, step, seconds())
+            hooks.progress(step, total, message=f"{config.gan} step {step}", seconds=round(gan.train_seconds, 2),
+                           **losses)
+        if hooks.samples is not None and (step % config.sample_every == 0 or step == total):
+            save_samples(gan, hooks, config.seed)
+        stop = hooks.should_stop()
+        if last is not None and (step % config.checkpoint_every == 0 or step == total or stop):
+            save_checkpoint(last, gan, config)
+        if stop:
+            raise Interrupted()
     return gan
 
 
@@ -134,43 +134,26 @@ def mean_losses(pending: list[dict], step: int) -> dict[str, float]:
     return {k: round(v, 5) for k, v in losses.items()}
 
 
-def save_samples(gan, run: Run, step: int, seed: int) -> None:
+def save_samples(gan: GAN, hooks: Hooks, seed: int) -> None:
+    """A grid from fixed noise (one row per class) as `step_<n>.png` and `latest.png` in hooks.samples."""
     grid = make_grid(class_grid(gan, seed=seed + GRID_SEED_OFFSET), ncol=8)
-    path = save_png(grid, run.samples / f"step_{step:06d}.png")
-    save_png(grid, run.samples / "latest.png")
-    run.log_event(type="sample", step=step, path=path.name)
+    path = save_png(grid, hooks.samples / f"step_{gan.steps_done:06d}.png")
+    save_png(grid, hooks.samples / "latest.png")
+    hooks.event(type="sample", step=gan.steps_done, path=path.name)
 
 
-def checkpoint(path, gan, config: GanConfig, step: int, seconds: float) -> None:
+def save_checkpoint(path: Path, gan: GAN, config: GanConfig) -> None:
     rng = {"torch": torch.get_rng_state()}
     if gan.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(gan.device)
-    save_atomic({"config": config.to_dict(), "step": step, "seconds": seconds, "gan": gan.state_dict(),
-                 "rng": rng}, path)
+    save_atomic({"config": config.to_dict(), "step": gan.steps_done, "seconds": gan.train_seconds,
+                 "gan": gan.state_dict(), "rng": rng}, path)
 
 
-def restore(path, gan, device) -> tuple[int, float]:
+def restore(path: Path, gan: GAN, device: torch.device) -> None:
     state = load_trusted(path, device)
     gan.load_state_dict(state["gan"])
+    gan.steps_done, gan.train_seconds = int(state["step"]), float(state["seconds"])
     torch.set_rng_state(state["rng"]["torch"].cpu())
     if "cuda" in state["rng"] and device.type == "cuda":
         torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), device)
-    return int(state["step"]), float(state["seconds"])
-
-
-def finish(run: Run, gan, config: GanConfig, images: ImageSet, step: int, seconds: float) -> None:
-    """Final checkpoint, generator weights with config, and the default synthetic set."""
-    checkpoint(run.checkpoints / "last.pt", gan, config, step, seconds)
-    save_generator(gan, config, images.class_names, run.checkpoints / "generator.pt")
-    run.log_event(type="stage", stage="export", per_class=config.export_per_class)
-    synthetic = synthesize(gan, config.export_per_class, images.class_names, seed=config.seed,
-                           source=f"{config.gan}:{run.id}")
-    save_set(synthetic, run.artifacts, "synthetic", generator=config.gan, run_id=run.id,
-             dataset=config.dataset, train_seconds=round(seconds, 1), steps=step,
-             labelled=has_labels(gan), preset=config.preset)
-    run.log_event(type="done", step=step, seconds=round(seconds, 2))
-
-
-def run_job(run: Run) -> None:
-    """The "gan" job kind: train the GAN described by the run's config.json."""
-    train(GanConfig.from_dict(run.config), run)

@@ -8,7 +8,7 @@ optimizer is Adam with lr 1e-4 and betas (0, 0.9).
 """
 from __future__ import annotations
 
-from gans.base import GAN, per_model_mean
+from gans.base import GAN
 from gans.blocks import Discriminator, Generator, gradient_penalty, init_he_weights
 
 PENALTY_WEIGHT = 10.0
@@ -16,6 +16,17 @@ PENALTY_WEIGHT = 10.0
 
 class WGANGP(GAN):
     name = "wgan_gp"
+    title = "WGAN-GP"
+    loss = "wasserstein"
+    presets = {
+        # He-initialised critic: at 1000 steps betas (0.5, 0.9) and lr 2e-4 gave FID 20.9 and clearer
+        # lesions than the paper's (0, 0.9) at 1e-4 (FID 21.2, blotchier colour).
+        "quick": dict(latent=32, width=16, batch_size=16, steps=1000, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+                      beta2=0.9, d_steps=5, label_smoothing=0.0),
+        # Gulrajani et al. 2017: batch 64, Adam lr 1e-4, betas (0, 0.9), 5 critic steps, λ = 10.
+        "paper": dict(latent=128, width=64, batch_size=64, steps=20000, lr_g=1e-4, lr_d=1e-4, beta1=0.0,
+                      beta2=0.9, d_steps=5, label_smoothing=0.0),
+    }
 
     def build_generator(self):
         return Generator(self.image_size, self.channels, self.latent, self.width, self.groups)
@@ -26,8 +37,5 @@ class WGANGP(GAN):
         return critic
 
     def d_loss(self, real, labels, fake, fake_labels):
-        wasserstein = per_model_mean(self.discriminator(fake)) - per_model_mean(self.discriminator(real))
+        wasserstein = super().d_loss(real, labels, fake, fake_labels)
         return wasserstein + PENALTY_WEIGHT * gradient_penalty(self.discriminator, real, fake, groups=self.groups)
-
-    def g_loss(self, fake, fake_labels):
-        return -per_model_mean(self.discriminator(fake))

@@ -1,29 +1,32 @@
 """`python -m lab train-gan` and `python -m lab sample`: GAN training and sampling, headless."""
 from __future__ import annotations
 
-import json
-from dataclasses import fields
+import argparse
+import textwrap
 from pathlib import Path
 
 from data.datasets import DatasetSpec
+from data.files import atomic_write_bytes
 from data.synthetic import save_set, to_folder_zip
+from gans import PRESET_NAMES, REGISTRY
+from gans.config import GanConfig
 from gans.sampling import npz_bytes
 
 
 def add_commands(sub) -> None:
-    from gans import REGISTRY
-    from gans.config import PRESETS
-
-    p = sub.add_parser("train-gan", help="train DCGAN / WGAN-GP / ACGAN / SNGAN as a job")
+    p = sub.add_parser("train-gan", help="train DCGAN / WGAN-GP / ACGAN / SNGAN as a job",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="settings for --set KEY=VALUE (VALUE is JSON, or text):\n"
+                              + textwrap.indent(GanConfig.option_help(), "  "))
     p.add_argument("--gan", default="dcgan", choices=list(REGISTRY))
-    p.add_argument("--preset", default="quick", choices=list(PRESETS))
+    p.add_argument("--preset", default="quick", choices=list(PRESET_NAMES))
     p.add_argument("--dataset", default="dermamnist", help="MedMNIST flag (default dermamnist)")
     p.add_argument("--size", type=int, default=28, help="image size: 28, 32, 64 or 128 (default 28)")
     p.add_argument("--folder", default="", help="train on an image folder instead of MedMNIST")
     p.add_argument("--whole", action="store_true", help="one unconditional generator for all classes "
                                                         "(default: one per class, so images carry labels)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any GanConfig option, e.g. --set steps=3000 --set lr_d=4e-4 (repeatable)")
+                   help="any setting listed below, e.g. --set steps=3000 --set lr_d=4e-4 (repeatable)")
     p.add_argument("--name", default="", help="a name for the run directory")
     p.add_argument("--detach", action="store_true", help="queue it and return at once")
     p.set_defaults(func=cmd_train_gan)
@@ -36,34 +39,19 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_sample)
 
 
-def parse_options(pairs: list[str]) -> dict:
-    """KEY=VALUE strings -> typed GanConfig overrides (values parsed as JSON when they can be)."""
-    from gans.config import GanConfig
-
-    known = {f.name for f in fields(GanConfig)}
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or key not in known:
-            raise ValueError(f"--set {pair}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
 def cmd_train_gan(args) -> int:
     from gans.config import make_config
     from lab import jobs
     from lab.cli import follow
 
     if args.folder:
-        spec = DatasetSpec(source="folder", name=Path(args.folder).name, size=args.size, path=str(Path(args.folder).resolve()))
+        spec = DatasetSpec(source="folder", name=Path(args.folder).name, size=args.size,
+                           path=str(Path(args.folder).resolve()))
     else:
         spec = DatasetSpec(name=args.dataset, size=args.size)
-    options = {"per_class": not args.whole, **parse_options(args.set)}
-    config = make_config(args.gan, args.preset, dataset=spec.to_dict(), **options)
+    settings = {"dataset": spec.to_dict(), "per_class": not args.whole,
+                **dict(GanConfig.parse_setting(pair) for pair in args.set)}
+    config = make_config(settings.pop("gan", args.gan), settings.pop("preset", args.preset), **settings)
     run = jobs.submit("gan", config.to_dict(), name=args.name or f"{args.gan}-{spec.name}")
     print(f"{run.id}: queued at {run.path}")
     return 0 if args.detach else follow(run)
@@ -98,10 +86,9 @@ def cmd_sample(args) -> int:
 
 
 def write_images(images, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".zip":
-        out.write_bytes(to_folder_zip(images))
+        atomic_write_bytes(out, to_folder_zip(images))
     elif out.suffix == ".npz":
-        out.write_bytes(npz_bytes(images))
+        atomic_write_bytes(out, npz_bytes(images))
     else:
         raise ValueError(f"--out {out}: use a .npz or .zip file name")

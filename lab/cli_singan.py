@@ -4,17 +4,22 @@
   python -m lab singan --dataset pneumoniamnist --image-index 12
   python -m lab singan --dataset pneumoniamnist --seeds-per-class 2 --variations 10 --preset tiny
   python -m lab singan --folder /data/OCT2017/train --size 128 --seeds-per-class 2 --variations 20
+
+Every model setting (`--max-side`, `--iters`, `--lr`, ...) and the job options take their help,
+type and default from the config classes (gans/singan.py, gans/singan_train.py).
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 
 from data.datasets import DatasetSpec
-from gans.singan import load_image
-from gans.singan_job import PRESETS, make_config
+from gans.singan import SinGanSettings, load_image
+from gans.singan_train import PRESETS, SinGanConfig, make_config
 
-MODEL_OPTIONS = {"max_side": int, "min_side": int, "stages": int, "iters": int, "iters_coarse": int,
-                 "concurrent": int, "lr_scale": float, "alpha": float, "width": int}
+JOB_OPTIONS = ("variations", "inject_stage", "noise_scale", "seed", "device", "checkpoint_every", "log_every")
+MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(SinGanSettings))
 
 
 def add_commands(sub) -> None:
@@ -28,27 +33,36 @@ def add_commands(sub) -> None:
     p.add_argument("--seeds-per-class", type=int, help="seeds mode: k random training images per class")
     p.add_argument("--seed-indices", type=lambda s: [int(i) for i in s.split(",")],
                    help="seeds mode: hand-picked training indices, comma-separated")
-    p.add_argument("--variations", type=int, default=8, help="images generated per SinGAN (default 8)")
-    p.add_argument("--inject-stage", type=int, default=1,
-                   help="k>0: start at level k from the real image, keeping its layout (default 1); 0: from noise")
-    p.add_argument("--noise-scale", type=float, default=1.0,
-                   help="variation strength: multiplies the trained noise amplitudes (5-10: visible texture)")
-    p.add_argument("--preset", default="quick", choices=list(PRESETS))
-    for name, kind in MODEL_OPTIONS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"model setting {name} (default: the preset's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--preset", default="quick", choices=list(PRESETS), help=config_help(SinGanConfig, "preset"))
+    for name in JOB_OPTIONS:
+        add_option(p, SinGanConfig, name, f"default {default_of(SinGanConfig, name)}")
+    for name in MODEL_OPTIONS:
+        add_option(p, SinGanSettings, name, f"default: the preset's, else {default_of(SinGanSettings, name)}")
     p.add_argument("--detach", action="store_true", help="queue it and return at once")
     p.set_defaults(func=cmd_singan)
+
+
+def add_option(parser, config_class, name: str, default_text: str) -> None:
+    """`--name` for one config field, typed by its annotation, with the field's help text."""
+    kind = typing.get_type_hints(config_class)[name]
+    parser.add_argument(f"--{name.replace('_', '-')}", type=kind,
+                        help=f"{config_help(config_class, name)} ({default_text})")
+
+
+def config_help(config_class, name: str) -> str:
+    meta = next(f.metadata for f in dataclasses.fields(config_class) if f.name == name)
+    return meta.get("help") or meta.get("label") or name
+
+
+def default_of(config_class, name: str):
+    return next(f.default for f in dataclasses.fields(config_class) if f.name == name)
 
 
 def cmd_singan(args) -> int:
     from lab import jobs
     from lab.cli import follow
 
-    fields = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
-    fields.update(variations=args.variations, inject_stage=args.inject_stage, noise_scale=args.noise_scale,
-                  seed=args.seed, device=args.device)
+    fields = {name: getattr(args, name) for name in JOB_OPTIONS + MODEL_OPTIONS if getattr(args, name) is not None}
     if args.image:
         path = args.image.expanduser().resolve()
         image = load_image(path)  # refuse an undecodable file here, before queuing a job

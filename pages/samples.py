@@ -1,16 +1,28 @@
-"""Samples page: open a finished GAN run or upload a generator; look, compare, export."""
+"""Samples page: open a finished GAN run or upload a generator; look, compare, export.
+
+The previews (8 images per class) are drawn here; an exported set, up to 20,000 images per
+class, is drawn by a "sample" job (lab/kinds/sample.py) while the page shows its progress.
+"""
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
+from data.config import ConfigError
+from data.files import atomic_write_bytes
 from data.paths import runs_dir
-from data.synthetic import save_set, to_folder_zip
+from data.synthetic import load_set, read_meta, to_folder_zip
 from gans import TITLES
 from gans.checkpoint import CheckpointError, load_generator
-from gans.sampling import class_grid, has_labels, interpolate, npz_bytes, synthesize
-from lab.runs import list_runs
-from pages.common import current_dataset, current_spec, ensure_app_navigation, show_grid
+from gans.sampling import class_grid, has_labels, interpolate
+from lab import jobs
+from lab.kinds.sample import SampleConfig
+from lab.runs import ACTIVE_STATES, Run, list_runs
+from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, option_input,
+                          run_status_panel, show_grid)
 
 ensure_app_navigation()
 st.title("Samples")
@@ -26,9 +38,17 @@ def generator_from_upload(data: bytes, name: str):
     return load_generator(data, name=name)
 
 
+def keep_upload(data: bytes) -> Path:
+    """The uploaded generator as a file a job can open, named by its content (so kept once)."""
+    path = runs_dir() / "uploads" / "generators" / f"{hashlib.sha256(data).hexdigest()[:20]}.pt"
+    if not path.exists():
+        atomic_write_bytes(path, data)
+    return path
+
+
 finished = [r for r in list_runs("gan") if (r.checkpoints / "generator.pt").exists()]
 source = st.radio("Generator", ["Finished run", "Upload a checkpoint"], horizontal=True)
-run = None
+run = upload = None
 try:
     if source == "Finished run":
         if not finished:
@@ -37,14 +57,13 @@ try:
         run = finished[[r.id for r in finished].index(st.selectbox("Run", [r.id for r in finished]))]
         path = run.checkpoints / "generator.pt"
         gan, config, class_names = generator_from_file(str(path), path.stat().st_mtime)
-        export_dir, origin = run.artifacts, run.id
+        origin = run.id
     else:
         upload = st.file_uploader("generator.pt from a GAN run of this lab", type=["pt"])
         if upload is None:
             st.stop()
         gan, config, class_names = generator_from_upload(upload.getvalue(), upload.name)
-        stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in upload.name.rsplit(".", 1)[0])[:40]
-        export_dir, origin = runs_dir() / "uploads" / stem / "artifacts", f"upload:{upload.name}"
+        origin = f"upload:{upload.name}"
 except CheckpointError as e:
     st.error(f"Checkpoint refused. {e}")
     st.stop()
@@ -52,7 +71,8 @@ except CheckpointError as e:
 mode = "conditional" if gan.conditional else "one generator per class" if gan.per_class else "whole dataset"
 st.caption(f"{TITLES.get(config.gan, config.gan)} · {gan.image_size} px · {gan.channels} channel(s) · {mode} · "
            f"trained on {config.dataset.get('name')} · classes: {', '.join(class_names)}")
-seed = st.number_input("Seed", 0, 2 ** 31, 0, help="Same seed, same images.")
+export_options = {option.name: option for option in SampleConfig.options()}
+seed = option_input(export_options["seed"], 0)
 
 st.subheader("Per-class samples" if has_labels(gan) else "Samples")
 images = class_grid(gan, per_row=8, seed=int(seed))
@@ -93,17 +113,36 @@ else:
 
 st.subheader("Export")
 e1, e2 = st.columns(2)
-per_class = e1.number_input("Images per class" if has_labels(gan) else "Images", 1, 20_000, 200, 50)
-name = e2.text_input("Set name", f"{config.gan}_{int(per_class)}pc_seed{int(seed)}")
+per_class = option_input(export_options["per_class"], 200, e1, label="" if has_labels(gan) else "Images")
+name = option_input(export_options["name"], f"{config.gan}_{int(per_class)}pc_seed{int(seed)}", e2)
 if st.button("Generate and register the set", type="primary"):
-    synthetic = synthesize(gan, int(per_class), class_names, seed=int(seed), source=origin)
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "synthetic"
-    path = save_set(synthetic, export_dir, safe, generator=config.gan, run_id=origin, dataset=config.dataset,
-                    seed=int(seed), labelled=has_labels(gan))
-    st.session_state["exported"] = (origin, synthetic, path)
-if st.session_state.get("exported", (None,))[0] == origin:
-    _, synthetic, path = st.session_state["exported"]
-    st.success(f"Registered {len(synthetic)} images as {path} — the Quality and Study pages list it now.")
-    d1, d2 = st.columns(2)
-    d1.download_button("Download npz", npz_bytes(synthetic), file_name=f"{path.stem}.npz")
-    d2.download_button("Download image-folder zip", to_folder_zip(synthetic), file_name=f"{path.stem}.zip")
+    generator = run.checkpoints / "generator.pt" if run is not None else keep_upload(upload.getvalue())
+    try:
+        sample_config = SampleConfig(generator=str(generator), origin=origin, per_class=int(per_class),
+                                     seed=int(seed), name=name)
+    except ConfigError as e:
+        st.error(str(e))
+    else:
+        job = jobs.submit("sample", sample_config.to_dict(), name=name)
+        st.session_state["sample_job"] = (origin, str(job.path))
+
+if st.session_state.get("sample_job", (None,))[0] == origin:
+    job = Run(st.session_state["sample_job"][1])
+    polling = any_active([job])
+
+    @st.fragment(run_every=1 if polling else None)
+    def export_status():
+        state = run_status_panel(job, key="sample").get("state")
+        if polling and state not in ACTIVE_STATES:
+            st.rerun()  # the whole page, so this panel stops polling
+        if state != "done":
+            return
+        path = job.artifacts / f"{job.config.get('name', 'synthetic')}.npz"
+        st.success(f"Registered {read_meta(path).get('count', '?')} images as {path} — the Quality and Study "
+                   "pages list it now.")
+        d1, d2 = st.columns(2)
+        d1.download_button("Download npz", path.read_bytes, file_name=path.name)
+        d2.download_button("Download image-folder zip", lambda: to_folder_zip(load_set(path)),
+                           file_name=f"{path.stem}.zip")
+
+    export_status()

@@ -7,20 +7,23 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+from data.files import atomic_write_bytes
 from data.grid import make_grid
 from data.imageset import from_tensor
 from data.paths import cache_dir
 from data.synthetic import to_folder_zip
 from gans.singan import SinGAN, SinGanSettings, load_image, pyramid_sizes
-from gans.singan_job import PRESETS, load_variations, make_config
+from gans.singan_train import PRESETS, SinGanConfig, make_config
 from lab import jobs
 from lab.children import read_children
+from lab.kinds.singan import load_variations
 from lab.runs import Run
 from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, pick_run, run_status_panel,
                           runs_table, show_grid)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 LOSSES = ["critic", "adversarial", "rec_rmse"]
+PRESET_HELP = next(f.metadata["help"] for f in SinGanConfig.options() if f.name == "preset")
 
 ensure_app_navigation()
 st.title("SinGAN")
@@ -33,9 +36,8 @@ def upload_path(upload) -> Path:
     data = upload.getvalue()
     suffix = Path(upload.name).suffix.lower() if Path(upload.name).suffix.lower() in IMAGE_SUFFIXES else ".img"
     path = cache_dir() / "singan_uploads" / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        path.write_bytes(data)
+        atomic_write_bytes(path, data)
     try:
         load_image(path)
     except ValueError as e:
@@ -94,9 +96,8 @@ def train_one_image() -> None:
     c1, c2, c3 = st.columns(3)
     long_side = max(image.shape[:2])
     preset = c1.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("tiny" if long_side <= 32 else "quick"),
-                          help="quick: concurrent levels for a CPU; tiny: 28-px "
-                          "images; paper: SinGAN's original schedule (hours on a CPU)")
-    default_side = PRESETS[preset].get("max_side", 128)
+                          help=PRESET_HELP)
+    default_side = SinGanSettings(**PRESETS[preset]).max_side
     max_side = c2.slider("Maximum size (long side, px)", 16, max(16, min(256, long_side)),
                          min(default_side, long_side), step=4)
     variations = c3.number_input("Variations", 1, 64, 8)
@@ -120,7 +121,7 @@ def train_seeds() -> None:
     k = c1.number_input("Seeds per class (k)", 1, 20, 2)
     m = c2.number_input("Variations per seed (m)", 1, 200, 10)
     preset = c3.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("tiny" if spec.size <= 32 else "quick"),
-                          key="seeds_preset")
+                          key="seeds_preset", help=PRESET_HELP)
     strength = st.slider("Variation strength (× trained noise; 5-10 adds visible texture)", 1.0, 20.0, 1.0, step=1.0)
     per_seed = SinGanSettings(**PRESETS[preset])
     st.caption(f"{k * dataset.train.num_classes} SinGANs × {per_seed.stages} levels × "

@@ -4,13 +4,14 @@ from __future__ import annotations
 import zipfile
 
 import numpy as np
+import pytest
 
-from data.synthetic import list_sets
 from gans.config import make_config
-from gans.train import run_job
 from lab import jobs
 from lab.cli import main
+from lab.kinds.gan import run as run_gan_job
 from lab.runs import Run, list_runs
+from lab.sets import list_sets
 
 
 def test_train_gan_queues_a_job_with_the_preset_and_the_overrides(runs_root, monkeypatch, capsys):
@@ -26,10 +27,35 @@ def test_train_gan_queues_a_job_with_the_preset_and_the_overrides(runs_root, mon
     assert "bogus=1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("setting,message", [
+    ('per_class="no"', "GanConfig.per_class must be true or false; got 'no'"),
+    ('steps="abc"', "GanConfig.steps must be a whole number; got 'abc'"),
+    ("steps=abc", "GanConfig.steps must be a whole number; got 'abc'"),
+    ("lr_g=2", "GanConfig.lr_g must be at most 0.1; got 2"),
+    ("learning_rate=1e-4", "--set learning_rate=1e-4: expected KEY=VALUE with KEY one of gan, preset"),
+])
+def test_a_wrong_or_unknown_setting_is_refused_with_a_message_and_nothing_is_queued(runs_root, monkeypatch, capsys,
+                                                                                    setting, message):
+    monkeypatch.setattr(jobs, "schedule", lambda root=None: [])
+    assert main(["train-gan", "--set", setting, "--detach"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert list_runs("gan") == []
+
+
+def test_train_gan_help_lists_every_setting_with_its_type_and_range(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-gan", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "label_smoothing (float, 0.0..0.5)" in out and "export_per_class (int, ≥ 0)" in out
+    assert "gan (str, one of dcgan, wgan_gp, acgan, sngan)" in out
+
+
 def test_sample_writes_a_zip_and_an_npz_and_registers_the_set(runs_root, tmp_path, pneumonia):
     run = Run.create("gan", make_config("acgan", latent=8, width=8, steps=4, log_every=2, export_per_class=1,
                                         dataset={"name": "pneumoniamnist"}).to_dict(), root=runs_root)
-    run_job(run)
+    run_gan_job(run)
     assert main(["sample", run.id, "--per-class", "3", "--out", str(tmp_path / "s.zip")]) == 0
     names = zipfile.ZipFile(tmp_path / "s.zip").namelist()
     assert sorted({n.split("/")[0] for n in names}) == ["normal", "pneumonia"] and len(names) == 6

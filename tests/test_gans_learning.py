@@ -64,8 +64,7 @@ def test_wgan_gp_critic_starts_where_the_penalty_wants_it(derma):
     the penalty's target norm 1, not at DCGAN-init's ≈0.02 (which costs hundreds of updates)."""
     torch.manual_seed(0)
     gan = REGISTRY["wgan_gp"](28, 3, 7, latent=32, width=16, per_class=True)
-    real = torch.from_numpy(derma.train.images[:16 * 7]).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-    real = real.reshape(16, 7 * 3, 28, 28).requires_grad_(True)
+    real = derma.train.take(range(16 * 7)).to_tensor().reshape(16, 7 * 3, 28, 28).requires_grad_(True)
     (grad,) = torch.autograd.grad(gan.discriminator(real).sum(), real)
     norms = grad.reshape(16, 7, -1).norm(dim=2)
     assert 0.3 < norms.mean().item() < 3.0, norms.mean().item()

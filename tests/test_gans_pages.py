@@ -5,11 +5,13 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from data.synthetic import list_sets, load_set
+from data.synthetic import load_set
 from gans.config import make_config
-from gans.train import run_job
 from lab import jobs
+from lab.kinds import gan as gan_job
+from lab.kinds import sample as sample_job
 from lab.runs import Run, list_runs
+from lab.sets import list_sets
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 TINY = dict(latent=16, width=8, batch_size=16, steps=6, log_every=3, sample_every=3, checkpoint_every=3,
@@ -35,9 +37,10 @@ def test_train_page_launches_a_gan_job_with_the_chosen_options(runs_root, monkey
     no_errors(at.run())  # the run table and live view render for a queued run
 
 
-def test_samples_page_shows_a_finished_run_and_registers_an_export(runs_root, derma):
+def test_samples_page_shows_a_finished_run_and_exports_through_a_sample_job(runs_root, derma, monkeypatch):
+    monkeypatch.setattr(jobs, "schedule", lambda root=None: [])  # queue only: the test runs the job below
     run = Run.create("gan", make_config("dcgan", **TINY).to_dict(), root=runs_root)
-    run_job(run)
+    gan_job.run(run)
     run.write_status("done")
     at = no_errors(AppTest.from_file(str(PAGES / "samples.py"), default_timeout=120).run())
     assert len(at.get("image")) == 7 + 1 + 2 * 7  # class grids, interpolation strip, real|synthetic pairs
@@ -45,11 +48,28 @@ def test_samples_page_shows_a_finished_run_and_registers_an_export(runs_root, de
     per_class = next(n for n in at.number_input if n.label == "Images per class")
     per_class.set_value(3).run()
     no_errors(next(b for b in at.button if b.label == "Generate and register the set").click().run())
+    [job] = list_runs("sample")
+    assert job.state == "queued" and len(list_sets(runs_root)) == sets_before  # nothing drawn in the page
+    assert (job.config["per_class"], job.config["origin"]) == (3, run.id)
+
+    sample_job.run(job)  # what the worker does
+    job.write_status("done")
+    no_errors(at.run())
     sets = list_sets(runs_root)
     assert len(sets) == sets_before + 1
     exported = load_set(sets[0].path)
     assert exported.class_counts().tolist() == [3] * 7
     assert any("Registered 21 images" in s.value for s in at.success)
+
+
+def test_train_page_refuses_to_launch_a_config_that_does_not_build(runs_root, monkeypatch):
+    """The form's widgets keep values in range, but a value the config refuses (a training fraction of 0)
+    disables the launch button and says why, instead of queueing a run that would fail."""
+    monkeypatch.setattr(jobs, "schedule", lambda root=None: [])
+    at = no_errors(AppTest.from_file(str(PAGES / "train_gan.py"), default_timeout=120).run())
+    next(n for n in at.number_input if n.label == "Training fraction").set_value(0.0).run()
+    assert any("train_fraction must be above 0" in e.value for e in at.error)
+    assert at.button[0].label == "Launch training" and at.button[0].disabled
 
 
 def test_samples_page_without_finished_runs_says_what_to_do(runs_root):

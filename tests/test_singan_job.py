@@ -1,4 +1,5 @@
-"""The "singan" job: one image with cancel and resume, seeds per class as a synthetic set, the CLI."""
+"""The "singan" job: its strict config, one image with cancel and resume, seeds per class as a synthetic set,
+the CLI."""
 from __future__ import annotations
 
 import json
@@ -7,13 +8,17 @@ import time
 import numpy as np
 import pytest
 
-from data.synthetic import list_sets, load_set
+from data.config import ConfigError
+from data.hooks import Interrupted
+from data.synthetic import load_set
 from gans.singan import SinGAN
-from gans.singan_job import make_config, run_job
+from gans.singan_train import SinGanConfig, make_config
 from lab import jobs
 from lab.children import read_children
 from lab.cli import main
-from lab.runs import Cancelled, Run
+from lab.kinds.singan import run as run_singan
+from lab.runs import Run
+from lab.sets import list_sets
 from tests.conftest import DATA_DIR
 
 OCT = DATA_DIR / "oct2017_samples" / "DME-11053-1.jpeg"
@@ -21,7 +26,7 @@ TINY = {"max_side": 32, "min_side": 12, "stages": 3, "iters": 12, "width": 8}
 
 
 class StopAfter(Run):
-    """A run whose user presses cancel after `n` progress reports."""
+    """A run whose user presses cancel after `n` progress reports (n=0: never); it counts the reports."""
 
     def __init__(self, path, n: int):
         super().__init__(path)
@@ -34,21 +39,52 @@ class StopAfter(Run):
             self.stop_requested = True
 
 
-def test_image_job_cancels_with_a_checkpoint_and_resumes_where_it_stopped(runs_root):
-    config = make_config("quick", mode="image", image_path=str(OCT), variations=5, checkpoint_every=100, **TINY)
-    created = Run.create("singan", config.to_dict(), root=runs_root)
-    with pytest.raises(Cancelled):
-        run_job(StopAfter(created.path, 17))  # level 2, iteration 5
-    assert (created.checkpoints / "last.pt").exists()
-    assert [e["done"] for e in created.events("progress")] == list(range(1, 18))
+def test_config_refuses_unknown_keys_and_bad_values_when_built():
+    good = make_config("quick", mode="image", image_path=str(OCT)).to_dict()
+    assert SinGanConfig.from_dict(good).to_dict() == good
+    with pytest.raises(ConfigError, match="'variatons'"):
+        SinGanConfig.from_dict({**good, "variatons": 3})
+    with pytest.raises(ConfigError, match="'iter'"):
+        SinGanConfig.from_dict({**good, "model": {**good["model"], "iter": 3}})
+    with pytest.raises(ConfigError, match="inject_stage"):
+        make_config("quick", mode="image", image_path=str(OCT), inject_stage=6)  # levels 0..5
+    with pytest.raises(ConfigError, match="variations"):
+        make_config("quick", mode="image", image_path=str(OCT), variations=0)
+    with pytest.raises(ConfigError, match="mode"):
+        make_config("quick", mode="video", image_path=str(OCT))
+    with pytest.raises(ConfigError, match="image mode needs"):
+        make_config("quick", mode="image")
+    with pytest.raises(ConfigError, match="seeds mode needs a dataset"):
+        make_config("quick", mode="seeds")
+    with pytest.raises(ConfigError, match="seeds_per_class"):
+        make_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist"}, seeds_per_class=0)
+    with pytest.raises(ConfigError, match="stages"):
+        make_config("quick", mode="image", image_path=str(OCT), stages=0)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        make_config("fast", mode="image", image_path=str(OCT))
 
-    run_job(Run(created.path))
+
+def test_image_job_cancels_with_a_checkpoint_and_resumes_where_it_stopped(runs_root):
+    config = make_config("quick", mode="image", image_path=str(OCT), variations=5, checkpoint_every=100,
+                         log_every=5, **TINY)
+    created = Run.create("singan", config.to_dict(), root=runs_root)
+    stopped = StopAfter(created.path, 17)  # cancel pressed at the 17th report; the loop sees it after step 18
+    with pytest.raises(Interrupted):
+        run_singan(stopped)
+    assert stopped.reports == 18 and (created.checkpoints / "last.pt").exists()
+    # loss events every 5 iterations, at the end of a level (12) and on stop
+    assert [e["done"] for e in created.events("progress")] == [5, 10, 12, 15, 18]
+
+    resumed = StopAfter(created.path, 0)
+    run_singan(resumed)
     resume = created.events("resume")
-    assert [(e["stage"], e["iteration"]) for e in resume] == [(1, 5)]
+    assert [(e["stage"], e["iteration"]) for e in resume] == [(1, 6)]  # step 18 = level 2, iteration 6
+    assert resumed.reports == 36 - 18  # no step repeated, none skipped
     done = [e["done"] for e in created.events("progress")]
-    assert done == list(range(1, 18)) + list(range(18, 37))  # no step repeated, none skipped
+    assert done == [5, 10, 12, 15, 18, 20, 24, 25, 30, 35, 36]
+    assert created.raw_status()["progress"]["done"] == 36
     progress = created.events("progress")[-1]
-    assert {"stage", "iteration", "critic", "adversarial", "rec_rmse"} <= set(progress)
+    assert {"stage", "iteration", "critic", "gp", "adversarial", "rec_rmse"} <= set(progress)
     assert sorted(p.name for p in created.samples.glob("stage_*.png")) == ["stage_0.png", "stage_1.png", "stage_2.png"]
     assert [e["stage"] for e in created.events("stage")] == [0, 1, 2]
 
@@ -69,7 +105,7 @@ def seeds_config(**fields):
 
 def test_seeds_per_class_registers_a_labelled_set_at_the_dataset_size(runs_root, pneumonia):
     run = Run.create("singan", seeds_config().to_dict(), root=runs_root)
-    run_job(run)
+    run_singan(run)
     synthetic = load_set(run.artifacts / "singan_variations.npz")
     assert synthetic.images.shape == (12, 28, 28, 1)
     assert synthetic.labels.tolist() == [0] * 6 + [1] * 6
@@ -136,4 +172,4 @@ def test_cli_trains_an_image_through_a_worker_process(runs_root):
     assert run.state == "done"
     assert run.config["model"]["iters"] == 5 and run.config["mode"] == "image"
     assert (run.artifacts / "variations.png").exists()
-    assert jobs.job_function("singan") is run_job
+    assert jobs.job_function("singan") is run_singan

@@ -7,7 +7,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gans.singan import SinGAN, SinGanSettings, image_to_tensor, load_image, pyramid_sizes
+from data.hooks import Hooks, Interrupted
+from data.imageset import to_tensor
+from gans.singan import SinGAN, SinGanSettings, load_image, pyramid_sizes
+from gans.singan_train import train
 from tests.conftest import DATA_DIR
 
 OCT = DATA_DIR / "oct2017_samples" / "CNV-53018-1.jpeg"  # 768×496 grayscale B-scan
@@ -59,10 +62,10 @@ def trained() -> tuple[SinGAN, list[float]]:
     """A small SinGAN trained on the OCT scan (40-px long side, 3 levels), with its rec RMSE per step."""
     torch.manual_seed(1)
     settings = small_settings(width=32, layers=4, min_side=10, iters_coarse=200)
-    model = SinGAN(image_to_tensor(load_image(OCT)), settings, seed=1)
+    model = SinGAN(to_tensor(load_image(OCT)[None]), settings, seed=1)
     errors = []
     while not model.finished:
-        errors.append(model.step()["rec_rmse"])
+        errors.append(model.step()["rec_rmse"].item())
     return model, errors
 
 
@@ -118,7 +121,7 @@ def test_saved_generator_loads_with_weights_only_and_samples_the_same(trained, t
 
 
 def test_training_state_resumes_at_the_same_level_and_iteration():
-    image = image_to_tensor(load_image(OCT))
+    image = to_tensor(load_image(OCT)[None])
     model = SinGAN(image, small_settings(iters=10), seed=3)
     for _ in range(14):  # level 2, iteration 4
         model.step()
@@ -135,7 +138,7 @@ def test_training_state_resumes_at_the_same_level_and_iteration():
 
 
 def test_coarse_levels_can_get_more_iterations_than_fine_ones():
-    image = image_to_tensor(load_image(OCT))
+    image = to_tensor(load_image(OCT)[None])
     model = SinGAN(image, small_settings(iters=4, iters_coarse=16), seed=0)
     schedule = [model.level_iters(level) for level in range(3)]
     assert schedule == [16, 8, 4] and model.total_steps == 28
@@ -145,3 +148,52 @@ def test_coarse_levels_can_get_more_iterations_than_fine_ones():
         if model.level_done:
             per_level.append(model.steps_done)
     assert per_level == [16, 24, 28]
+
+
+def test_trainer_logs_the_mean_losses_every_log_every_steps_and_at_each_level_end(tmp_path):
+    """Losses stay on the device between events; an event carries their mean over the steps since the last."""
+    model = SinGAN(to_tensor(load_image(OCT)[None]), small_settings(iters=6), seed=0)
+    step, per_step = model.step, []
+
+    def recorded_step():
+        losses = step()
+        assert all(isinstance(v, torch.Tensor) for v in losses.values())  # no .item() inside a step
+        per_step.append({k: v.item() for k, v in losses.items()})
+        return losses
+
+    model.step = recorded_step
+    reports, events = [], []
+    hooks = Hooks(progress=lambda done, total, message="", **metrics: reports.append((done, total, metrics)),
+                  event=lambda **fields: events.append(fields), samples=tmp_path)
+    seconds = train(model, hooks, log_every=4)
+    assert seconds > 0 and model.finished
+    assert [done for done, _, _ in reports] == list(range(1, 19))  # the status moves every step
+    logged = [(done, metrics) for done, _, metrics in reports if metrics]
+    assert [done for done, _ in logged] == [4, 6, 8, 12, 16, 18]  # every 4 steps and at each level's end
+    start = 0
+    for done, metrics in logged:
+        for name in ("critic", "gp", "adversarial", "rec_rmse"):
+            assert metrics[name] == pytest.approx(np.mean([s[name] for s in per_step[start:done]]), rel=1e-5)
+        start = done
+    assert [e["stage"] for e in events if e["type"] == "stage"] == [0, 1, 2]
+    assert sorted(p.name for p in tmp_path.glob("stage_*.png")) == ["stage_0.png", "stage_1.png", "stage_2.png"]
+
+
+def test_trainer_saves_a_checkpoint_and_raises_interrupted_when_asked_to_stop(tmp_path):
+    image = to_tensor(load_image(OCT)[None])
+    steps = []
+    hooks = Hooks(progress=lambda done, total, message="", **metrics: steps.append(done),
+                  should_stop=lambda: len(steps) >= 7, checkpoints=tmp_path)
+    with pytest.raises(Interrupted):
+        train(SinGAN(image, small_settings(iters=6), seed=0), hooks, checkpoint_every=100)
+    assert steps == list(range(1, 9))  # the stop is seen after step 8: level 2, iteration 2
+    resumed, resumed_steps, events = SinGAN(image, small_settings(iters=6), seed=0), [], []
+    train(resumed, Hooks(progress=lambda done, total, message="", **metrics: resumed_steps.append(done),
+                         event=lambda **fields: events.append(fields), checkpoints=tmp_path))
+    assert [(e["stage"], e["iteration"]) for e in events if e["type"] == "resume"] == [(1, 2)]
+    assert resumed_steps == list(range(9, 19)) and resumed.finished
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert (state["stage"], state["iteration"]) == (2, 6)
+    (tmp_path / "last.pt").write_bytes(b"torn")
+    with pytest.raises(ValueError, match="last.pt"):
+        train(SinGAN(image, small_settings(iters=6), seed=0), Hooks(checkpoints=tmp_path))

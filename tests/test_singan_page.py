@@ -5,7 +5,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from gans.singan_job import make_config, run_job
+from gans.singan_train import make_config
+from lab.kinds.singan import run as run_singan
 from lab.runs import Run
 from tests.conftest import DATA_DIR
 
@@ -27,7 +28,7 @@ def test_finished_run_shows_variations_and_injection_changes_them(runs_root):
     config = make_config("quick", mode="image", image_path=str(OCT), variations=4, max_side=32, min_side=12,
                          stages=3, iters=8, width=8)
     run = Run.create("singan", config.to_dict(), root=runs_root)
-    run_job(run)
+    run_singan(run)
     run.write_status("done")
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
@@ -45,7 +46,7 @@ def test_a_seeds_run_lists_its_seed_runs_under_it_not_beside_it(runs_root):
     config = make_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist", "size": 28}, seeds_per_class=1,
                          variations=3, max_side=28, min_side=8, stages=2, iters=5, width=8)
     run = Run.create("singan", config.to_dict(), root=runs_root)
-    run_job(run)
+    run_singan(run)
     run.write_status("done")
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
