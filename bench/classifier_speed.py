@@ -54,10 +54,12 @@ def our_loop(train: ImageSet, val: ImageSet, steps: int, batch: int) -> float:
     return steps * batch / result.seconds
 
 
-def quick_study(synthetic: str | None) -> tuple[float, dict]:
+def quick_study(synthetic: str | None):
+    """Wall seconds of a quick-preset study and its StudySummary."""
     from data.synthetic import save_set
-    from lab.runs import Run, read_json
-    from lab.study import preset, run_study_job
+    from lab.kinds.study import run_study
+    from lab.runs import Run
+    from lab.study import preset, read_summary
 
     data = load_dataset(DatasetSpec())
     with tempfile.TemporaryDirectory() as root:
@@ -71,9 +73,9 @@ def quick_study(synthetic: str | None) -> tuple[float, dict]:
                                      "noisy-flips", generator="noisy-flips"))
         run = Run.create("study", preset("quick", [synthetic]).to_dict(), root=Path(root))
         start = time.perf_counter()
-        run_study_job(run)
+        run_study(run)
         seconds = time.perf_counter() - start
-        return seconds, read_json(run.artifacts / "summary.json")
+        return seconds, read_summary(run)
 
 
 def main() -> None:
@@ -102,9 +104,9 @@ def main() -> None:
     if not args.no_study:
         seconds, summary = quick_study(args.synthetic)
         figures["study_seconds"] = round(seconds, 1)
-        for arm in summary["arms"]:
-            m = arm["metrics"]["balanced_accuracy"]
-            print(f"{arm['arm']}: balanced accuracy {m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] — {arm['verdict']}")
+        for arm in summary.arms:
+            m = arm.metrics["balanced_accuracy"]
+            print(f"{arm.arm}: balanced accuracy {m.mean:.3f} [{m.lo:.3f}, {m.hi:.3f}] — {arm.verdict}")
     print(json.dumps(figures))
 
 

@@ -11,6 +11,8 @@ import torch
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              recall_score, roc_auc_score)
 
+from data.imageset import to_tensor
+
 # Scalar metrics in the order reports show them; all in [0, 1], higher is better.
 METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "auc_ovr"]
 METRIC_LABELS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy",
@@ -18,8 +20,11 @@ METRIC_LABELS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy
 
 
 def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 N×H×W×C -> float N×C×H×W in [-1, 1], channels-last, on `device`."""
-    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    """uint8 N×H×W×C -> the model's input: float N×C×H×W in [-1, 1] (`to_tensor`), channels-last, on `device`.
+
+    The images travel as uint8 and are converted on the device: a quarter of the bytes of floats.
+    """
+    x = to_tensor(images.to(device, non_blocking=True))
     return x.contiguous(memory_format=torch.channels_last)
 
 

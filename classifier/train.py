@@ -9,7 +9,7 @@ actually drew so a caller can prove what the model saw.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -18,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from torchsampler import ImbalancedDatasetSampler
 
-from classifier.evaluate import evaluate, to_input
-from classifier.model import build_model, resolve_device
-from lab.runs import Cancelled, Run
+from classifier.evaluate import METRICS, evaluate, to_input
+from classifier.model import VARIANTS, build_model, resolve_device
+from data.config import Config, ConfigError, option
+from data.files import atomic_save
+from data.hooks import NO_HOOKS, Hooks, Interrupted
 
 BALANCE_MODES = ("none", "sampler", "loss")
 
@@ -28,33 +30,36 @@ BALANCE_MODES = ("none", "sampler", "loss")
 Augment = Callable[[np.ndarray, int], np.ndarray]
 
 
-@dataclass
-class TrainConfig:
-    variant: str = "efficientnet-b0"
-    steps: int = 400  # optimizer steps: the budget, identical in every arm
-    batch_size: int = 64
-    lr: float = 2e-3  # peak learning rate of the one-cycle schedule
-    weight_decay: float = 0.05  # AdamW
-    warmup_fraction: float = 0.1  # share of the steps spent warming up
-    eval_every: int = 100  # steps between validation evaluations (and checkpoints)
-    patience: int = 0  # evaluations without improvement before stopping early; 0 = use the whole budget
-    balance: str = "none"  # "sampler" (torchsampler ImbalancedDatasetSampler) or "loss" (class weights)
-    selection_metric: str = "balanced_accuracy"  # on the validation split
-    weights_path: str = ""  # local pretrained EfficientNet weights; empty = from scratch
-    device: str = "auto"
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    variant: str = option("efficientnet-b0", label="EfficientNet variant", choices=VARIANTS)
+    steps: int = option(400, label="Optimizer steps", min=1,
+                        help="the budget: identical in every arm of a study")
+    batch_size: int = option(64, label="Batch size", min=1)
+    lr: float = option(2e-3, label="Peak learning rate", min=0, min_exclusive=True,
+                       help="peak of the one-cycle schedule (AdamW)")
+    weight_decay: float = option(0.05, label="Weight decay", min=0, help="AdamW")
+    warmup_fraction: float = option(0.1, label="Warm-up fraction", min=0, max=0.5,
+                                    help="share of the steps spent warming up")
+    eval_every: int = option(100, label="Evaluate every (steps)", min=1,
+                             help="steps between validation evaluations (and checkpoints)")
+    patience: int = option(0, label="Patience", min=0,
+                           help="evaluations without improvement before stopping early; 0 = use the whole budget")
+    balance: str = option("none", label="Class balance", choices=BALANCE_MODES,
+                          help="sampler: torchsampler's ImbalancedDatasetSampler; loss: class-weighted loss")
+    selection_metric: str = option("balanced_accuracy", label="Selection metric", choices=METRICS,
+                                   help="validation metric that picks the weights kept")
+    weights_path: str = option("", label="Pretrained weights",
+                               help="local pretrained EfficientNet weights; empty = from scratch")
+    device: str = option("auto", label="Device", help="auto (CUDA when present), cpu, cuda or cuda:N")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-    def __post_init__(self):
-        if self.balance not in BALANCE_MODES:
-            raise ValueError(f"balance must be one of {BALANCE_MODES}, got '{self.balance}'")
-        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise ValueError("steps, batch_size and eval_every must be positive")
+    def validate(self) -> None:
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                raise ConfigError(f"TrainConfig.device must be auto or a torch device such as cpu or cuda:0; "
+                                  f"got {self.device!r}") from None
 
 
 @dataclass
@@ -112,12 +117,13 @@ def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
 def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
                      val_images: np.ndarray, val_labels: np.ndarray, num_classes: int,
                      config: TrainConfig, seed: int = 0, augment: Augment | None = None,
-                     run: Run | None = None) -> TrainResult:
+                     hooks: Hooks = NO_HOOKS) -> TrainResult:
     """Train for `config.steps` optimizer steps; return the weights that scored best on val.
 
-    With a `run`, the loop reports progress and validation events, checkpoints to
-    `run.checkpoints/last.pt` at every evaluation, resumes from it, and on a stop request
-    saves and raises `Cancelled`.
+    Images are uint8 N×H×W×C, labels ints in [0, num_classes). The loop reports every step
+    through `hooks.progress` and the training loss, validation scores and resumes through
+    `hooks.event`. With `hooks.checkpoints` it saves `last.pt` there at every evaluation and
+    resumes from it; when `hooks.should_stop()` turns true it saves and raises `Interrupted`.
     """
     device = resolve_device(config.device)
     torch.manual_seed(seed)
@@ -135,10 +141,10 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
 
     state = {"step": 0, "best_score": -np.inf, "best_step": 0, "best_val": {}, "best_weights": None,
              "history": [], "losses": [], "stale": 0, "drawn": torch.zeros(len(labels), dtype=torch.bool), "seconds": 0.0}
-    checkpoint = run.checkpoints / "last.pt" if run is not None else None
+    checkpoint = hooks.checkpoints / "last.pt" if hooks.checkpoints is not None else None
     if checkpoint is not None and checkpoint.exists():
         state = _load_checkpoint(checkpoint, model, optimizer, schedule)
-        run.log_event(type="resume", step=state["step"])
+        hooks.event(type="resume", step=state["step"])
 
     started, losses = time.time() - state["seconds"], state["losses"]  # losses since the last evaluation
     model.train()
@@ -157,15 +163,13 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
         losses.append(loss.item())
         state["step"] = step = step + 1
 
-        if run is not None:
-            if step % 20 == 0:
-                run.log_event(type="train", step=step, loss=float(np.mean(losses[-20:])),
-                              lr=schedule.get_last_lr()[0])
-            run.progress(step, config.steps, message=f"training step {step}/{config.steps}")
+        if step % 20 == 0:
+            hooks.event(type="train", step=step, loss=float(np.mean(losses[-20:])), lr=schedule.get_last_lr()[0])
+        hooks.progress(step, config.steps, message=f"training step {step}/{config.steps}")
         if step % config.eval_every == 0 or step == config.steps:
             val = evaluate(model, val_images, val_labels)
             record = {"step": step, "loss": float(np.mean(losses)) if losses else None,
-                      **{f"val_{k}": val[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "auc_ovr")}}
+                      **{f"val_{k}": val[k] for k in METRICS}}
             losses.clear()
             state["history"].append(record)
             score = val[config.selection_metric]
@@ -174,17 +178,17 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
                              best_weights={k: v.detach().clone() for k, v in model.state_dict().items()})
             else:
                 state["stale"] += 1
-            if run is not None:
-                run.log_event(type="eval", **record)
+            hooks.event(type="eval", **record)
             state["seconds"] = time.time() - started
             if config.patience and state["stale"] >= config.patience:
                 break
             if checkpoint is not None:
                 _save_checkpoint(checkpoint, state, model, optimizer, schedule)
-        if run is not None and run.stop_requested:
-            state["seconds"] = time.time() - started
-            _save_checkpoint(checkpoint, state, model, optimizer, schedule)
-            raise Cancelled()
+        if hooks.should_stop():
+            if checkpoint is not None:
+                state["seconds"] = time.time() - started
+                _save_checkpoint(checkpoint, state, model, optimizer, schedule)
+            raise Interrupted()
 
     model.load_state_dict(state["best_weights"])
     return TrainResult(model=model, steps=state["step"], best_step=state["best_step"], best_val=state["best_val"],
@@ -193,10 +197,9 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
 
 
 def _save_checkpoint(path: Path, state: dict, model, optimizer, schedule) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "rng": torch.get_rng_state()}, tmp)
-    tmp.replace(path)
+    saved = {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "schedule": schedule.state_dict(), "rng": torch.get_rng_state()}
+    atomic_save(path, lambda tmp: torch.save(saved, tmp))
 
 
 def _load_checkpoint(path: Path, model, optimizer, schedule) -> dict:

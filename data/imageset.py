@@ -79,12 +79,22 @@ class ImageSet:
         return to_tensor(self.images)
 
 
-def to_tensor(images: np.ndarray):
-    """uint8 N×H×W×C -> float tensor N×C×H×W in [-1, 1]."""
+def to_tensor(images):
+    """uint8 N×H×W×C (array, or tensor on any device) -> float tensor N×C×H×W in [-1, 1], same device."""
+    return _channels_first_float(images).div_(127.5).sub_(1.0)
+
+
+def to_unit_tensor(images):
+    """uint8 N×H×W×C (array, or tensor on any device) -> float tensor N×C×H×W in [0, 1], same device."""
+    return _channels_first_float(images).div_(255.0)
+
+
+def _channels_first_float(images):
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    return x.div_(127.5).sub_(1.0)
+    if not isinstance(images, torch.Tensor):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    return images.permute(0, 3, 1, 2).float()
 
 
 def from_tensor(x) -> np.ndarray:

@@ -1,18 +1,20 @@
 """`python -m lab study <config.json>`: run an augmentation study headless and print its verdicts.
 
-The config file holds StudyConfig fields (see lab/study.py). A "preset" key ("quick" or
-"paper") fills in the preset's defaults first, and "synthetic_sets" (a list of .npz paths)
-adds one "real + synthetic" arm per set; any other key overrides the preset.
+The config file holds StudyConfig fields (see lab/study.py); an unknown key is an error that
+names it. A "preset" key ("quick" or "paper") fills in the preset's defaults first, and
+"synthetic_sets" (a list of .npz paths) adds one "real + synthetic" arm per set; any other key
+overrides the preset.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from data.config import ConfigError
 from lab import jobs
 from lab.cli import follow
-from lab.runs import Run, read_json
-from lab.study import PRESETS, StudyConfig, preset
+from lab.runs import Run
+from lab.study import PRESETS, StudyConfig, preset, read_summary, synthetic_arms
 
 
 def add_commands(subparsers) -> None:
@@ -34,22 +36,23 @@ def study_config(overrides: dict, preset_name: str | None = None, synthetic: lis
     if name:
         base = preset(name, sets, overrides.get("dataset")).to_dict()
         if "arms" in overrides and sets:
-            overrides["arms"] = [*overrides["arms"], *[a for a in base["arms"] if a["kind"] == "synthetic"]]
+            overrides["arms"] = [*overrides["arms"], *[a.to_dict() for a in synthetic_arms(sets)]]
         if "train" in overrides:
             overrides["train"] = {**base["train"], **overrides["train"]}
         return StudyConfig.from_dict({**base, **overrides})
     config = StudyConfig.from_dict(overrides)
-    if sets:
-        config.arms += preset("quick", sets).arms[1:]
-    return config
+    return config.replace(arms=[*config.arms, *synthetic_arms(sets)]) if sets else config
 
 
 def cmd_study(args) -> int:
     if args.config is None and not args.preset:
         raise ValueError("give a study config JSON or --preset quick|paper")
-    overrides = json.loads(args.config.read_text()) if args.config else {}
+    overrides = read_config_file(args.config) if args.config else {}
     overrides.pop("kind", None)
-    config = study_config(overrides, args.preset, args.synthetic)
+    try:
+        config = study_config(overrides, args.preset, args.synthetic)
+    except ConfigError as e:
+        raise ConfigError(f"{args.config or 'study'}: {e}") from None
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
@@ -62,14 +65,24 @@ def cmd_study(args) -> int:
     return code
 
 
+def read_config_file(path: Path) -> dict:
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable JSON config ({e})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected an object of StudyConfig settings")
+    return config
+
+
 def print_summary(run: Run) -> None:
-    summary = read_json(run.artifacts / "summary.json")
-    if not summary:
+    summary = read_summary(run)
+    if summary is None:
         return
-    metric = summary["primary_metric"]
-    print(f"\n{metric} on the real test split (mean [95% interval] over seeds {summary['seeds']}):")
-    for arm in summary["arms"]:
-        m = arm["metrics"][metric]
-        print(f"  {arm['arm']:40s} {m['mean']:.4f} [{m['lo']:.4f}, {m['hi']:.4f}]")
-        print(f"    {arm['verdict']}")
+    metric = summary.primary_metric
+    print(f"\n{metric} on the real test split (mean [95% interval] over seeds {summary.seeds}):")
+    for arm in summary.arms:
+        m = arm.metrics[metric]
+        print(f"  {arm.arm:40s} {m.mean:.4f} [{m.lo:.4f}, {m.hi:.4f}]")
+        print(f"    {arm.verdict}")
     print(f"report: {run.artifacts / 'report.html'}")

@@ -1,8 +1,9 @@
 """The study's report: a CSV of every number and a self-contained HTML page with the figures.
 
-The figure builders are shared with the Study page: `metric_bars` (plotly, grouped bars with
-95% error bars), `confusion_figure` (seaborn heatmaps, one per arm), `recall_delta_figure`
-and `curve_figure` (matplotlib).
+Everything here reads a `StudySummary` (lab/study.py) and the arms' result.json. The figure
+builders are shared with the Study page: `metric_bars` (plotly, grouped bars with 95% error
+bars), `confusion_figure` (seaborn heatmaps, one per arm), `recall_delta_figure` and
+`curve_figure` (matplotlib).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import base64
 import html
 import io
 import time
+from pathlib import Path
 
 import matplotlib
 
@@ -19,50 +21,53 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from classifier.evaluate import METRIC_LABELS, METRICS  # noqa: E402
-from lab.runs import Run, atomic_write_text, csv_text  # noqa: E402
+from data.files import atomic_write_text, csv_text  # noqa: E402
+from lab.study import StudySummary  # noqa: E402
 
 
-def report_rows(summary: dict) -> list[dict]:
+def report_rows(summary: StudySummary) -> list[dict]:
     """One row per (arm, metric): mean and interval, and the paired delta vs the baseline."""
     rows = []
-    for arm in summary["arms"]:
+    for arm in summary.arms:
         for m in METRICS:
-            est = arm["metrics"][m]
-            d = arm.get("vs_baseline", {}).get(m, {})
-            rows.append({"arm": arm["arm"], "kind": arm["kind"], "synthetic_set": arm["synthetic_set"] or "",
-                         "metric": m, "mean": est["mean"], "lo": est["lo"], "hi": est["hi"], "n": est["n"],
-                         "delta": d.get("mean", ""), "delta_lo": d.get("lo", ""), "delta_hi": d.get("hi", ""),
-                         "p_value": d.get("p_value", ""), "significant": d.get("significant", "")})
+            est, comparison = arm.metrics[m], arm.vs_baseline.get(m)
+            delta = {"delta": "", "delta_lo": "", "delta_hi": "", "p_value": "", "significant": ""}
+            if comparison is not None:
+                d = comparison.delta
+                delta = {"delta": d.mean, "delta_lo": d.lo, "delta_hi": d.hi, "p_value": comparison.p_value,
+                         "significant": comparison.significant}
+            rows.append({"arm": arm.arm, "kind": arm.kind, "synthetic_set": arm.synthetic_set or "",
+                         "metric": m, "mean": est.mean, "lo": est.lo, "hi": est.hi, "n": est.n, **delta})
     return rows
 
 
-def metric_bars(summary: dict):
+def metric_bars(summary: StudySummary):
     """Plotly grouped bars: one group per metric, one bar per arm, 95% interval as error bars."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for arm in summary["arms"]:
-        est = [arm["metrics"][m] for m in METRICS]
-        fig.add_bar(name=arm["arm"], x=[METRIC_LABELS[m] for m in METRICS], y=[e["mean"] for e in est],
+    for arm in summary.arms:
+        est = [arm.metrics[m] for m in METRICS]
+        fig.add_bar(name=arm.arm, x=[METRIC_LABELS[m] for m in METRICS], y=[e.mean for e in est],
                     error_y={"type": "data", "symmetric": False,
-                             "array": [_nan0(e["hi"] - e["mean"]) for e in est],
-                             "arrayminus": [_nan0(e["mean"] - e["lo"]) for e in est]})
+                             "array": [_nan0(e.hi - e.mean) for e in est],
+                             "arrayminus": [_nan0(e.mean - e.lo) for e in est]})
     fig.update_layout(barmode="group", yaxis_title="test score (mean ± 95% interval)", yaxis_range=[0, 1],
                       legend_title="arm", margin={"t": 30})
     return fig
 
 
-def bars_figure(summary: dict):
+def bars_figure(summary: StudySummary):
     """The same grouped bars in matplotlib, for the static report."""
-    arms = summary["arms"]
+    arms = summary.arms
     fig, ax = plt.subplots(figsize=(8, 3.6))
     width = 0.8 / len(arms)
     x = np.arange(len(METRICS))
     for i, arm in enumerate(arms):
-        est = [arm["metrics"][m] for m in METRICS]
-        mean = np.array([e["mean"] for e in est])
-        err = np.array([[_nan0(e["mean"] - e["lo"]) for e in est], [_nan0(e["hi"] - e["mean"]) for e in est]])
-        ax.bar(x + (i - (len(arms) - 1) / 2) * width, mean, width, yerr=err, capsize=3, label=arm["arm"])
+        est = [arm.metrics[m] for m in METRICS]
+        mean = np.array([e.mean for e in est])
+        err = np.array([[_nan0(e.mean - e.lo) for e in est], [_nan0(e.hi - e.mean) for e in est]])
+        ax.bar(x + (i - (len(arms) - 1) / 2) * width, mean, width, yerr=err, capsize=3, label=arm.arm)
     ax.set_xticks(x, [METRIC_LABELS[m] for m in METRICS])
     ax.set_ylim(0, 1)
     ax.set_ylabel("test score (mean, 95% CI)")
@@ -71,16 +76,16 @@ def bars_figure(summary: dict):
     return fig
 
 
-def confusion_figure(summary: dict):
+def confusion_figure(summary: StudySummary):
     """Row-normalised confusion matrices (summed over seeds), one seaborn heatmap per arm."""
-    arms, names = summary["arms"], short_names(summary["class_names"])
+    arms, names = summary.arms, short_names(summary.class_names)
     fig, axes = plt.subplots(1, len(arms), figsize=(4.2 * len(arms), 3.8), squeeze=False)
     for ax, arm in zip(axes[0], arms):
-        cm = np.asarray(arm["confusion"], dtype=float)
+        cm = np.asarray(arm.confusion, dtype=float)
         cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
         sns.heatmap(cm, ax=ax, vmin=0, vmax=1, cmap="Blues", annot=len(names) <= 8, fmt=".2f", cbar=False,
                     xticklabels=names, yticklabels=names, annot_kws={"fontsize": 7})
-        ax.set_title(arm["arm"], fontsize=9)
+        ax.set_title(arm.arm, fontsize=9)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.tick_params(labelsize=7)
@@ -88,10 +93,10 @@ def confusion_figure(summary: dict):
     return fig
 
 
-def recall_delta_figure(summary: dict):
+def recall_delta_figure(summary: StudySummary):
     """Per-class recall of each arm minus the baseline's (points), averaged over seeds."""
-    arms = [a for a in summary["arms"] if "per_class_recall_delta" in a]
-    names = short_names(summary["class_names"])
+    arms = [a for a in summary.arms if a.per_class_recall_delta is not None]
+    names = short_names(summary.class_names)
     fig, ax = plt.subplots(figsize=(8, 3.2))
     if not arms:
         ax.text(0.5, 0.5, "only the baseline arm", ha="center", va="center")
@@ -100,11 +105,11 @@ def recall_delta_figure(summary: dict):
     width = 0.8 / len(arms)
     x = np.arange(len(names))
     for i, arm in enumerate(arms):
-        ax.bar(x + (i - (len(arms) - 1) / 2) * width, 100 * np.asarray(arm["per_class_recall_delta"]), width,
-               label=arm["arm"])
+        ax.bar(x + (i - (len(arms) - 1) / 2) * width, 100 * np.asarray(arm.per_class_recall_delta), width,
+               label=arm.arm)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(x, names, rotation=20, fontsize=7, ha="right")
-    ax.set_ylabel(f"recall − {summary['baseline']} (points)")
+    ax.set_ylabel(f"recall − {summary.baseline} (points)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -126,11 +131,8 @@ def curve_figure(results: list[dict], metric: str = "val_balanced_accuracy"):
     return fig
 
 
-def write_report(run: Run, summary: dict, results: list[dict]) -> None:
-    """summary.json, report.csv, per-seed results.csv and report.html into the run's artifacts."""
-    from lab.runs import atomic_write_json
-
-    out = run.artifacts
+def write_report(out: Path, summary: StudySummary, results: list[dict]) -> None:
+    """report.csv, per-seed results.csv and report.html into the folder `out` (a study's artifacts)."""
     rows = report_rows(summary)
     atomic_write_text(out / "report.csv", csv_text(rows))
     per_seed = [{"arm": r["arm"], "seed": r["seed"], "steps": r["steps"], "best_step": r["best_step"],
@@ -141,22 +143,21 @@ def write_report(run: Run, summary: dict, results: list[dict]) -> None:
                "Validation curves": curve_figure(results)}
     images = {title: _png(fig) for title, fig in figures.items()}
     atomic_write_text(out / "report.html", _html(summary, rows, per_seed, images))
-    atomic_write_json(out / "summary.json", summary)
 
 
-def _html(summary: dict, rows: list[dict], per_seed: list[dict], images: dict[str, str]) -> str:
+def _html(summary: StudySummary, rows: list[dict], per_seed: list[dict], images: dict[str, str]) -> str:
     e = html.escape
-    verdicts = "".join(f"<li><b>{e(a['arm'])}</b>: {e(a['verdict'])}</li>" for a in summary["arms"])
+    verdicts = "".join(f"<li><b>{e(a.arm)}</b>: {e(a.verdict)}</li>" for a in summary.arms)
     table = _table(rows, lambda v: f"{v:.4f}" if isinstance(v, float) else e(str(v)))
     seeds = _table(per_seed, lambda v: f"{v:.4f}" if isinstance(v, float) else e(str(v)))
     figs = "".join(f"<h3>{e(t)}</h3><img src='data:image/png;base64,{b}'/>" for t, b in images.items())
-    ds = summary["dataset"]
+    ds = summary.dataset
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Augmentation study</title><style>"
             f"body{{font-family:sans-serif;max-width:1100px;margin:auto}}table{{border-collapse:collapse;"
             f"font-size:12px}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style></head>"
-            f"<body><h1>Augmentation study</h1><p>{e(ds.get('name', ''))} at {ds.get('size')} px, "
-            f"{100 * summary['train_fraction']:.0f}% of the real training split, seeds {summary['seeds']}, "
-            f"primary metric {e(summary['primary_metric'])}, baseline <b>{e(summary['baseline'])}</b>. "
+            f"<body><h1>Augmentation study</h1><p>{e(ds.name)} at {ds.size} px, "
+            f"{100 * summary.train_fraction:.0f}% of the real training split, seeds {summary.seeds}, "
+            f"primary metric {e(summary.primary_metric)}, baseline <b>{e(summary.baseline)}</b>. "
             f"Every arm took the same number of optimizer steps; synthetic images were used for training only; "
             f"models were selected on the real validation split and tested once on the real test split. "
             f"Generated {time.strftime('%Y-%m-%d %H:%M')}.</p><h2>Verdicts</h2><ul>{verdicts}</ul>"

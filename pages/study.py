@@ -6,11 +6,13 @@ import numpy as np
 import streamlit as st
 
 from classifier.gradcam import gradcam, overlay
-from data.augment import AUGMENTATIONS, DEFAULT_PIPELINE
-from data.synthetic import list_sets, load_set
+from data.augment import AUGMENTATIONS, default_pipeline
+from data.config import ConfigError
+from data.synthetic import load_set
 from lab import jobs
-from lab.runs import read_json
-from lab.study import PRESETS, ArmConfig, arm_model, preset, study_children, study_results
+from lab.children import read_children
+from lab.sets import compatible_sets
+from lab.study import MIX_MODES, PRESETS, arm_model, preset, read_summary, study_results
 from lab.study_report import confusion_figure, curve_figure, metric_bars, recall_delta_figure
 from pages.common import (STATE_ICONS, any_active, current_dataset, current_spec, ensure_app_navigation, pick_run,
                           run_status_panel, runs_table, show_grid)
@@ -23,9 +25,7 @@ st.caption("Does adding a generator's images make the classifier better? Every a
 
 spec = current_spec()
 data = current_dataset()
-sets = [s for s in list_sets()
-        if s.meta.get("size", spec.size) == spec.size and s.meta.get("channels", data.train.channels)
-        == data.train.channels and (s.meta.get("dataset") or {}).get("name", spec.name) == spec.name]
+sets = compatible_sets(spec, data.train.channels, len(data.class_names))
 
 with st.expander("New study", expanded=True):
     preset_name = st.radio("Preset", PRESETS, horizontal=True,
@@ -36,33 +36,39 @@ with st.expander("New study", expanded=True):
     n_seeds = c2.number_input("Seeds", 1, 10, len(base.seeds))
     steps = c3.number_input("Optimizer steps per arm", 10, 100_000, base.train.steps, 50)
     batch = c4.number_input("Batch size", 8, 512, base.train.batch_size, 8)
-    arms = [ArmConfig("real only")]
+    arms = [{"name": "real only"}]
     if st.checkbox("Real + standard augmentation"):
-        names = st.multiselect("Augmentations", list(AUGMENTATIONS), DEFAULT_PIPELINE,
+        names = st.multiselect("Augmentations", list(AUGMENTATIONS), default_pipeline(spec.name),
                                format_func=lambda n: f"{n} — {AUGMENTATIONS[n]}")
-        arms.append(ArmConfig("real + standard aug", "standard_aug", augment=names))
+        arms.append(dict(name="real + standard aug", kind="standard_aug", augment=names))
     chosen = st.multiselect("Synthetic sets (one 'real + synthetic' arm each)", sets,
                             format_func=lambda s: s.label)
     if chosen:
         m1, m2, m3 = st.columns(3)
-        mix = m1.radio("Mix", ["ratio", "balance"], horizontal=True,
+        mix = m1.radio("Mix", MIX_MODES, horizontal=True,
                        help="ratio: ratio × (real images) synthetic images; balance: top up every class "
                             "to the largest class")
         ratio = m2.number_input("Synthetic per real image", 0.1, 10.0, 1.0, 0.1, disabled=mix != "ratio")
         only = m3.checkbox("Also train on synthetic only (test on real)")
         for s in chosen:
-            arms.append(ArmConfig(f"real + {s.name}", "synthetic", str(s.path), mix=mix, ratio=ratio))
+            arms.append(dict(name=f"real + {s.name}", kind="synthetic", synthetic_set=str(s.path), mix=mix,
+                             ratio=ratio))
             if only:
-                arms.append(ArmConfig(f"only {s.name}", "synthetic_only", str(s.path), mix=mix, ratio=ratio))
+                arms.append(dict(name=f"only {s.name}", kind="synthetic_only", synthetic_set=str(s.path), mix=mix,
+                                 ratio=ratio))
     elif not sets:
         st.info("No synthetic sets for this dataset yet: train a GAN or SinGAN and export a set first.")
-    config = preset(preset_name, dataset=spec.to_dict())
-    config.train_fraction, config.seeds, config.arms = float(fraction), list(range(int(n_seeds))), arms
-    config.train.steps, config.train.batch_size = int(steps), int(batch)
-    config.train.eval_every = max(1, int(steps) // 4)
     st.write(f"{len(arms)} arms × {int(n_seeds)} seeds = {len(arms) * int(n_seeds)} training jobs of "
              f"{int(steps)} steps each.")
-    if st.button("Launch study", type="primary"):
+    try:
+        config = base.replace(train_fraction=float(fraction), seeds=list(range(int(n_seeds))),
+                              arms=arms,
+                              train=base.train.replace(steps=int(steps), batch_size=int(batch),
+                                                       eval_every=max(1, int(steps) // 4)))
+    except ConfigError as e:
+        config = None
+        st.error(str(e))
+    if st.button("Launch study", type="primary", disabled=config is None):
         run = jobs.submit("study", config.to_dict(), name=f"{preset_name}-{spec.name}")
         st.session_state["study_run"] = run.id
         st.success(f"Queued {run.id}")
@@ -77,7 +83,7 @@ run = pick_run(runs, "Study", "study_run")
 @st.fragment(run_every=2 if any_active([run]) else None)
 def progress_view():
     run_status_panel(run, key="study")
-    children = study_children(run)
+    children = read_children(run)
     if children:
         rows = []
         for key, child in children.items():
@@ -97,13 +103,17 @@ def show_figure(fig) -> None:
 
 
 progress_view()
-summary = read_json(run.artifacts / "summary.json")
-if not summary:
+try:
+    summary = read_summary(run)
+except ValueError as e:
+    st.error(str(e))
+    st.stop()
+if summary is None:
     st.stop()
 
 st.subheader("Results on the real test split")
-for arm in summary["arms"]:
-    st.markdown(f"**{arm['arm']}** — {arm['verdict']}")
+for arm in summary.arms:
+    st.markdown(f"**{arm.arm}** — {arm.verdict}")
 st.plotly_chart(metric_bars(summary), width="stretch")
 st.markdown("**Per-class recall vs the baseline**")
 show_figure(recall_delta_figure(summary))
@@ -121,14 +131,13 @@ for col, name, mime in ((d1, "report.html", "text/html"), (d2, "report.csv", "te
         col.download_button(f"Download {name}", path.read_bytes(), file_name=f"{run.id}-{name}", mime=mime)
 
 st.subheader("Grad-CAM")
-children = {k: c for k, c in study_children(run).items() if (c.artifacts / "best.pt").exists()}
+children = {k: c for k, c in read_children(run).items() if (c.artifacts / "best.pt").exists()}
 if children:
     g1, g2, g3 = st.columns(3)
     key = g1.selectbox("Trained model (arm | seed)", list(children))
-    sources = ["real test images"] + [a["synthetic_set"] for a in summary["arms"] if a["synthetic_set"]]
+    sources = ["real test images"] + [a.synthetic_set for a in summary.arms if a.synthetic_set]
     source = g2.selectbox("Images", list(dict.fromkeys(sources)))
-    label = g3.selectbox("Class", range(len(summary["class_names"])),
-                         format_func=lambda k: summary["class_names"][k])
+    label = g3.selectbox("Class", range(len(summary.class_names)), format_func=lambda k: summary.class_names[k])
     images = data.test if source == "real test images" else load_set(source)
     pool = images.of_class(label)
     if len(pool):
@@ -136,6 +145,6 @@ if children:
         heat, predicted, _ = gradcam(arm_model(children[key]), picked)
         show_grid(picked, ncol=8, caption="images")
         show_grid(overlay(picked, heat), ncol=8, caption="Grad-CAM; predicted: " +
-                  ", ".join(summary["class_names"][p] for p in predicted))
+                  ", ".join(summary.class_names[p] for p in predicted))
     else:
         st.caption("No images of this class in that set.")

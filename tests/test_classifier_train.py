@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.evaluate import classification_metrics
+from classifier.evaluate import classification_metrics, to_input
 from classifier.gradcam import default_layer, gradcam, overlay
 from classifier.model import build_model
 from classifier.train import BatchStream, TrainConfig, class_weights, train_classifier
+from data.config import ConfigError
+from data.hooks import Hooks, Interrupted
+from data.imageset import to_tensor, to_unit_tensor
 
 
 @pytest.fixture(scope="module")
@@ -96,38 +99,63 @@ def test_gradcam_highlights_regions_of_the_image(trained, pneumonia):
     assert overlay(images, heat).shape == (6, 28, 28, 3)
 
 
-class StopAfter:
-    """Stands in for a Run whose user presses Cancel once `steps` progress reports have arrived."""
+class Recorder:
+    """Hooks that keep the events, and ask the loop to stop once `stop_after` progress reports arrived."""
 
-    def __init__(self, run, steps: int):
-        self.run, self.steps, self.seen = run, steps, 0
+    def __init__(self, checkpoints, stop_after: int | None = None):
+        self.events, self.reports, self.stop_after = [], 0, stop_after
+        self.hooks = Hooks(progress=self.progress, event=lambda **e: self.events.append(e),
+                           should_stop=lambda: self.stop_after is not None and self.reports >= self.stop_after,
+                           checkpoints=checkpoints)
 
-    def __getattr__(self, name):
-        return getattr(self.run, name)
-
-    def progress(self, done, total, message="", force=False, **metrics):
-        self.seen += 1
-        self.run.progress(done, total, message, force, **metrics)
-
-    @property
-    def stop_requested(self):
-        return self.seen >= self.steps
+    def progress(self, done, total, message="", **metrics):
+        self.reports += 1
 
 
-def test_cancelled_training_resumes_to_the_same_result(pneumonia, runs_root):
-    from lab.runs import Cancelled, Run
-
+def test_interrupted_training_resumes_to_the_same_result(pneumonia, tmp_path):
     train = pneumonia.train.stratified_subset(0.05, seed=1)
     val = pneumonia.val.take(np.arange(100))
     config = TrainConfig(steps=10, batch_size=16, eval_every=5, balance="sampler")
     args = (train.images, train.labels, val.images, val.labels, 2, config)
-    straight = train_classifier(*args, seed=1, run=Run.create("study-arm", {}, root=runs_root))
-    interrupted = Run.create("study-arm", {}, root=runs_root)
-    with pytest.raises(Cancelled):
-        train_classifier(*args, seed=1, run=StopAfter(interrupted, 7))
-    assert (interrupted.checkpoints / "last.pt").exists()
-    resumed = train_classifier(*args, seed=1, run=interrupted)
-    assert [e["step"] for e in interrupted.events("resume")] == [7]
+    straight = train_classifier(*args, seed=1, hooks=Recorder(tmp_path / "straight").hooks)
+    folder = tmp_path / "interrupted"
+    folder.mkdir()
+    with pytest.raises(Interrupted):
+        train_classifier(*args, seed=1, hooks=Recorder(folder, stop_after=7).hooks)
+    assert [p.name for p in folder.iterdir()] == ["last.pt"], "the checkpoint, and no temporary file beside it"
+    resumed_hooks = Recorder(folder)
+    resumed = train_classifier(*args, seed=1, hooks=resumed_hooks.hooks)
+    assert [e["step"] for e in resumed_hooks.events if e["type"] == "resume"] == [7]
+    assert [e["step"] for e in resumed_hooks.events if e["type"] == "eval"] == [10]
     assert resumed.steps == 10 and resumed.history == straight.history
     for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_stop_request_without_a_checkpoint_folder_still_stops(pneumonia):
+    train = pneumonia.train.stratified_subset(0.02, seed=0)
+    config = TrainConfig(steps=50, batch_size=8, eval_every=50)
+    recorder = Recorder(None, stop_after=2)
+    with pytest.raises(Interrupted):
+        train_classifier(train.images, train.labels, train.images, train.labels, 2, config, hooks=recorder.hooks)
+    assert recorder.reports == 2
+
+
+def test_train_config_refuses_unknown_keys_and_bad_values():
+    with pytest.raises(ConfigError, match=r"'stpes'.*known: variant, steps"):
+        TrainConfig.from_dict({"stpes": 10})
+    for bad in ({"balance": "oversample"}, {"steps": 0}, {"lr": 0.0}, {"variant": "resnet"},
+                {"selection_metric": "loss"}, {"device": "gpu please"}, {"batch_size": 16.5}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            TrainConfig.from_dict(bad)
+    assert TrainConfig.from_dict(TrainConfig(steps=7).to_dict()) == TrainConfig(steps=7)
+
+
+def test_model_input_is_the_shared_uint8_conversion():
+    images = np.random.default_rng(0).integers(0, 256, (3, 5, 5, 2), dtype=np.uint8)
+    x = to_input(torch.from_numpy(images), torch.device("cpu"))
+    assert x.shape == (3, 2, 5, 5) and x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, to_tensor(images))
+    assert x.min() >= -1 and x.max() <= 1 and x[0, 1, 2, 3] == images[0, 2, 3, 1] / 127.5 - 1
+    unit = to_unit_tensor(images)
+    assert torch.allclose(unit, (x + 1) / 2) and unit.min() >= 0 and unit.max() <= 1

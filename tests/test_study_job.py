@@ -8,11 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classifier.train import TrainConfig
+from data.augment import apply, build_pipeline, default_pipeline
+from data.config import ConfigError
+from data.files import read_json
 from data.imageset import ImageSet
 from data.synthetic import save_set
-from lab.runs import Run, read_json
-from lab.study import ArmConfig, StudyConfig, fingerprints, run_arm_job, run_study_job, study_children
-from classifier.train import TrainConfig
+from lab.children import read_children
+from lab.kinds.study import run_arm, run_study
+from lab.runs import Run
+from lab.study import ArmConfig, StudyConfig, StudySummary, fingerprints, read_summary, standard_augment
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "study.py"
 SEEDS = [0, 1, 2]
@@ -40,7 +45,7 @@ def study(tmp_path_factory, pneumonia):
                          arms=[ArmConfig("real only"), ArmConfig("real + noisy", "synthetic", str(synthetic_path))],
                          train=TrainConfig(steps=STEPS, batch_size=16, eval_every=STEPS))
     run = Run.create("study", config.to_dict(), root=root)
-    run_study_job(run)
+    run_study(run)
     return run, synthetic_path
 
 
@@ -54,7 +59,7 @@ def test_no_synthetic_image_reaches_validation_or_test(study, pneumonia):
     with np.load(synthetic_path) as f:
         synthetic = set(fingerprints(f["images"]).tolist())
     used_synthetic = 0
-    for key, child in study_children(run).items():
+    for key, child in read_children(run).items():
         data = seen(child)
         assert not synthetic & set(data["val"].tolist()), key
         assert not synthetic & set(data["test"].tolist()), key
@@ -70,7 +75,7 @@ def test_no_synthetic_image_reaches_validation_or_test(study, pneumonia):
 
 def test_every_arm_takes_the_same_number_of_optimizer_steps(study):
     run, _ = study
-    results = [read_json(c.artifacts / "result.json") for c in study_children(run).values()]
+    results = [read_json(c.artifacts / "result.json") for c in read_children(run).values()]
     assert len(results) == 2 * len(SEEDS)
     assert {r["steps"] for r in results} == {STEPS}
     assert {r["images_seen"] for r in results} == {STEPS * 16}
@@ -81,7 +86,7 @@ def test_every_arm_takes_the_same_number_of_optimizer_steps(study):
 def test_each_seed_uses_the_same_real_subset_in_every_arm(study):
     run, _ = study
     subsets = {}
-    for key, child in study_children(run).items():
+    for key, child in read_children(run).items():
         arm, seed = key.rsplit("|", 1)
         subsets.setdefault(seed, {})[arm] = read_json(child.artifacts / "composition.json")["train"]["real_subset"]
     for seed, by_arm in subsets.items():
@@ -110,9 +115,9 @@ def test_summary_follows_the_leaderboard_contract(study):
 
 def test_same_config_and_seed_give_the_same_numbers_twice(study):
     run, _ = study
-    child = next(c for k, c in study_children(run).items() if k == "real + noisy|1")
+    child = next(c for k, c in read_children(run).items() if k == "real + noisy|1")
     again = Run.create("study-arm", child.config, root=run.path.parent.parent)
-    run_arm_job(again)
+    run_arm(again)
     first, second = (read_json(r.artifacts / "result.json") for r in (child, again))
     assert first["test"] == second["test"]
     assert first["history"] == second["history"]
@@ -152,3 +157,67 @@ def test_cli_resolves_a_preset_with_synthetic_arms(tmp_path, capsys):
     config = json.loads(capsys.readouterr().out)
     assert config["seeds"] == [5, 6, 7] and config["train"]["steps"] == 99 and config["train"]["batch_size"] == 128
     assert [a["kind"] for a in config["arms"]] == ["real", "standard_aug"]
+
+
+def test_summary_reads_back_as_the_same_json(study):
+    run, _ = study
+    on_disk = json.loads((run.artifacts / "summary.json").read_text())
+    summary = read_summary(run)
+    assert isinstance(summary, StudySummary)
+    assert json.dumps(summary.to_dict()) == json.dumps(on_disk)  # as text: a NaN p-value equals itself
+    base, synthetic = summary.arms
+    assert summary.baseline == base.arm == "real only" and not base.vs_baseline
+    assert synthetic.vs_baseline["balanced_accuracy"].delta.n == len(SEEDS)
+    assert [(arm.arm, gain) for arm, gain in summary.gains()] == [
+        ("real + noisy", synthetic.vs_baseline["balanced_accuracy"])]
+
+
+def test_a_malformed_summary_is_an_error_naming_the_file(runs_root):
+    run = Run.create("study", {}, root=runs_root)
+    assert read_summary(run) is None
+    (run.artifacts / "summary.json").write_text(json.dumps({"arms": []}))
+    with pytest.raises(ValueError, match="summary.json"):
+        read_summary(run)
+
+
+def test_study_configs_refuse_unknown_keys_and_contradictions(tmp_path):
+    with pytest.raises(ConfigError, match=r"'train_fracton'.*known: dataset, train_fraction, seeds, arms"):
+        StudyConfig.from_dict({"train_fracton": 0.2})
+    with pytest.raises(ConfigError, match="StudyConfig.arms.*'mixx'"):
+        StudyConfig.from_dict({"arms": [{"name": "a", "mixx": "ratio"}]})
+    with pytest.raises(ConfigError, match="StudyConfig.train.*'stpes'"):
+        StudyConfig.from_dict({"train": {"stpes": 3}})
+    for bad, words in (({"name": "a", "kind": "gan"}, "kind"), ({"name": "a", "kind": "synthetic"}, "synthetic_set"),
+                       ({"name": "a", "synthetic_set": "x.npz"}, "takes no synthetic_set"),
+                       ({"name": "a", "kind": "standard_aug", "augment": ["twirl"]}, "twirl"),
+                       ({"name": "a", "ratio": 0}, "ratio")):
+        with pytest.raises(ConfigError, match=words):
+            ArmConfig.from_dict(bad)
+    for bad, words in (({"seeds": [1, 1]}, "seeds"), ({"seeds": []}, "seeds"),
+                       ({"train_fraction": 0}, "train_fraction"), ({"arms": [{"name": "a"}, {"name": "a"}]}, "unique"),
+                       ({"primary_metric": "loss"}, "primary")):
+        with pytest.raises(ConfigError, match=words):
+            StudyConfig.from_dict(bad)
+    relative = ArmConfig("s", "synthetic", "sets/a.npz")
+    assert relative.synthetic_set == str(Path("sets/a.npz").resolve())
+
+
+def test_the_standard_augmentation_arm_uses_the_datasets_default_pipeline(pneumonia):
+    images = pneumonia.train.images[:32]
+    arm = ArmConfig("aug", "standard_aug")
+    for flag in ("pneumoniamnist", "dermamnist"):
+        expected = apply(build_pipeline(default_pipeline(flag)), images, seed=5)
+        assert np.array_equal(standard_augment(arm, flag)(images, 5), expected), flag
+    chosen = ArmConfig("aug", "standard_aug", augment=["vflip"], augment_p=1.0)
+    assert np.array_equal(standard_augment(chosen, "dermamnist")(images, 0), images[:, ::-1])
+    assert standard_augment(ArmConfig("real only"), "dermamnist") is None
+
+
+def test_cli_refuses_a_study_file_with_an_unknown_key_naming_it(tmp_path, capsys):
+    from lab.cli import main
+
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps({"preset": "quick", "train_fracton": 0.2}))
+    assert main(["study", str(path), "--print-config"]) == 1
+    error = capsys.readouterr().err
+    assert "study.json" in error and "'train_fracton'" in error and "train_fraction" in error
