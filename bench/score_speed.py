@@ -25,9 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.datasets import DatasetSpec, load_dataset  # noqa: E402
-from data.imageset import ImageSet  # noqa: E402
+from data.imageset import ImageSet, to_unit_tensor  # noqa: E402
 from metrics.encoder import train_encoder  # noqa: E402
-from metrics.quality import METRICS, prepare, to_unit  # noqa: E402
+from metrics.quality import METRICS, prepare  # noqa: E402
 from metrics.scoring import ScoreConfig, build_reference, score_set  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def naive_seconds(synthetic: ImageSet, train: ImageSet) -> float:
             d = float(np.sqrt(((real[j] - x) ** 2).mean()))
             if d < best_d:
                 best, best_d = j, d
-        a, b = to_unit(image[None]), to_unit(train.images[best][None])
+        a, b = to_unit_tensor(image[None]), to_unit_tensor(train.images[best][None])
         for key, metric in METRICS.items():
             modules[key](prepare(a, metric), prepare(b, metric))
     return time.perf_counter() - started
@@ -84,11 +84,11 @@ def main() -> None:
     seconds = reference_seconds + set_seconds
     print(f"batched: reference (real features, held-out distances) {reference_seconds:.1f}s, "
           f"{args.n} images scored {set_seconds:.1f}s, total {seconds:.1f}s")
-    for key, e in result["pairings"]["nearest"]["metrics"].items():
-        print(f"  {METRICS[key].name:8s}{METRICS[key].arrow} {e['mean']:.4f} [{e['lo']:.4f}, {e['hi']:.4f}] n={e['n']}")
-    d = result["distribution"]
-    print(f"  FID {d['fid']:.2f}  KID {d['kid']:.4f}  precision {d['precision']:.3f}  recall {d['recall']:.3f}  "
-          f"density {d['density']:.3f}  coverage {d['coverage']:.3f}")
+    for key, e in result.pairings["nearest"].metrics.items():
+        print(f"  {METRICS[key].name:8s}{METRICS[key].arrow} {e.mean:.4f} [{e.lo:.4f}, {e.hi:.4f}] n={e.n}")
+    d = result.distribution
+    print(f"  FID {d.fid:.2f}  KID {d.kid:.4f}  precision {d.precision:.3f}  recall {d.recall:.3f}  "
+          f"density {d.density:.3f}  coverage {d.coverage:.3f}")
 
     subset = synthetic.take(np.arange(args.naive))
     naive = naive_seconds(subset, dataset.train)

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from data.datasets import DatasetSpec
+from lab.runs import find_run
+
+if TYPE_CHECKING:
+    from metrics.scores import Scores
 
 
 def add_commands(sub) -> None:
@@ -25,53 +30,68 @@ def add_commands(sub) -> None:
 def cmd_score(args) -> int:
     from lab import jobs
     from lab.cli import follow
-    from lab.runs import read_json
-    from metrics.job import resolve_sets
+    from metrics.scores import Scores
+    from metrics.scoring import ScoreConfig
 
     paths = resolve_sets(args.sets)
-    config = {"sets": [str(p) for p in paths],
-              "pairings": ["nearest", "random"] if args.pairing == "both" else [args.pairing],
-              "distribution": not args.no_distribution, "small": args.small}
-    if args.dataset:
-        config["dataset"] = DatasetSpec(name=args.dataset, size=args.size).to_dict()
-    run = jobs.submit("score", config, name="score")
+    config = ScoreConfig(sets=[str(p) for p in paths],
+                         dataset=DatasetSpec(name=args.dataset, size=args.size).to_dict() if args.dataset else None,
+                         pairings=["nearest", "random"] if args.pairing == "both" else [args.pairing],
+                         distribution=not args.no_distribution, small=args.small)
+    run = jobs.submit("score", config.to_dict(), name="score")
     print(f"{run.id}: scoring {len(paths)} set(s), queued at {run.path}")
     if args.detach:
         return 0
     code = follow(run)
-    scores = read_json(run.artifacts / "scores.json")
-    if code == 0 and scores:
-        print(format_table(scores))
-        if args.out:
-            args.out.mkdir(parents=True, exist_ok=True)
-            for f in [run.artifacts / "scores.json", run.artifacts / "scores.csv",
-                      *run.artifacts.glob("memorization_*.png")]:
-                shutil.copy2(f, args.out / f.name)
-            print(f"wrote {args.out / 'scores.json'} and {args.out / 'scores.csv'}")
+    if code != 0:
+        return code
+    print(format_table(Scores.load(run.artifacts / "scores.json")))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for f in [run.artifacts / "scores.json", run.artifacts / "scores.csv",
+                  *run.artifacts.glob("memorization_*.png")]:
+            shutil.copy2(f, args.out / f.name)
+        print(f"wrote {args.out / 'scores.json'} and {args.out / 'scores.csv'}")
     return code
 
 
-def format_table(scores: dict) -> str:
+def resolve_sets(refs: list[str]) -> list[Path]:
+    """Synthetic set paths from npz paths or run ids (all sets in the run's artifacts)."""
+    paths = []
+    for ref in refs:
+        path = Path(ref).expanduser()
+        if path.suffix == ".npz":
+            if not path.exists():
+                raise FileNotFoundError(f"no synthetic set at {path}")
+            paths.append(path.resolve())
+            continue
+        run = find_run(ref)
+        found = sorted(run.artifacts.glob("*.npz"))
+        if not found:
+            raise LookupError(f"run {run.id} has no synthetic sets in its artifacts")
+        paths.extend(found)
+    return paths
+
+
+def format_table(scores: Scores) -> str:
     """A plain-text table: one line per set and pairing, metric means with their intervals."""
-    metric_info = scores["metrics"]
     lines = []
-    if scores.get("encoder"):
-        lines.append(f"distribution metrics in the feature space of {scores['encoder']['name']}")
-    for s in scores["sets"]:
-        lines.append(f"\n{s['name']}  ({s['generator']}, {s['count']} images)")
-        for pairing, block in s["pairings"].items():
-            cells = [f"{metric_info[k]['name']}{metric_info[k]['arrow']} {e['mean']:.4g} "
-                     f"[{e['lo']:.4g}, {e['hi']:.4g}]" for k, e in block["metrics"].items()]
-            lines.append(f"  {pairing:8s} n={next(iter(block['metrics'].values()))['n']}  " + "  ".join(cells))
-        for block, title in (("distribution", "vs train split"), ("distribution_class_matched", "class-matched")):
-            d = s.get(block)
-            if d:
-                lines.append(f"  {title:14s} FID↓ {d['fid']:.4g}  KID↓ {d['kid']:.4g}±{d['kid_std']:.2g}  "
-                             f"precision↑ {d['precision']:.3f}  recall↑ {d['recall']:.3f}  "
-                             f"density↑ {d['density']:.3f}  coverage↑ {d['coverage']:.3f}  (real n={d['n_real']})")
-        m = s["memorization"]
-        f = m["suspected_fraction"]
-        lines.append(f"  memorization  suspected copies {m['suspected_count']}/{s['count']} = {f['mean']:.3f} "
-                     f"[{f['lo']:.3f}, {f['hi']:.3f}] (expected ≈{m['expected_fraction']:.2f} for new images; "
-                     f"threshold {m['threshold']:.4f} RMS)")
+    if scores.encoder_name:
+        lines.append(f"distribution metrics in the feature space of {scores.encoder_name}")
+    for s in scores.sets:
+        lines.append(f"\n{s.name}  ({s.generator}, {s.count} images)")
+        for pairing, block in s.pairings.items():
+            cells = [f"{scores.metrics[k].name}{scores.metrics[k].arrow} {e.mean:.4g} [{e.lo:.4g}, {e.hi:.4g}]"
+                     for k, e in block.metrics.items()]
+            lines.append(f"  {pairing:8s} n={block.pairs}  " + "  ".join(cells))
+        for d, title in ((s.distribution, "vs train split"), (s.distribution_class_matched, "class-matched")):
+            if d is not None:
+                lines.append(f"  {title:14s} FID↓ {d.fid:.4g}  KID↓ {d.kid:.4g}±{d.kid_std:.2g}  "
+                             f"precision↑ {d.precision:.3f}  recall↑ {d.recall:.3f}  "
+                             f"density↑ {d.density:.3f}  coverage↑ {d.coverage:.3f}  (real n={d.n_real})")
+        m = s.memorization
+        f = m.suspected_fraction
+        lines.append(f"  memorization  suspected copies {m.suspected_count}/{s.count} = {f.mean:.3f} "
+                     f"[{f.lo:.3f}, {f.hi:.3f}] (expected ≈{m.expected_fraction:.2f} for new images; "
+                     f"threshold {m.threshold:.4f} RMS)")
     return "\n".join(lines)

@@ -1,2 +1,2 @@
 """Image-quality scores: piqa metrics with fair pairing, distribution-level fidelity/diversity in a
-domain encoder's feature space, memorization, the score job and the generator leaderboard."""
+domain encoder's feature space, memorization, and the scoring of whole synthetic sets (typed results)."""

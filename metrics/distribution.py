@@ -17,12 +17,10 @@ caller's to record.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import linalg
 
 
 @dataclass(frozen=True)
@@ -48,17 +46,30 @@ DISTRIBUTION_METRICS: dict[str, DistributionMetric] = {m.key: m for m in [
 ]}
 
 
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D) and covariance (D×D) of N×D features, in float64: the Gaussian FID fits."""
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(0), np.atleast_2d(np.cov(features, rowvar=False))
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64.
+
+    ‖mu1 − mu2‖² + tr(sigma1) + tr(sigma2) − 2 tr √(sigma1·sigma2). The product of two covariance
+    matrices has real, non-negative eigenvalues, so tr √(sigma1·sigma2) is the sum of their square
+    roots; rounding can leave tiny imaginary parts or negative values, which are dropped. This needs
+    no matrix square root, so a near-singular product (fewer samples than dimensions) is no special case.
+    """
+    mu1, mu2 = np.asarray(mu1, dtype=np.float64), np.asarray(mu2, dtype=np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
+    eigenvalues = np.linalg.eigvals(sigma1 @ sigma2)
+    trace_sqrt = np.sqrt(np.clip(eigenvalues.real, 0, None)).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+
+
 def fid(real: np.ndarray, fake: np.ndarray) -> float:
-    mu1, mu2 = real.mean(0), fake.mean(0)
-    s1, s2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)  # singular products are handled below
-        covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise as in the reference code
-        offset = np.eye(len(s1)) * 1e-6
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    """FID between two N×D feature sets."""
+    return frechet_distance(*feature_statistics(real), *feature_statistics(fake))
 
 
 def kid(real: np.ndarray, fake: np.ndarray, subset_size: int = 1000, n_subsets: int = 50,
@@ -110,8 +121,16 @@ def manifold_scores(real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int
             "density": float(density), "coverage": float(coverage)}
 
 
-def distribution_scores(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> dict[str, float]:
-    """All six distribution metrics, plus the KID spread over subsets and the set sizes."""
+def distribution_scores(real: np.ndarray, fake: np.ndarray, seed: int = 0,
+                        real_statistics: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+    """All six distribution metrics, plus the KID spread over subsets and the set sizes.
+
+    `real_statistics` is `feature_statistics(real)` when the caller already has it (a job scoring
+    several sets against one real set computes it once).
+    """
     kid_mean, kid_std = kid(real, fake, seed=seed)
-    return {"fid": fid(real, fake) if len(fake) >= 2 else float("nan"), "kid": kid_mean, "kid_std": kid_std,
+    if real_statistics is None:
+        real_statistics = feature_statistics(real)
+    fid_value = frechet_distance(*real_statistics, *feature_statistics(fake)) if len(fake) >= 2 else float("nan")
+    return {"fid": fid_value, "kid": kid_mean, "kid_std": kid_std,
             **manifold_scores(real, fake), "n_real": len(real), "n_synthetic": len(fake)}

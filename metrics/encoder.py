@@ -6,7 +6,9 @@ classifier on the dataset's own training images and uses its penultimate layer (
 The same model doubles as a quick real-data classifier (`predict`) for other parts of the lab.
 
 A trained encoder is cached on disk under `cache_dir()/encoders/`, keyed by a fingerprint of
-the training images, labels and the config, so every job on the same data reuses it.
+the training images, labels and the config, so every job on the same data reuses it. Several
+jobs may fill the cache at once: each writes under its own temporary name and moves the file
+into place, so a reader sees a whole checkpoint or none.
 """
 from __future__ import annotations
 
@@ -14,28 +16,31 @@ import hashlib
 import json
 import pickle
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data.imageset import ImageSet
+from data.config import Config, ConfigError, option
+from data.files import atomic_save
+from data.hooks import NO_HOOKS, Hooks
+from data.imageset import ImageSet, to_tensor
 from data.paths import cache_dir
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
-    input_size: int = 0  # side the network sees; 0 = the images' own side, at most 64
-    width: int = 24  # channels of the first block; doubled per block
-    feature_dim: int = 128
-    epochs: int = 4
-    batch_size: int = 128
-    lr: float = 3e-3
-    seed: int = 0
+class EncoderConfig(Config):
+    input_size: int = option(0, label="Input size (px)", min=0, max=256,
+                             help="side the network sees; 0 = the images' own side, at most 64")
+    width: int = option(24, label="Width", min=1, help="channels of the first block; doubled per block")
+    feature_dim: int = option(128, label="Feature dimension", min=1, help="length of the feature vector")
+    epochs: int = option(4, label="Epochs", min=1)
+    batch_size: int = option(128, label="Batch size", min=1)
+    lr: float = option(3e-3, label="Learning rate", min=0, min_exclusive=True)
+    seed: int = option(0, label="Seed")
 
 
 class EncoderNet(nn.Module):
@@ -94,7 +99,7 @@ class Encoder:
 def to_input(images: np.ndarray, size: int) -> torch.Tensor:
     """uint8 N×H×W×C -> float N×C×size×size in [-1, 1]; size 0 keeps the side (at most 64)."""
     size = size or min(images.shape[1], 64)
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+    x = to_tensor(images)
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return x
@@ -104,24 +109,33 @@ def fingerprint(images: ImageSet, config: EncoderConfig) -> str:
     h = hashlib.sha1()
     h.update(np.ascontiguousarray(images.images).tobytes())
     h.update(images.labels.tobytes())
-    h.update(json.dumps([images.class_names, asdict(config)], sort_keys=True).encode())
+    h.update(json.dumps([images.class_names, config.to_dict()], sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
+def cache_path(source: str, key: str) -> Path:
+    """Where the encoder with fingerprint `key`, trained on images from `source`, is cached."""
+    return cache_dir() / "encoders" / f"{source or 'data'}-{key}.pt".replace("/", "_")
+
+
 def train_encoder(train: ImageSet, val: ImageSet | None = None, config: EncoderConfig = EncoderConfig(),
-                  cache: bool = True, progress: Callable[[int, int, str], None] | None = None) -> Encoder:
-    """Train (or load from the disk cache) an encoder on `train`; `val` only measures accuracy."""
+                  cache: bool = True, hooks: Hooks = NO_HOOKS) -> Encoder:
+    """Train (or load from the disk cache) an encoder on `train`; `val` only measures accuracy.
+
+    Training reports each step through `hooks.progress` and raises `Interrupted` when
+    `hooks.should_stop()` (a few epochs: there is nothing worth checkpointing).
+    """
     key = fingerprint(train, config)
-    path = cache_dir() / "encoders" / f"{train.source or 'data'}-{key}.pt".replace("/", "_")
+    path = cache_path(train.source, key)
     if cache and path.exists():
         return load_encoder(path, train.channels)
-    encoder = _train(train, val, config, key, progress)
+    encoder = _train(train, val, config, key, hooks)
     if cache:
         save_encoder(encoder, path)
     return encoder
 
 
-def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: str, progress) -> Encoder:
+def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: str, hooks: Hooks) -> Encoder:
     started = time.time()
     gen = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng():  # a seeded initialisation without touching the caller's global RNG
@@ -153,8 +167,8 @@ def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: st
             optimizer.step()
             schedule.step()
             step += 1
-            if progress:
-                progress(step, total, f"training encoder, epoch {epoch + 1}/{config.epochs}")
+            hooks.progress(step, total, f"training encoder, epoch {epoch + 1}/{config.epochs}")
+            hooks.stop_if_asked()
     encoder = Encoder(net.eval(), config, list(train.class_names),
                       {"source": train.source, "fingerprint": key, "train_seconds": round(time.time() - started, 1),
                        "train_images": len(train)})
@@ -168,19 +182,17 @@ def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: st
 
 
 def save_encoder(encoder: Encoder, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"state_dict": encoder.net.state_dict(), "config": asdict(encoder.config),
-                "class_names": encoder.class_names, "info": encoder.info}, tmp)
-    tmp.replace(path)
+    blob = {"state_dict": encoder.net.state_dict(), "config": encoder.config.to_dict(),
+            "class_names": encoder.class_names, "info": encoder.info}
+    atomic_save(path, lambda tmp: torch.save(blob, tmp))
 
 
 def load_encoder(path: Path, in_channels: int) -> Encoder:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        config = EncoderConfig(**blob["config"])
+        config = EncoderConfig.from_dict(blob["config"])
         net = EncoderNet(in_channels, len(blob["class_names"]), config)
         net.load_state_dict(blob["state_dict"])
-    except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as e:
+    except (OSError, RuntimeError, KeyError, TypeError, ConfigError, pickle.UnpicklingError) as e:
         raise ValueError(f"{path.name} is not a lab encoder checkpoint: {e}") from None
     return Encoder(net, config, list(blob["class_names"]), dict(blob["info"]))

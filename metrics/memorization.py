@@ -33,13 +33,6 @@ class Memorization:
         """Indices of the k synthetic images nearest to a training image, closest first."""
         return np.argsort(self.distance, kind="stable")[:k]
 
-    def summary(self) -> dict:
-        return {"threshold": self.threshold, "quantile": self.quantile,
-                "suspected_fraction": self.fraction.to_dict(), "suspected_count": int(self.suspected.sum()),
-                "expected_fraction": self.quantile,
-                "median_distance": float(np.median(self.distance)) if len(self.distance) else float("nan"),
-                "heldout_median_distance": float(np.median(self.heldout_distance))}
-
 
 def memorization(synthetic_distance: np.ndarray, heldout_distance: np.ndarray,
                  quantile: float = 0.01) -> Memorization:

@@ -2,9 +2,10 @@
 
 Each metric compares two images. piqa expects float N×C×H×W in [0, 1]; MS-GMSD, MDSI and
 HaarPSI also want three channels and enough pixels for their filters. `score_pairs` takes
-uint8 images, converts them, repeats grayscale to three channels where a metric needs it,
-and upsamples images below a metric's minimum size (or reports the metric as not
-applicable, `small="skip"`), so a number is never silently computed on the wrong input.
+uint8 images, converts them (`data.imageset.to_unit_tensor`), repeats grayscale to three
+channels where a metric needs it, and upsamples images below a metric's minimum size (or
+reports the metric as not applicable, `small="skip"`), so a number is never silently computed
+on the wrong input.
 Adding a metric is one `QualityMetric` entry in `METRICS`.
 """
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 import piqa
 import torch
 import torch.nn.functional as F
+
+from data.imageset import to_unit_tensor
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,6 @@ coarsest scale needs ≥4 px for the 3×3 Prewitt gradient; HaarPSI halves once 
 Haar filters up to 8 px wide; MDSI needs room for its 3×3 gradient."""
 
 
-def to_unit(images: np.ndarray) -> torch.Tensor:
-    """uint8 N×H×W×C -> float N×C×H×W in [0, 1] (piqa's convention)."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-
-
 def prepare(x: torch.Tensor, metric: QualityMetric) -> torch.Tensor:
     """Fit a [0, 1] batch to what `metric` requires: three channels, at least `min_size` px."""
     if metric.needs_rgb and x.shape[1] == 1:
@@ -113,8 +111,8 @@ def score_pairs(synthetic: np.ndarray, real: np.ndarray, metrics: list[str] | No
     active = [METRICS[k] for k in keys if not applicability(METRICS[k], size, small).startswith("not")]
     modules = {m.key: m.build(channels).eval() for m in active}
     for start in range(0, n, batch_size):
-        x = to_unit(synthetic[start:start + batch_size])
-        y = to_unit(real[start:start + batch_size])
+        x = to_unit_tensor(synthetic[start:start + batch_size])
+        y = to_unit_tensor(real[start:start + batch_size])
         for m in active:
             out = modules[m.key](prepare(x, m), prepare(y, m))
             values[m.key][start:start + len(x)] = out.double().numpy()

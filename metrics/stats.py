@@ -21,6 +21,10 @@ class Estimate:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Estimate":
+        return cls(float(d["mean"]), float(d["lo"]), float(d["hi"]), int(d["n"]))
+
     def __str__(self) -> str:
         return f"{self.mean:.4g} [{self.lo:.4g}, {self.hi:.4g}] (n={self.n})"
 

@@ -1,8 +1,6 @@
 """Quality page: score synthetic sets as a job, read the scores, and rank generators."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -10,14 +8,16 @@ import streamlit as st
 from PIL import Image
 
 from data.grid import upscale
-from data.synthetic import list_sets
+from data.uploads import register_upload
 from lab import jobs
-from lab.runs import list_runs, read_json
+from lab.leaderboard import leaderboard_rows
+from lab.runs import list_runs
+from lab.sets import compatible_sets
 from metrics.distribution import DISTRIBUTION_METRICS
-from metrics.job import to_csv
-from metrics.leaderboard import leaderboard_rows
 from metrics.quality import METRICS
-from metrics.uploads import register_upload
+from metrics.scores import Scores
+from metrics.scoring import ScoreConfig
+from metrics.stats import Estimate
 from pages.common import current_dataset, current_spec, ensure_app_navigation, pick_run, run_status_panel
 
 ensure_app_navigation()
@@ -51,8 +51,7 @@ with st.expander("Upload a synthetic set (npz or zip of class folders)"):
         except ValueError as e:
             st.error(str(e))
 
-same_data = [s for s in list_sets() if not s.meta.get("dataset") or s.meta["dataset"].get("name") == spec.name
-             and s.meta["dataset"].get("size") == spec.size]
+same_data = compatible_sets(spec, dataset.train.channels, len(dataset.class_names))
 if not same_data:
     st.info(f"No synthetic sets for {spec.label} yet: train a GAN or SinGAN, or upload a set above.")
 else:
@@ -63,9 +62,9 @@ else:
     distribution = c2.checkbox("Distribution metrics (FID, KID, precision/recall, density/coverage)", value=True)
     small = c3.radio("Images below a metric's minimum size", ["upsample", "skip"], horizontal=True)
     if st.button("Score", type="primary", disabled=not chosen or not pairings):
-        run = jobs.submit("score", {"sets": [str(labels[c].path) for c in chosen], "dataset": spec.to_dict(),
-                                    "pairings": pairings, "distribution": distribution, "small": small},
-                          name="score")
+        config = ScoreConfig(sets=[str(labels[c].path) for c in chosen], dataset=spec.to_dict(),
+                             pairings=pairings, distribution=distribution, small=small)
+        run = jobs.submit("score", config.to_dict(), name="score")
         st.session_state["quality_run"] = run.id
         st.rerun()
 
@@ -87,82 +86,86 @@ def live_status():
 
 
 live_status()
-scores = read_json(run.artifacts / "scores.json")
-if not scores:
+if not (run.artifacts / "scores.json").exists():
     st.stop()
-if scores.get("encoder"):
-    st.caption(f"Distribution metrics: feature space of **{scores['encoder']['name']}**.")
+try:
+    scores = Scores.load(run.artifacts / "scores.json")
+except ValueError as e:
+    st.error(str(e))
+    st.stop()
+if scores.encoder_name:
+    st.caption(f"Distribution metrics: feature space of **{scores.encoder_name}**.")
 
 
-def interval(e: dict) -> str:
-    return "n/a" if e["n"] == 0 else f"{e['mean']:.4g} [{e['lo']:.4g}, {e['hi']:.4g}]"
+def interval(e: Estimate) -> str:
+    return "n/a" if e.n == 0 else f"{e.mean:.4g} [{e.lo:.4g}, {e.hi:.4g}]"
 
 
 rows = []
-for s in scores["sets"]:
-    for pairing, block in s["pairings"].items():
-        row = {"set": s["name"], "pairing": pairing, "n": next(iter(block["metrics"].values()))["n"]}
-        row.update({f"{METRICS[k].name} {METRICS[k].arrow}": interval(e) for k, e in block["metrics"].items()})
+for s in scores.sets:
+    for pairing, block in s.pairings.items():
+        row = {"set": s.name, "pairing": pairing, "n": block.pairs}
+        row.update({f"{METRICS[k].name} {METRICS[k].arrow}": interval(e) for k, e in block.metrics.items()})
         rows.append(row)
 st.subheader("Paired image-quality scores")
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-notes = {k: v for s in scores["sets"] for k, v in s["applicability"].items() if v != "native"}
+notes = {k: v for s in scores.sets for k, v in s.applicability.items() if v != "native"}
 for key, note in notes.items():
     st.caption(f"{METRICS[key].name}: {note}.")
 
 metric_key = st.selectbox("Chart", list(METRICS), format_func=lambda k: f"{METRICS[k].name} {METRICS[k].arrow}")
+pairing_names = sorted({p for s in scores.sets for p in s.pairings})
 figure = go.Figure()
-for pairing in sorted({p for s in scores["sets"] for p in s["pairings"]}):
-    sets = [s for s in scores["sets"] if pairing in s["pairings"]]
-    est = [s["pairings"][pairing]["metrics"][metric_key] for s in sets]
-    figure.add_bar(name=pairing, x=[s["name"] for s in sets], y=[e["mean"] for e in est],
-                   error_y={"type": "data", "symmetric": False, "array": [e["hi"] - e["mean"] for e in est],
-                            "arrayminus": [e["mean"] - e["lo"] for e in est]})
+for pairing in pairing_names:
+    sets = [s for s in scores.sets if pairing in s.pairings and metric_key in s.pairings[pairing].metrics]
+    est = [s.pairings[pairing].metrics[metric_key] for s in sets]
+    figure.add_bar(name=pairing, x=[s.name for s in sets], y=[e.mean for e in est],
+                   error_y={"type": "data", "symmetric": False, "array": [e.hi - e.mean for e in est],
+                            "arrayminus": [e.mean - e.lo for e in est]})
 figure.update_layout(barmode="group", yaxis_title=f"{METRICS[metric_key].name} ({METRICS[metric_key].arrow} better)",
                      height=360, margin={"t": 20})
 st.plotly_chart(figure, width="stretch")
 
 st.subheader("Per class")
-pairing = st.radio("Pairing", sorted({p for s in scores["sets"] for p in s["pairings"]}), horizontal=True)
-per_class = [{"set": s["name"], "class": cls, f"{METRICS[metric_key].name} {METRICS[metric_key].arrow}": interval(e),
-              "n": e["n"]}
-             for s in scores["sets"] if pairing in s["pairings"]
-             for cls, e in s["pairings"][pairing]["metrics"][metric_key]["per_class"].items()]
+pairing = st.radio("Pairing", pairing_names, horizontal=True)
+per_class = [{"set": s.name, "class": cls, f"{METRICS[metric_key].name} {METRICS[metric_key].arrow}": interval(e),
+              "n": e.n}
+             for s in scores.sets if pairing in s.pairings and metric_key in s.pairings[pairing].metrics
+             for cls, e in s.pairings[pairing].metrics[metric_key].per_class.items()]
 st.dataframe(pd.DataFrame(per_class), hide_index=True, width="stretch")
 
-if any(s.get("distribution") for s in scores["sets"]):
+if any(s.distribution for s in scores.sets):
     st.subheader("Fidelity and diversity (distribution level)")
     st.caption("Against the whole training split, and against training images drawn in the set's own class "
                "proportions (a class-balanced set differs from a skewed training split by design).")
-    st.dataframe(pd.DataFrame([{"set": s["name"], "reference": reference,
-                                **{f"{m.name} {m.arrow}": s[block][k] for k, m in DISTRIBUTION_METRICS.items()},
-                                "KID std": s[block]["kid_std"], "real images": s[block]["n_real"],
-                                "synthetic images": s["count"]}
-                               for s in scores["sets"]
-                               for block, reference in (("distribution", "train split"),
-                                                        ("distribution_class_matched", "class-matched"))
-                               if s.get(block)]),
+    st.dataframe(pd.DataFrame([{"set": s.name, "reference": reference,
+                                **{f"{m.name} {m.arrow}": d.value(k) for k, m in DISTRIBUTION_METRICS.items()},
+                                "KID std": d.kid_std, "real images": d.n_real, "synthetic images": s.count}
+                               for s in scores.sets
+                               for d, reference in ((s.distribution, "train split"),
+                                                    (s.distribution_class_matched, "class-matched"))
+                               if d is not None]),
                  hide_index=True, width="stretch")
 
 st.subheader("Memorization")
 st.caption("A synthetic image is a suspected copy when it is closer to a training image than 99% of real "
            "held-out (validation) images are; a generator that makes new images flags about 1%.")
-for s in scores["sets"]:
-    m = s["memorization"]
-    f = m["suspected_fraction"]
-    st.markdown(f"**{s['name']}** — suspected copies {m['suspected_count']}/{s['count']} = {f['mean']:.1%} "
-                f"[{f['lo']:.1%}, {f['hi']:.1%}] (expected ≈{m['expected_fraction']:.0%}; "
-                f"threshold {m['threshold']:.4f} RMS, median distance {m['median_distance']:.3f} vs held-out "
-                f"{m['heldout_median_distance']:.3f})")
-    gallery = run.artifacts / s.get("gallery", "")
-    if s.get("gallery") and gallery.exists():
+for s in scores.sets:
+    m = s.memorization
+    f = m.suspected_fraction
+    st.markdown(f"**{s.name}** — suspected copies {m.suspected_count}/{s.count} = {f.mean:.1%} "
+                f"[{f.lo:.1%}, {f.hi:.1%}] (expected ≈{m.expected_fraction:.0%}; "
+                f"threshold {m.threshold:.4f} RMS, median distance {m.median_distance:.3f} vs held-out "
+                f"{m.heldout_median_distance:.3f})")
+    gallery = run.artifacts / s.gallery
+    if s.gallery and gallery.exists():
         image = np.asarray(Image.open(gallery))
         st.image(upscale(image, max(1, 900 // image.shape[1])),
                  caption="top: synthetic images closest to the training set · bottom: their nearest training images")
 
 c1, c2 = st.columns(2)
-c1.download_button("Download CSV", to_csv(scores), file_name=f"scores-{run.id}.csv", mime="text/csv")
-c2.download_button("Download JSON", json.dumps(scores, indent=2, default=str), file_name=f"scores-{run.id}.json",
+c1.download_button("Download CSV", scores.to_csv(), file_name=f"scores-{run.id}.csv", mime="text/csv")
+c2.download_button("Download JSON", (run.artifacts / "scores.json").read_bytes(), file_name=f"scores-{run.id}.json",
                    mime="application/json")
 
 st.header("Generator leaderboard")

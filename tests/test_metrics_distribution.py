@@ -1,22 +1,38 @@
 """FID, KID, precision/recall, density/coverage: sanity anchors in a small trained encoder's space."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
+from scipy import linalg
 
-from metrics.distribution import distribution_scores, kid
-from metrics.encoder import EncoderConfig, load_encoder, train_encoder
+from data.hooks import Hooks, Interrupted
+from metrics.distribution import distribution_scores, feature_statistics, frechet_distance, kid
+from metrics.encoder import EncoderConfig, cache_path, fingerprint, load_encoder, train_encoder
 
 TINY = EncoderConfig(width=8, feature_dim=32, epochs=2, batch_size=64)
 
 
 @pytest.fixture(scope="module")
-def encoder(derma, tmp_path_factory):
-    os.environ["LAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    yield train_encoder(derma.train.stratified_subset(0.3), derma.val, TINY)
-    del os.environ["LAB_CACHE_DIR"]
+def cache_dir(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def train_subset(derma):
+    return derma.train.stratified_subset(0.3)
+
+
+@pytest.fixture(scope="module")
+def encoder(cache_dir, train_subset, derma):
+    return train_encoder(train_subset, derma.val, TINY)
+
+
+def counting_hooks(**fields) -> tuple[Hooks, list[int]]:
+    """Hooks whose progress calls are recorded: the steps a training loop reports."""
+    steps = []
+    return Hooks(progress=lambda done, total, message="", **metrics: steps.append(done), **fields), steps
 
 
 def test_encoder_learns_the_real_data_beyond_chance(encoder, derma):
@@ -26,17 +42,63 @@ def test_encoder_learns_the_real_data_beyond_chance(encoder, derma):
     assert encoder.features(derma.test.images[:5]).shape == (5, 32)
 
 
-def test_encoder_is_cached_on_disk_and_reloads_with_the_same_features(encoder, derma):
-    again = train_encoder(derma.train.stratified_subset(0.3), derma.val, TINY)  # a cache hit, not training
+def test_encoder_is_cached_on_disk_reloads_without_training_and_retrains_without_its_file(
+        encoder, train_subset, derma):
+    path = cache_path(train_subset.source, encoder.info["fingerprint"])
+    assert path.exists()
+    hooks, steps = counting_hooks()
+    again = train_encoder(train_subset, derma.val, TINY, hooks=hooks)
+    assert steps == []  # loaded, not trained
     assert again.info["fingerprint"] == encoder.info["fingerprint"]
     x = derma.test.images[:16]
     np.testing.assert_allclose(again.features(x), encoder.features(x), rtol=1e-5, atol=1e-5)
+    path.unlink()
+    hooks, steps = counting_hooks()
+    train_encoder(train_subset, derma.val, TINY, hooks=hooks)
+    assert steps == list(range(1, TINY.epochs * (len(train_subset) // TINY.batch_size) + 1))
+    assert path.exists()
+
+
+def test_encoder_training_stops_when_asked_and_caches_nothing(cache_dir, train_subset):
+    config = TINY.replace(seed=1)
+    hooks, steps = counting_hooks(should_stop=lambda: True)
+    with pytest.raises(Interrupted):
+        train_encoder(train_subset, None, config, hooks=hooks)
+    assert steps == [1] and not cache_path(train_subset.source, fingerprint(train_subset, config)).exists()
+
+
+def test_frechet_distance_matches_the_matrix_square_root_formula():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
+    sigma1, sigma2 = a @ a.T + np.eye(6), b @ b.T + 0.5 * np.eye(6)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    direct = ((mu1 - mu2) ** 2).sum() + np.trace(sigma1 + sigma2 - 2 * linalg.sqrtm(sigma1 @ sigma2).real)
+    assert frechet_distance(mu1, sigma1, mu2, sigma2) == pytest.approx(direct, rel=1e-9)
+
+
+def test_frechet_distance_of_diagonal_gaussians_has_its_closed_form():
+    var1, var2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 0.0])
+    closed_form = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(var1) - np.sqrt(var2)) ** 2).sum()  # 5 + 4 + 1
+    assert frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2)) == pytest.approx(closed_form, rel=1e-12)
+    assert closed_form == 10
+
+
+def test_feature_statistics_are_float64_and_fewer_samples_than_dimensions_still_give_a_finite_zero():
+    features = np.random.default_rng(1).normal(size=(10, 32)).astype(np.float32)
+    mu, sigma = feature_statistics(features)
+    assert mu.dtype == sigma.dtype == np.float64 and sigma.shape == (32, 32)
+    np.testing.assert_allclose(sigma, np.cov(features.astype(np.float64), rowvar=False))
+    # a singular covariance: rounding leaves eigenvalues of about ±1e-13 whose square roots add up to ~1e-6
+    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0, abs=1e-5 * np.trace(sigma))
 
 
 def test_real_test_images_score_near_ideal_and_noise_and_collapse_score_badly(encoder, derma):
     n = 2000  # equal set sizes: coverage and recall depend on the ratio
     real = encoder.features(derma.train.images[:n])
-    test = distribution_scores(real, encoder.features(derma.test.images[:n]))
+    fake = encoder.features(derma.test.images[:n])
+    test = distribution_scores(real, fake)
+    assert distribution_scores(real, fake, real_statistics=feature_statistics(real))["fid"] == test["fid"]
     rng = np.random.default_rng(0)
     noise = distribution_scores(real, encoder.features(rng.integers(0, 256, (n, 28, 28, 3), dtype=np.uint8)))
     collapsed = distribution_scores(real, encoder.features(np.repeat(derma.train.images[:1], n, axis=0)))

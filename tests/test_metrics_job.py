@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 
 from data.datasets import DatasetSpec
+from data.files import atomic_write_json
+from data.hooks import Interrupted
 from data.imageset import ImageSet
 from data.synthetic import load_set, save_set
 from lab.cli import main as cli_main
-from lab.runs import Run, atomic_write_json
-from metrics.job import resolve_sets, run_job
-from metrics.leaderboard import leaderboard_rows
+from lab.cli_score import resolve_sets
+from lab.kinds.score import run as score_job
+from lab.leaderboard import leaderboard_rows
+from lab.runs import Run
+from lab.study import ArmSummary, StudySummary, write_summary
+from metrics.scores import Scores
+from metrics.stats import Estimate, PairedComparison
 
 SPEC = DatasetSpec(name="pneumoniamnist", size=28).to_dict()
 TINY_ENCODER = {"width": 8, "feature_dim": 16, "epochs": 1, "batch_size": 128}
@@ -47,7 +53,7 @@ def scored_root(pneumonia, tmp_path_factory):
         sets = make_sets(pneumonia, root)
         run = Run.create("score", {"sets": list(sets.values()), "pairings": ["nearest", "random"],
                                    "encoder": TINY_ENCODER})
-        run_job(run)
+        score_job(run)
         run.write_status("done")
         yield root, run, sets
 
@@ -62,26 +68,39 @@ def scored(scored_root, monkeypatch):
 
 def test_score_job_ranks_copies_noise_and_noisy_images_sensibly(scored):
     run, sets = scored
-    scores = json.loads((run.artifacts / "scores.json").read_text())
-    by_name = {s["generator"]: s for s in scores["sets"]}
-    assert "lab-cnn-16d" in scores["encoder"]["name"]
+    scores = Scores.load(run.artifacts / "scores.json")
+    by_name = {s.generator: s for s in scores.sets}
+    assert "lab-cnn-16d" in scores.encoder_name
     good, noise, copier = by_name["good"], by_name["noise"], by_name["copier"]
     for key in ("psnr", "ssim", "haarpsi"):
-        g, n = good["pairings"]["nearest"]["metrics"][key], noise["pairings"]["nearest"]["metrics"][key]
-        assert g["lo"] > n["hi"], key  # intervals separate
-        assert g["n"] == 150 and set(g["per_class"]) == {"normal", "pneumonia"}
+        g, n = good.pairings["nearest"].metrics[key], noise.pairings["nearest"].metrics[key]
+        assert g.lo > n.hi, key  # intervals separate
+        assert g.n == 150 and set(g.per_class) == {"normal", "pneumonia"}
     for key in ("ms_gmsd", "mdsi"):
-        assert good["pairings"]["nearest"]["metrics"][key]["hi"] < noise["pairings"]["nearest"]["metrics"][key]["lo"]
-    assert copier["pairings"]["nearest"]["metrics"]["ssim"]["mean"] > 0.999
-    assert good["distribution"]["fid"] < noise["distribution"]["fid"]
-    assert good["distribution_class_matched"]["fid"] < noise["distribution_class_matched"]["fid"]
-    assert noise["distribution"]["precision"] < good["distribution"]["precision"]
-    assert copier["memorization"]["suspected_fraction"]["mean"] == 1.0
-    assert good["memorization"]["suspected_fraction"]["mean"] < 0.2
-    assert copier["memorization"]["closest"][0]["distance"] < 1e-3
+        assert good.pairings["nearest"].metrics[key].hi < noise.pairings["nearest"].metrics[key].lo
+    assert copier.pairings["nearest"].metrics["ssim"].mean > 0.999
+    assert good.distribution.fid < noise.distribution.fid
+    assert good.distribution_class_matched.fid < noise.distribution_class_matched.fid
+    assert noise.distribution.precision < good.distribution.precision
+    assert copier.memorization.suspected_fraction.mean == 1.0
+    assert good.memorization.suspected_fraction.mean < 0.2
+    assert copier.memorization.closest[0].distance < 1e-3
     # nearest pairing flatters every set compared with random pairing, as it should
-    assert good["pairings"]["nearest"]["metrics"]["psnr"]["mean"] > good["pairings"]["random"]["metrics"]["psnr"]["mean"]
-    assert (run.artifacts / good["gallery"]).exists()
+    assert good.pairings["nearest"].metrics["psnr"].mean > good.pairings["random"].metrics["psnr"].mean
+    assert (run.artifacts / good.gallery).exists()
+
+
+def test_typed_scores_write_back_exactly_the_json_they_were_read_from(scored):
+    run, _ = scored
+    text = (run.artifacts / "scores.json").read_text()
+    assert json.dumps(Scores.load(run.artifacts / "scores.json").to_dict(), indent=2, default=str) == text
+
+
+def test_a_malformed_scores_file_is_refused_with_its_name(tmp_path):
+    broken = tmp_path / "scores.json"
+    broken.write_text(json.dumps({"sets": [{"name": "x"}]}))
+    with pytest.raises(ValueError, match="scores.json"):
+        Scores.load(broken)
 
 
 def test_scores_csv_has_a_row_per_set_pairing_metric_and_class(scored):
@@ -99,26 +118,30 @@ def test_a_resumed_job_reuses_finished_sets(scored):
     checkpoint = run.checkpoints / "set_0.json"
     marked = {**json.loads(checkpoint.read_text()), "name": "from-checkpoint"}
     atomic_write_json(checkpoint, marked)
-    run_job(run)
-    names = [s["name"] for s in json.loads((run.artifacts / "scores.json").read_text())["sets"]]
+    score_job(run)
+    names = [s.name for s in Scores.load(run.artifacts / "scores.json").sets]
     assert names[0] == "from-checkpoint"
 
 
-def test_leaderboard_has_one_row_per_set_and_joins_the_study_gain(scored, scored_root):
+def test_leaderboard_has_one_row_per_set_joins_the_study_gain_and_skips_unreadable_runs(scored, scored_root):
     run, sets = scored
     runs_root = scored_root[0]
     study = Run.create("study", {})
-    atomic_write_json(study.artifacts / "summary.json", {
-        "primary_metric": "balanced_accuracy",
-        "arms": [{"arm": "real", "kind": "real", "synthetic_set": None, "metrics": {}},
-                 {"arm": "good", "kind": "synthetic", "synthetic_set": sets["good"], "metrics": {},
-                  "vs_baseline": {"balanced_accuracy": {"mean": 0.021, "lo": 0.004, "hi": 0.038, "n": 3,
-                                                        "p_value": 0.03, "significant": True}},
-                  "verdict": "+2.1 points"}]})
+    gain = PairedComparison(Estimate(0.021, 0.004, 0.038, 3), 0.03)
+    write_summary(study.artifacts, StudySummary(
+        DatasetSpec.from_dict(SPEC), 1.0, [0, 1, 2], "balanced_accuracy", "real", ["normal", "pneumonia"], None,
+        [ArmSummary("real", "real", None, {}, [], [], [], [0, 1, 2]),
+         ArmSummary("good", "synthetic", sets["good"], {}, [], [], [], [0, 1, 2], verdict="+2.1 points",
+                    vs_baseline={"balanced_accuracy": gain})]))
     study.write_status("done")
+    for kind, name in (("study", "summary.json"), ("score", "scores.json")):  # newer runs with broken files
+        broken = Run.create(kind, {})
+        (broken.artifacts / name).write_text('{"arms": [{"arm": 1}], "sets": [{}]}')
+        broken.write_status("done")
     rows = {r["generator"]: r for r in leaderboard_rows(runs_root)}
     assert set(rows) == {"good", "noise", "copier"}
     assert rows["good"]["downstream gain (points)"] == pytest.approx(2.1)
+    assert rows["good"]["verdict"] == "+2.1 points" and rows["good"]["score run"] == run.id
     assert rows["noise"]["downstream gain (points)"] is None
     assert rows["copier"]["suspected copies ↓"] == 1.0 and rows["good"]["train time (s)"] == 12.5
 
@@ -133,8 +156,7 @@ def test_cli_scores_a_run_id_and_writes_the_tables_to_out(runs_root, pneumonia, 
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "SSIM↑" in printed and "MS-GMSD↓" in printed and "suspected copies" in printed
-    scores = json.loads((out / "scores.json").read_text())
-    assert [s["generator"] for s in scores["sets"]] == ["good", "noise"]
+    assert [s.generator for s in Scores.load(out / "scores.json").sets] == ["good", "noise"]
     assert (out / "scores.csv").exists()
 
 
@@ -144,15 +166,13 @@ def test_cli_refuses_a_missing_set(runs_root, capsys):
 
 
 def test_a_cancelled_job_stops_after_the_current_set_and_keeps_it(runs_root, pneumonia):
-    from lab.runs import Cancelled
-
     sets = make_sets(pneumonia, runs_root)
     run = Run.create("score", {"sets": [sets["good"], sets["noise"]], "distribution": False})
     run.stop_requested = True  # as after SIGTERM
-    with pytest.raises(Cancelled):
-        run_job(run)
+    with pytest.raises(Interrupted):
+        score_job(run)
     assert (run.checkpoints / "set_0.json").exists() and not (run.checkpoints / "set_1.json").exists()
     assert not (run.artifacts / "scores.json").exists()
     run.stop_requested = False
-    run_job(run)  # resumed: finishes the second set
-    assert len(json.loads((run.artifacts / "scores.json").read_text())["sets"]) == 2
+    score_job(run)  # resumed: finishes the second set
+    assert len(Scores.load(run.artifacts / "scores.json").sets) == 2

@@ -11,10 +11,11 @@ from streamlit.testing.v1 import AppTest
 
 from data.datasets import DatasetSpec
 from data.imageset import ImageSet
-from data.synthetic import list_sets, save_set
+from data.synthetic import save_set
 from lab import jobs
+from lab.kinds.score import run as score_job
 from lab.runs import Run, list_runs
-from metrics.job import run_job
+from lab.sets import list_sets
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 SPEC = DatasetSpec(name="pneumoniamnist", size=28)
@@ -53,7 +54,7 @@ def test_score_button_queues_a_job_for_the_chosen_set(runs_root, pneumonia, monk
 def test_finished_scores_show_table_arrows_memorization_and_leaderboard(runs_root, pneumonia):
     path = noisy_set(pneumonia, runs_root)
     run = Run.create("score", {"sets": [str(path)], "pairings": ["nearest", "random"], "distribution": False})
-    run_job(run)
+    score_job(run)
     run.write_status("done")
     at = no_errors(page().run())
     frames = [df.value for df in at.dataframe]
@@ -73,7 +74,7 @@ def test_an_uploaded_folder_zip_is_registered_as_a_set(runs_root, pneumonia):
                 png = io.BytesIO()
                 Image.fromarray(pneumonia.train.images[i + 10 * k][..., 0]).save(png, format="PNG")
                 zf.writestr(f"{name}/{i}.png", png.getvalue())
-    from metrics.uploads import register_upload
+    from data.uploads import register_upload
 
     path = register_upload(buffer.getvalue(), "mine.zip", SPEC, pneumonia.class_names, 1)
     [info] = list_sets(runs_root)

@@ -1,0 +1,91 @@
+"""The generator leaderboard: one row per scored synthetic set.
+
+Reads every finished score job's `artifacts/scores.json` (the newest score of a set wins) and
+every finished study's summary (downstream gain of the arm that used the set, matched by the
+set's npz path). Fidelity: FID, precision, density and nearest-pair SSIM; diversity: recall and
+coverage; memorization: share of suspected copies. A run whose file cannot be read is left
+out, never the whole board.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.runs import list_runs
+from lab.study import ArmSummary, read_summary
+from metrics.scores import Scores, SetScores
+from metrics.stats import PairedComparison
+
+
+@dataclass
+class ScoredSet:
+    """The newest score of one set, with where it came from."""
+    scores: SetScores
+    encoder: str | None  # feature space of its distribution metrics
+    score_run: str  # id of the score job
+
+
+@dataclass
+class StudyGain:
+    """What training with a set did in the newest study that used it."""
+    study_run: str
+    arm: ArmSummary
+    comparison: PairedComparison  # arm − baseline on the study's primary metric, a fraction
+
+
+def latest_scores(root: Path | None = None) -> dict[str, ScoredSet]:
+    """npz path -> the newest score of that set."""
+    found: dict[str, ScoredSet] = {}
+    for run in list_runs("score", root=root):  # newest first
+        if run.state != "done":
+            continue
+        try:
+            scores = Scores.load(run.artifacts / "scores.json")
+        except ValueError:
+            continue
+        for s in scores.sets:
+            found.setdefault(str(Path(s.path).resolve()), ScoredSet(s, scores.encoder_name, run.id))
+    return found
+
+
+def study_gains(root: Path | None = None) -> dict[str, StudyGain]:
+    """npz path -> the newest study arm that trained with it, with its gain over the baseline."""
+    gains: dict[str, StudyGain] = {}
+    for run in list_runs("study", root=root):  # newest first
+        if run.state != "done":
+            continue
+        try:
+            summary = read_summary(run)
+        except ValueError:
+            continue
+        if summary is None:
+            continue
+        for arm, comparison in summary.gains():
+            gains.setdefault(str(Path(arm.synthetic_set).resolve()), StudyGain(run.id, arm, comparison))
+    return gains
+
+
+def leaderboard_rows(root: Path | None = None) -> list[dict]:
+    gains = study_gains(root)
+    rows = []
+    for path, scored in latest_scores(root).items():
+        s = scored.scores
+        d, matched = s.distribution, s.distribution_class_matched
+        nearest = s.pairings.get("nearest")
+        ssim = nearest.metrics.get("ssim") if nearest is not None else None
+        study = gains.get(path)
+        gain = study.comparison.delta if study is not None else None
+        rows.append({
+            "set": s.name, "generator": s.generator, "images": s.count,
+            "FID ↓": d and d.fid, "FID class-matched ↓": matched and matched.fid,
+            "precision ↑": d and d.precision, "density ↑": d and d.density,
+            "SSIM nearest ↑": ssim and ssim.mean,
+            "recall ↑": d and d.recall, "coverage ↑": d and d.coverage,
+            "suspected copies ↓": s.memorization.suspected_fraction.mean,
+            "train time (s)": s.train_seconds,
+            "downstream gain (points)": None if gain is None else 100 * gain.mean,
+            "gain interval": None if gain is None else f"[{100 * gain.lo:+.1f}, {100 * gain.hi:+.1f}]",
+            "verdict": study.arm.verdict if study is not None else None,
+            "encoder": scored.encoder, "score run": scored.score_run, "path": path,
+        })
+    return rows
