@@ -1,7 +1,9 @@
 """Standard (non-GAN) augmentation: albumentations pipelines chosen by name.
 
 The study's "real + standard augmentation" arm and the Data page's before/after preview both
-build their pipeline here, so what an educator sees is exactly what the classifier trains on.
+build their pipeline here, so what an educator sees is exactly what the classifier trains on;
+both start from `default_pipeline(dataset)`, which leaves out the left-right flip where anatomy
+has a fixed side (a chest X-ray's heart is on the left).
 `strength` in (0, 1] scales every magnitude (angles, shifts, contrast, hole sizes) together;
 `p` is the probability that each chosen transform fires on a given image.
 """
@@ -28,6 +30,24 @@ AUGMENTATIONS: dict[str, str] = {
 }
 
 DEFAULT_PIPELINE = ["hflip", "rotate", "brightness_contrast"]
+
+CHEST_XRAY = ("A chest X-ray is not mirrored by default: the heart sits on the patient's left, so a flipped "
+              "film shows an anatomy no patient has.")
+SIDED_CT = ("These CT slices are not mirrored by default: the classes name the body side (kidney-left, "
+            "femur-right, …), which a flip would swap.")
+SAGITTAL_CT = "These sagittal CT slices are not mirrored by default: a flip turns the body's front to the back."
+
+# Datasets whose images have a fixed orientation from left to right, each with the sentence the Data page shows.
+NOT_MIRRORED: dict[str, str] = {"chestmnist": CHEST_XRAY, "pneumoniamnist": CHEST_XRAY, "organamnist": SIDED_CT,
+                                "organcmnist": SIDED_CT, "organsmnist": SAGITTAL_CT}
+
+
+def default_pipeline(dataset_name: str) -> list[str]:
+    """The standard augmentation for a dataset: DEFAULT_PIPELINE, without the left-right flip
+    where the anatomy has a fixed side (`NOT_MIRRORED`)."""
+    if dataset_name in NOT_MIRRORED:
+        return [name for name in DEFAULT_PIPELINE if name != "hflip"]
+    return list(DEFAULT_PIPELINE)
 
 
 def _transform(name: str, strength: float, p: float) -> A.BasicTransform:

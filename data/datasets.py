@@ -1,12 +1,15 @@
 """One way to name a dataset (`DatasetSpec`) and one way to load it (`load_dataset`).
 
-Every job config carries a DatasetSpec, so a run can be reproduced from its config alone.
+Every job config carries a DatasetSpec, so a run can be reproduced from its config alone. A spec
+is checked when it is built (a size of 0, an unknown source, a folder without a path are refused
+there, before any job is queued).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 
+from data.config import Config, ConfigError, option
 from data.imageset import ImageSet
 from data.medmnist_source import DatasetError
 
@@ -14,22 +17,28 @@ DEFAULT_FLAG = "dermamnist"
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    source: str = "medmnist"  # "medmnist" | "folder" (an uploaded zip is extracted to a folder)
-    name: str = DEFAULT_FLAG  # MedMNIST flag; for folders a display name
-    size: int = 28  # working size in pixels (images are square after import)
-    path: str = ""  # folder root for source="folder"
-    channels: int = 0  # folders: 1 or 3; 0 = detect (grayscale if every image is)
-    val_fraction: float = 0.1  # folders without a val/ split
-    test_fraction: float = 0.2  # folders without a test/ split
-    split_seed: int = 0
+class DatasetSpec(Config):
+    source: str = option("medmnist", label="Source", choices=("medmnist", "folder"),
+                         help="medmnist: a MedMNIST flag; folder: an image folder (an uploaded zip is extracted "
+                              "to one)")
+    name: str = option(DEFAULT_FLAG, label="Name", help="MedMNIST flag; for folders a display name")
+    size: int = option(28, label="Size (px)", min=8, max=512,
+                       help="working size in pixels (images are square after import)")
+    path: str = option("", label="Folder", help="folder root (source=folder)")
+    channels: int = option(0, label="Channels", choices=(0, 1, 3),
+                           help="folders: 1 (grayscale) or 3 (RGB); 0 = detect (grayscale if every image is)")
+    val_fraction: float = option(0.1, label="Validation fraction", min=0, max=1, min_exclusive=True,
+                                 help="share carved out for validation when a folder has no val/ split")
+    test_fraction: float = option(0.2, label="Test fraction", min=0, max=1, min_exclusive=True,
+                                  help="share carved out for testing when a folder has no test/ split")
+    split_seed: int = option(0, label="Split seed", min=0, help="seed of the carved splits")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DatasetSpec":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+    def validate(self) -> None:
+        if self.source == "folder" and not self.path.strip():
+            raise ConfigError("DatasetSpec.path: a folder dataset needs the folder's path")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"DatasetSpec: val_fraction + test_fraction must leave images for training; "
+                              f"got {self.val_fraction} + {self.test_fraction}")
 
     @property
     def label(self) -> str:
@@ -72,9 +81,7 @@ def _load_cached(spec: DatasetSpec) -> Dataset:
         from data import medmnist_source
 
         return Dataset(spec, medmnist_source.load(spec.name, spec.size))
-    if spec.source == "folder":
-        from data import folder
+    from data import folder
 
-        splits, report = folder.load(spec)
-        return Dataset(spec, splits, report)
-    raise DatasetError(f"Unknown dataset source '{spec.source}' (expected 'medmnist' or 'folder')")
+    splits, report = folder.load(spec)
+    return Dataset(spec, splits, report)

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from data.datasets import DatasetSpec
+from data.files import atomic_save
+from data.hooks import NO_HOOKS, Hooks, Interrupted
 from data.imageset import ImageSet
 from data.medmnist_source import DatasetError
 from data.paths import cache_dir
 from data.zipsafe import IMAGE_EXTENSIONS
-from lab.runs import Cancelled, Run, atomic_write_json
 
 SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
               "test": "test", "testing": "test"}
@@ -110,16 +109,30 @@ def cache_path(layout: FolderLayout, spec: DatasetSpec) -> Path:
     return cache_dir() / "folders" / f"{cache_key(layout, spec.size, spec.channels)}.npz"
 
 
+def is_imported(spec: DatasetSpec) -> bool:
+    """Whether the folder is in the import cache as it is now (same files, size and channels)."""
+    return cache_path(scan(spec.path), spec).exists()
+
+
 def cached_imports() -> list[dict]:
     """Every imported folder in the cache: its metadata (root, size, channels, counts) and path."""
     found = []
     for path in sorted((cache_dir() / "folders").glob("*.npz")):
         try:
-            with np.load(path, allow_pickle=False) as z:
-                found.append({**json.loads(str(z["meta"])), "cache": str(path)})
+            found.append(import_summary(path, with_skipped=False))
         except (OSError, ValueError, KeyError):
             continue
     return found
+
+
+def import_summary(path: Path, with_skipped: bool = True) -> dict:
+    """An import cache's metadata (root, size, channels, images, class names and counts, skipped
+    count), its path as `cache` and, `with_skipped`, the skipped files' lines as `skipped_files`."""
+    with np.load(path, allow_pickle=False) as z:
+        summary = {**json.loads(str(z["meta"])), "cache": str(path)}
+        if with_skipped:
+            summary["skipped_files"] = z["skipped"].tolist()
+    return summary
 
 
 # --- import: decode, convert, resize -------------------------------------------------------------
@@ -157,19 +170,20 @@ def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
     return np.round(pixels @ LUMA).clip(0, 255).astype(np.uint8)[..., None]
 
 
-def import_folder(spec: DatasetSpec, progress: Callable[[int, int], None] | None = None,
-                  should_stop: Callable[[], bool] = lambda: False, checkpoint: Path | None = None) -> Path:
+def import_folder(spec: DatasetSpec, hooks: Hooks = NO_HOOKS) -> Path:
     """Decode and resize every image of a folder into the cache npz; returns its path.
 
     Images are held with one channel until the first colour image (when channels are detected),
-    so a large grayscale folder such as OCT2017 needs a third of the memory. With `checkpoint`,
-    partial work is saved every few hundred images and when `should_stop` turns true, and an
-    interrupted import continues from it.
+    so a large grayscale folder such as OCT2017 needs a third of the memory. Progress is reported
+    per image; when `hooks.should_stop()` turns true the import raises `Interrupted`. With
+    `hooks.checkpoints`, partial work is saved there every few hundred images and before stopping,
+    and an interrupted import continues from it.
     """
     layout = scan(spec.path)
     target = cache_path(layout, spec)
     if target.exists():
         return target
+    checkpoint = hooks.checkpoints / "last.npz" if hooks.checkpoints is not None else None
     n = len(layout.files)
     images = np.zeros((n, spec.size, spec.size, spec.channels or 1), dtype=np.uint8)
     ok = np.zeros(n, dtype=bool)
@@ -193,13 +207,13 @@ def import_folder(spec: DatasetSpec, progress: Callable[[int, int], None] | None
                 images = to_channels(images, 3)  # the first colour image: the dataset is RGB
             images[i], ok[i] = to_channels(pixels, images.shape[-1]), True
         done = i + 1
-        if progress:
-            progress(done, n)
-        if checkpoint is not None and (done % CHECKPOINT_EVERY == 0 or should_stop()):
+        hooks.progress(done, n, message="decoding")
+        stop = hooks.should_stop() and done < n
+        if checkpoint is not None and (done % CHECKPOINT_EVERY == 0 or stop):
             _save_npz(checkpoint, key=np.str_(target.stem), done=np.int64(done), images=images[:done],
                       ok=ok[:done], errors=np.str_(json.dumps(errors)))
-        if should_stop() and done < n:
-            raise InterruptedError(f"import stopped after {done}/{n} images")
+        if stop:
+            raise Interrupted(f"import stopped after {done}/{n} images")
     _write_cache(target, layout, spec, images[ok], ok, errors)
     return target
 
@@ -221,24 +235,7 @@ def _write_cache(target: Path, layout: FolderLayout, spec: DatasetSpec, images: 
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def import_job(run: Run) -> None:
-    """Job kind "import": config {"dataset": DatasetSpec dict}; writes the cache and artifacts/import.json."""
-    spec = DatasetSpec.from_dict(run.config["dataset"])
-    try:
-        path = import_folder(spec, progress=lambda done, total: run.progress(done, total, message="decoding"),
-                             should_stop=lambda: run.stop_requested, checkpoint=run.checkpoints / "last.npz")
-    except InterruptedError:
-        raise Cancelled() from None
-    with np.load(path, allow_pickle=False) as z:
-        meta = {**json.loads(str(z["meta"])), "cache": str(path), "skipped_files": z["skipped"].tolist()}
-    run.progress(meta["images"], meta["images"], message="imported", force=True)
-    atomic_write_json(run.artifacts / "import.json", meta)
+    atomic_save(path, lambda tmp: np.savez(tmp, **arrays))
 
 
 # --- load: cache -> splits -------------------------------------------------------------------------

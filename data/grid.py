@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from data.files import atomic_save
+
 
 def make_grid(images: np.ndarray, ncol: int = 8, pad: int = 2, fill: int = 255) -> np.ndarray:
     """Tile uint8 N×H×W×C images into one H'×W'×C image, row-major, `ncol` per row."""
@@ -24,11 +26,8 @@ def make_grid(images: np.ndarray, ncol: int = 8, pad: int = 2, fill: int = 255) 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Save an H×W×C uint8 array as PNG atomically (readers never see a half-written file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image).save(tmp)
-    tmp.replace(path)
-    return path
+    picture = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image)
+    return atomic_save(path, picture.save)
 
 
 def upscale(image: np.ndarray, factor: int) -> np.ndarray:

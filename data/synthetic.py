@@ -1,50 +1,30 @@
 """Synthetic image sets: what generators export and what the quality and study pages pick.
 
-A synthetic set is `artifacts/<name>.npz` (arrays `images` uint8 N×H×W×C, `labels`,
-`class_names`) with a sidecar `<name>.json` of metadata (generator, source run, dataset spec,
-training seconds). Any run directory may hold them; `list_sets` finds them all.
+A synthetic set is `<name>.npz` (arrays `images` uint8 N×H×W×C, `labels`, `class_names`) with
+a sidecar `<name>.json` of metadata (generator, source run, dataset spec, image size, channels,
+class counts, training seconds). `incompatibility` says whether a set fits a dataset; finding
+the sets in run directories is the lab's business (`lab.sets`).
 """
 from __future__ import annotations
 
 import io
-import json
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from data.datasets import DatasetSpec
+from data.files import atomic_save, atomic_write_json, read_json
 from data.imageset import ImageSet
-from data.paths import runs_dir
-from lab.runs import atomic_write_json
-
-
-@dataclass
-class SyntheticSetInfo:
-    path: Path  # the .npz
-    meta: dict
-
-    @property
-    def name(self) -> str:
-        return self.meta.get("name") or f"{self.path.parent.parent.name}/{self.path.stem}"
-
-    @property
-    def label(self) -> str:
-        gen = self.meta.get("generator", "?")
-        return f"{gen} · {self.meta.get('count', '?')} images · {self.name}"
 
 
 def save_set(images: ImageSet, directory: Path, name: str = "synthetic", **meta) -> Path:
     """Write an ImageSet as a synthetic set in `directory` (usually a run's artifacts/)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.npz"
-    tmp = directory / f".{name}.tmp.npz"
-    np.savez_compressed(tmp, images=images.images, labels=images.labels,
-                        class_names=np.array(images.class_names))
-    tmp.replace(path)
+    path = atomic_save(directory / f"{name}.npz", lambda tmp: np.savez_compressed(
+        tmp, images=images.images, labels=images.labels, class_names=np.array(images.class_names)))
     meta = {"name": meta.pop("display_name", "") or f"{directory.parent.name}/{name}",
             "count": len(images), "size": images.size, "channels": images.channels,
             "class_counts": images.class_counts().tolist(), "created": time.time(), **meta}
@@ -70,18 +50,32 @@ def load_set(path: str | Path) -> ImageSet:
 
 
 def read_meta(path: str | Path) -> dict:
-    meta_path = Path(path).with_suffix(".json")
-    try:
-        return json.loads(meta_path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+    """The sidecar metadata of a set's npz; {} when it is missing or unreadable."""
+    meta = read_json(Path(path).with_suffix(".json"), default={})
+    return meta if isinstance(meta, dict) else {}
 
 
-def list_sets(root: Path | None = None) -> list[SyntheticSetInfo]:
-    """Every synthetic set under the runs directory, newest first."""
-    root = Path(root or runs_dir())
-    paths = sorted(root.glob("*/*/artifacts/*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [SyntheticSetInfo(p, read_meta(p)) for p in paths if p.with_suffix(".json").exists()]
+def incompatibility(meta: dict, spec: DatasetSpec, channels: int, num_classes: int) -> str | None:
+    """Why a set (its sidecar metadata) cannot stand beside a dataset's real images, or None if it can.
+
+    A set fits when it was made from the dataset of that name (sets that do not record theirs are
+    given the benefit of the doubt), its images have the dataset's size and `channels`, and its
+    labels use at most the dataset's `num_classes` classes.
+    """
+    dataset = meta.get("dataset")
+    made_from = dataset.get("name") if isinstance(dataset, dict) else None
+    if made_from is not None and made_from != spec.name:
+        return f"made from {made_from}, not {spec.name}"
+    size = meta.get("size")
+    if size is not None and size != spec.size:
+        return f"{size}px images, not {spec.size}px"
+    set_channels = meta.get("channels")
+    if set_channels is not None and set_channels != channels:
+        return f"{set_channels} channels, not {channels}"
+    classes = len(meta.get("class_counts") or [])
+    if classes > num_classes:
+        return f"{classes} classes, more than the dataset's {num_classes}"
+    return None
 
 
 def to_folder_zip(images: ImageSet) -> bytes:

@@ -14,7 +14,7 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("import-folder", help="import an image folder (<class>/ or <split>/<class>/) as a job")
     p.add_argument("path", type=Path)
-    p.add_argument("--size", type=int, default=64, help="working size in pixels (default 64)")
+    p.add_argument("--size", type=int, default=64, help="working size in pixels, 8 to 512 (default 64)")
     p.add_argument("--channels", type=int, default=0, choices=[0, 1, 3], help="0 = detect (default)")
     p.add_argument("--name", default="", help="display name (default: the folder's name)")
     p.add_argument("--detach", action="store_true", help="queue it and return at once")
@@ -44,9 +44,10 @@ def cmd_import_folder(args) -> int:
     from lab.cli import follow
 
     path = args.path.expanduser().resolve()
-    layout = folder.scan(path)  # refuse a bad folder here, before queuing a job
+    # a bad size or folder is refused here, before a job is queued
     spec = DatasetSpec(source="folder", name=args.name or path.name, size=args.size, path=str(path),
                        channels=args.channels)
+    layout = folder.scan(path)
     print(f"{path}: {len(layout.files)} images in {len(layout.class_names)} classes "
           f"({', '.join(layout.class_names)})")
     run = jobs.submit("import", {"dataset": spec.to_dict()}, name=spec.name)

@@ -1,5 +1,4 @@
 """Data page: choose a dataset and see it — class balance, samples, the training fraction, augmentation."""
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -7,12 +6,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from data import folder, medmnist_source
-from data.augment import AUGMENTATIONS, DEFAULT_PIPELINE, apply, build_pipeline
+from data import folder, medmnist_source, uploads
+from data.augment import AUGMENTATIONS, NOT_MIRRORED, apply, build_pipeline, default_pipeline
 from data.datasets import DatasetSpec, load_dataset
 from data.medmnist_source import DatasetError
-from data.paths import cache_dir
-from data.zipsafe import extract_zip
 from lab import jobs
 from lab.runs import Run
 from pages.common import current_dataset, current_spec, ensure_app_navigation, run_status_panel, set_spec, show_grid
@@ -45,11 +42,12 @@ def choose_medmnist() -> None:
         st.rerun()
 
 
-def folder_spec(path: str, name: str, key: str) -> DatasetSpec:
+def folder_options(key: str) -> dict:
+    """The working size and channels a folder is imported with, as DatasetSpec fields."""
     c1, c2 = st.columns(2)
     size = c1.selectbox("Working size (px)", FOLDER_SIZES, index=2, key=f"{key}_size")
     channels = c2.radio("Channels", list(CHANNELS), format_func=CHANNELS.get, horizontal=True, key=f"{key}_ch")
-    return DatasetSpec(source="folder", name=name, size=size, path=path, channels=channels)
+    return {"size": size, "channels": channels}
 
 
 def adopt(chosen: DatasetSpec) -> None:
@@ -66,42 +64,39 @@ def adopt(chosen: DatasetSpec) -> None:
 def use_folder(chosen: DatasetSpec) -> None:
     """Use a folder at once if it is imported already; otherwise import it as a background job."""
     try:
-        layout = folder.scan(chosen.path)
+        imported = folder.is_imported(chosen)
     except DatasetError as e:
         st.error(str(e))
         return
-    if folder.cache_path(layout, chosen).exists():
+    if imported:
         adopt(chosen)
-    run = jobs.submit("import", {"dataset": chosen.to_dict()}, name=chosen.name)
-    st.session_state["import_run"] = str(run.path)
+    else:
+        run = jobs.submit("import", {"dataset": chosen.to_dict()}, name=chosen.name)
+        st.session_state["import_run"] = str(run.path)
 
 
 def choose_folder() -> None:
     path = st.text_input("Folder with <class>/ subfolders (optionally under train/ val/ test/)",
                          value=spec.path if spec.source == "folder" else "", key="folder_path")
     path = path.strip()
-    chosen = folder_spec(path, name=Path(path).name, key="folder")
+    options = folder_options(key="folder")
     if st.button("Use this folder", disabled=not path):
-        use_folder(chosen)
+        use_folder(DatasetSpec(source="folder", name=Path(path).name, path=path, **options))
 
 
 def choose_zip() -> None:
     upload = st.file_uploader("Zip of <class>/ folders of images", type=["zip"], key="zip_upload")
     if upload is None:
         return
-    data = upload.getvalue()
-    target = cache_dir() / "uploads" / hashlib.sha256(data).hexdigest()[:20]
-    chosen = folder_spec(str(target), name=upload.name.removesuffix(".zip"), key="zip")
+    options = folder_options(key="zip")
     if not st.button("Use this zip"):
         return
-    if not target.exists():
-        try:
-            report = extract_zip(data, target)
-        except DatasetError as e:
-            st.error(str(e))
-            return
-        st.session_state.setdefault("zip_skipped", {})[str(target)] = report.skipped
-    use_folder(chosen)
+    try:
+        extracted = uploads.extract_dataset_zip(upload.getvalue())
+    except DatasetError as e:
+        st.error(str(e))
+        return
+    use_folder(DatasetSpec(source="folder", name=upload.name.removesuffix(".zip"), path=str(extracted), **options))
 
 
 def import_progress() -> None:
@@ -141,7 +136,7 @@ c1.metric("Images", sum(len(s) for s in dataset.splits.values()))
 c2.metric("Classes", len(class_names))
 c3.metric("Image size", f"{train.size}×{train.size}")
 c4.metric("Channels", f"{train.channels} ({'grayscale' if train.channels == 1 else 'RGB'})")
-skipped = st.session_state.get("zip_skipped", {}).get(spec.path, []) + \
+skipped = uploads.skipped_members(spec.path) + \
     [line.removeprefix("skipped ") for line in dataset.report if line.startswith("skipped")]
 if skipped:
     more = f"\n- … and {len(skipped) - 50} more" if len(skipped) > 50 else ""
@@ -182,8 +177,11 @@ for label, name in enumerate(dataset.class_names):
 st.subheader("Augmentation preview")
 st.caption("The same images before and after a standard augmentation pipeline (what the study's "
            "“standard augmentation” arm trains on).")
-names = st.multiselect("Transforms (applied in this order)", list(AUGMENTATIONS), default=DEFAULT_PIPELINE,
-                       format_func=lambda n: f"{n} — {AUGMENTATIONS[n]}", key="aug_names")
+if spec.name in NOT_MIRRORED:
+    st.caption(NOT_MIRRORED[spec.name])
+names = st.multiselect("Transforms (applied in this order)", list(AUGMENTATIONS), default=default_pipeline(spec.name),
+                       format_func=lambda n: f"{n} — {AUGMENTATIONS[n]}",
+                       key=f"aug_names_{spec.name}")  # another dataset starts from its own default
 c1, c2, c3 = st.columns(3)
 strength = c1.slider("Strength", 0.1, 1.0, 1.0, 0.1, key="aug_strength")
 p = c2.slider("Probability per transform", 0.0, 1.0, 0.5, 0.05, key="aug_p")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data.augment import AUGMENTATIONS, apply, build_pipeline
+from data.augment import AUGMENTATIONS, DEFAULT_PIPELINE, NOT_MIRRORED, apply, build_pipeline, default_pipeline
 
 
 @pytest.mark.parametrize("name", list(AUGMENTATIONS))
@@ -45,3 +45,17 @@ def test_unknown_name_and_bad_parameters_are_refused():
         build_pipeline(["hflip"], strength=0)
     with pytest.raises(ValueError, match="uint8"):
         apply(build_pipeline(["hflip"]), np.zeros((2, 8, 8, 1), dtype=np.float32), seed=0)
+
+
+@pytest.mark.parametrize("flag", ["pneumoniamnist", "chestmnist", "organamnist", "organcmnist", "organsmnist"])
+def test_the_default_never_mirrors_images_whose_anatomy_has_a_side(flag):
+    pipeline = default_pipeline(flag)
+    assert "hflip" not in pipeline and pipeline == [n for n in DEFAULT_PIPELINE if n != "hflip"]
+    assert NOT_MIRRORED[flag].endswith(".")  # the one sentence the Data page shows
+
+
+@pytest.mark.parametrize("flag", ["dermamnist", "pathmnist", "bloodmnist", "my-folder"])
+def test_the_default_mirrors_images_without_a_side(flag):
+    assert default_pipeline(flag) == DEFAULT_PIPELINE and flag not in NOT_MIRRORED
+    default_pipeline(flag).append("blur")
+    assert default_pipeline(flag) == DEFAULT_PIPELINE  # a caller's edit does not change the default

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,4 +53,12 @@ def test_import_folder_refuses_a_bad_folder_before_queuing(runs_root, tmp_path):
     (tmp_path / "one" / "only").mkdir(parents=True)
     out = lab("import-folder", str(tmp_path / "one"))
     assert out.returncode == 1 and "single class ('only')" in out.stderr
+    assert not (runs_root / "import").exists()
+
+
+@pytest.mark.parametrize("size", ["0", "-5", "1"])
+def test_import_folder_refuses_a_size_outside_8_to_512_before_queuing(runs_root, tmp_path, size):
+    root = make_folder(tmp_path / "chest")
+    out = lab("import-folder", str(root), "--size", size)
+    assert out.returncode == 1 and f"error: DatasetSpec.size must be at least 8; got {size}" in out.stderr
     assert not (runs_root / "import").exists()

@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from data import folder
+from data.config import ConfigError
 from data.datasets import DatasetSpec, load_dataset
+from data.hooks import Hooks, Interrupted
 from data.medmnist_source import DatasetError
 from data.zipsafe import extract_zip
 
@@ -197,7 +199,8 @@ def test_missing_folder_and_mixed_layout_are_clear_errors(tmp_path):
 
 
 def test_import_job_writes_cache_and_resumes_from_its_checkpoint(tmp_path, runs_root, monkeypatch):
-    from lab.runs import Cancelled, Run
+    from lab.kinds import import_folder
+    from lab.runs import Run
 
     root = make_png_folder(tmp_path / "job", {"a": 8, "b": 8})
     run = Run.create("import", {"dataset": spec_for(root).to_dict()})
@@ -209,17 +212,41 @@ def test_import_job_writes_cache_and_resumes_from_its_checkpoint(tmp_path, runs_
         run.stop_requested = run.stop_requested or done == 6
 
     run.progress = progress_then_sigterm_at_6
-    with pytest.raises(Cancelled):
-        folder.import_job(run)
+    with pytest.raises(Interrupted):
+        import_folder.run(run)
     assert int(np.load(run.checkpoints / "last.npz")["done"]) == 6
     decoded = []
     decode = folder.decode
     monkeypatch.setattr(folder, "decode", lambda path, size: decoded.append(path) or decode(path, size))
-    folder.import_job(Run(run.path))
+    import_folder.run(Run(run.path))
     assert len(decoded) == 10  # continued after the 6 images in the checkpoint
     meta = json.loads((run.artifacts / "import.json").read_text())
     assert meta["images"] == 16 and meta["class_counts"] == [8, 8] and Path(meta["cache"]).exists()
     assert run.status()["progress"]["done"] == 16
+
+
+def test_import_reports_progress_and_stops_through_its_hooks_without_a_run(tmp_path, cache):
+    root = make_png_folder(tmp_path / "hooks", {"a": 5, "b": 5})
+    seen = []
+    hooks = Hooks(progress=lambda done, total, **kw: seen.append((done, total)),
+                  should_stop=lambda: len(seen) >= 3, checkpoints=tmp_path / "checkpoints")
+    with pytest.raises(Interrupted, match="after 3/10 images"):
+        folder.import_folder(spec_for(root), hooks)
+    assert seen == [(1, 10), (2, 10), (3, 10)]
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.npz"]  # no temporary file left
+    assert not folder.cached_imports()  # an interrupted import is not in the cache
+    path = folder.import_folder(spec_for(root), Hooks(checkpoints=tmp_path / "checkpoints"))
+    assert folder.import_summary(path)["images"] == 10 and [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_an_import_job_config_with_an_unknown_key_or_a_medmnist_spec_is_refused(runs_root):
+    from lab.kinds import import_folder
+    from lab.runs import Run
+
+    with pytest.raises(ConfigError, match="unknown setting.*'size'"):
+        import_folder.run(Run.create("import", {"dataset": DatasetSpec().to_dict(), "size": 64}))
+    with pytest.raises(ConfigError, match="only folders are imported"):
+        import_folder.run(Run.create("import", {"dataset": DatasetSpec().to_dict()}))
 
 
 def test_sixteen_bit_palette_and_rgba_images_are_converted(tmp_path):

@@ -79,10 +79,20 @@ def test_training_fraction_slider_shows_the_per_class_counts_it_keeps(page, derm
 
 
 def test_augmentation_preview_follows_the_chosen_pipeline(page):
-    page.multiselect(key="aug_names").set_value(["vflip", "coarse_dropout"]).run()
+    page.multiselect(key="aug_names_dermamnist").set_value(["vflip", "coarse_dropout"]).run()
     assert not page.exception
     assert page.image[-1].captions[0] == "after: vflip → coarse_dropout"
     assert page.image[-2].captions[0] == "before"
+
+
+def test_augmentation_default_leaves_out_the_flip_for_chest_x_rays_and_says_why(page):
+    assert page.multiselect(key="aug_names_dermamnist").value == ["hflip", "rotate", "brightness_contrast"]
+    assert not any("not mirrored" in c.value for c in page.caption)
+    page.selectbox(key="mnist_flag").select("pneumoniamnist").run()
+    assert not page.exception
+    assert page.multiselect(key="aug_names_pneumoniamnist").value == ["rotate", "brightness_contrast"]
+    assert any("heart sits on the patient's left" in c.value for c in page.caption)
+    assert page.image[-1].captions[0] == "after: rotate → brightness_contrast"
 
 
 def test_imported_folder_shows_patient_aware_split_sizes(page, tmp_path):

@@ -1,0 +1,130 @@
+"""Uploads: a dataset as a zip of class folders, and synthetic sets as an npz or a zip.
+
+A dataset zip (`<class>/<image>`, optionally under `<split>/`) is extracted safely
+(`data.zipsafe.extract_zip`) once, into a folder of the import cache named by the zip's content
+digest, so the same upload is never extracted twice; the members the zip check skipped are kept
+beside it (`skipped_members`), because the extracted folder no longer holds them.
+
+A synthetic set arrives as an npz (no pickles) or an image-folder zip whose class folders are
+matched to the dataset's class names (by name, or by index when folders are named 0, 1, …); its
+images are decoded to the dataset's size and channels. Either way it is registered with
+`save_set` under `runs_dir()/uploads/<id>/artifacts`, where the lab lists sets and the score
+job finds it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from data.datasets import DatasetSpec
+from data.files import atomic_write_json, read_json, slug, temporary_name
+from data.folder import decode, scan, to_channels
+from data.imageset import ImageSet
+from data.paths import cache_dir, runs_dir
+from data.synthetic import load_set, save_set
+from data.zipsafe import extract_zip
+
+
+def uploads_dir() -> Path:
+    """Where uploaded dataset zips are extracted: `cache_dir()/uploads`."""
+    return cache_dir() / "uploads"
+
+
+def extract_dataset_zip(data: bytes) -> Path:
+    """Extract an uploaded dataset zip (its bytes) unless it was already; returns the folder.
+
+    Raises DatasetError (naming the offending member) for a zip that cannot be used; nothing of
+    it is kept then. Two sessions extracting the same zip at once each work in a folder of their
+    own; the first to finish wins.
+    """
+    target = uploads_dir() / hashlib.sha256(data).hexdigest()[:20]
+    if target.exists():
+        return target
+    staging = temporary_name(target)
+    try:
+        report = extract_zip(data, staging)
+        atomic_write_json(_skipped_path(target), {"skipped": report.skipped})
+        try:
+            os.replace(staging, target)
+        except OSError:  # fine when another session's extraction of the same zip got there first
+            if not target.exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def skipped_members(folder: str | Path) -> list[str]:
+    """The zip members ("name: reason") left out when `folder` was extracted; [] for any other folder."""
+    folder = Path(folder)
+    if folder.parent != uploads_dir():
+        return []
+    return read_json(_skipped_path(folder), default={}).get("skipped", [])
+
+
+def _skipped_path(folder: Path) -> Path:
+    return folder.with_name(f"{folder.name}.json")
+
+
+def register_upload(data: bytes, filename: str, spec: DatasetSpec, class_names: list[str], channels: int) -> Path:
+    """Save an uploaded synthetic set (npz or zip bytes) for the dataset; returns its npz path.
+
+    Errors name the file: a wrong format, images of another size or channels, labels outside
+    the dataset's classes.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        if filename.lower().endswith(".npz"):
+            path = Path(tmp) / "upload.npz"
+            path.write_bytes(data)
+            try:
+                images = load_set(path)
+            except ValueError as e:
+                raise ValueError(f"{filename}: {e}") from None
+        elif filename.lower().endswith(".zip"):
+            images = _folder_zip(data, filename, spec.size, class_names, channels, Path(tmp))
+        else:
+            raise ValueError(f"{filename}: expected a .npz synthetic set or a .zip of class folders")
+    if images.images.shape[1:] != (spec.size, spec.size, channels):
+        raise ValueError(f"{filename}: images are {images.images.shape[1:]} (H×W×C) but {spec.label} has "
+                         f"{(spec.size, spec.size, channels)}")
+    if len(images.class_names) != len(class_names) or images.labels.max(initial=0) >= len(class_names):
+        raise ValueError(f"{filename}: labels do not fit the {len(class_names)} classes of {spec.label}")
+    upload_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    directory = runs_dir() / "uploads" / upload_id / "artifacts"
+    stem = slug(Path(filename).stem, max_length=40) or "upload"
+    return save_set(ImageSet(images.images, images.labels, list(class_names), "synthetic"), directory, stem,
+                    generator="upload", display_name=f"upload/{stem}", dataset=spec.to_dict(), filename=filename)
+
+
+def _folder_zip(data: bytes, filename: str, size: int, class_names: list[str], channels: int,
+                tmp: Path) -> ImageSet:
+    try:
+        extract_zip(data, tmp / "zip")
+        layout = scan(tmp / "zip")
+    except ValueError as e:  # DatasetError / UnsafeZipError
+        raise ValueError(f"{filename}: {e}") from None
+    mapping = {}
+    for k, name in enumerate(layout.class_names):
+        if name in class_names:
+            mapping[k] = class_names.index(name)
+        elif name.isdigit() and int(name) < len(class_names):
+            mapping[k] = int(name)
+        else:
+            raise ValueError(f"{filename}: folder '{name}' is not a class of this dataset "
+                             f"({', '.join(class_names)}) nor a class index")
+    images, labels = [], []
+    for f in layout.files:
+        try:
+            images.append(to_channels(decode(layout.root / f.relpath, size), channels))
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise ValueError(f"{filename}: {f.relpath} is not a readable image ({e})") from None
+        labels.append(mapping[f.label])
+    return ImageSet(np.stack(images), np.array(labels), list(class_names), "synthetic")

@@ -1,0 +1,31 @@
+"""Job kind "import": decode an image folder once into the import cache.
+
+Config: {"dataset": a DatasetSpec of source "folder"}. Output: the cache npz (shared by every run
+that names the same folder, size and channels) and artifacts/import.json, its summary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from data import folder
+from data.config import Config, ConfigError
+from data.datasets import DatasetSpec
+from data.files import atomic_write_json
+from lab.runs import Run
+
+
+@dataclass(frozen=True)
+class ImportConfig(Config):
+    dataset: DatasetSpec
+
+    def validate(self) -> None:
+        if self.dataset.source != "folder":
+            raise ConfigError(f"ImportConfig.dataset: only folders are imported; got source '{self.dataset.source}'")
+
+
+def run(run: Run) -> None:
+    config = ImportConfig.from_dict({k: v for k, v in run.config.items() if k != "kind"})
+    path = folder.import_folder(config.dataset, run.hooks())
+    summary = folder.import_summary(path)
+    run.progress(summary["images"], summary["images"], message="imported", force=True)
+    atomic_write_json(run.artifacts / "import.json", summary)
