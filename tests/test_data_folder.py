@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import DATA_DIR
 from data import folder
 from data.config import ConfigError
 from data.datasets import DatasetSpec, load_dataset
@@ -17,8 +18,7 @@ from data.hooks import Hooks, Interrupted
 from data.medmnist_source import DatasetError
 from data.zipsafe import extract_zip
 
-OCT_SAMPLES = sorted((Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "oct2017_samples")
-                     .glob("*.jpeg"))
+OCT_SAMPLES = sorted((DATA_DIR / "oct2017_samples").glob("*.jpeg"))
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def make_oct_folder(root: Path, patients: int = 8, per_patient: int = 3, seed: i
     Patient ids repeat across classes (as in OCT2017, where one patient can have several diagnoses).
     """
     rng = np.random.default_rng(seed)
-    assert len(OCT_SAMPLES) == 4, "expected the four OCT2017 sample B-scans in ../shared/datasets"
+    assert len(OCT_SAMPLES) == 4, f"expected the four OCT2017 sample B-scans in {DATA_DIR}/oct2017_samples"
     for source in OCT_SAMPLES:
         label = source.name.split("-")[0]
         (root / label).mkdir(parents=True, exist_ok=True)
