@@ -1,9 +1,13 @@
 """Child runs: a job that fans out into runs of its own (a study's arms, SinGAN's seeds).
 
-The parent queues one run per piece of work, then drives them all to the end:
+The parent builds every child's config first (a bad one is refused before any child is queued),
+queues one run per piece of work, then drives them all to the end:
 - a child that another worker has started is waited for (with LAB_MAX_JOBS > 1 they run side by side);
 - a child still queued is claimed under the queue's lock and run inside the parent's process: with
   one slot the parent holds it, and a child left in the queue would wait for ever;
+- a failed (or unreadable) child fails the parent at once;
+- a cancelled child is only that child: the parent carries on with the others, then fails with a
+  message naming the cancelled ones, so the parent's results are never built from a missing piece;
 - a cancelled or failed child is queued again when the parent resumes, and continues from its
   own checkpoint.
 The parent's progress bar is the sum of its children's; cancelling the parent cancels them.
@@ -18,7 +22,7 @@ from typing import Callable
 from data.files import atomic_write_json, read_json
 from data.hooks import Interrupted
 from lab import jobs
-from lab.runs import ACTIVE_STATES, Run, process_start_ticks
+from lab.runs import ACTIVE_STATES, UNREADABLE, Run, process_start_ticks
 
 WAIT_POLL_S = 1.0
 
@@ -35,14 +39,17 @@ def read_children(parent: Run) -> dict[str, Run]:
 def create_children(parent: Run, kind: str, planned: dict[str, tuple[str, dict]]) -> dict[str, Run]:
     """Queue a `kind` run for every key of `planned` (key -> (name, config)) that has none yet.
 
-    The keys and run paths are kept in the parent's checkpoints/children.json, so a resumed
-    parent finds the children it made before instead of making new ones; each child's config
-    names its parent, so run lists can show children under their parent.
+    Every config is built first (ConfigError before any child is queued). The keys and run paths
+    are kept in the parent's checkpoints/children.json, so a resumed parent finds the children it
+    made before instead of making new ones; each child's config names its parent, so run lists
+    can show children under their parent.
     """
+    for _, config in planned.values():
+        jobs.job_kind(kind).config.from_dict(config)
     existing = read_children(parent)
     root = parent.path.parent.parent
     with jobs.queue_lock(root):
-        if parent.raw_status().get("state") == "queued":  # called directly (tests), not by a worker
+        if parent.raw_status()["state"] == "queued":  # called directly (tests), not by a worker
             _mark_running(parent)
         for key, (name, config) in planned.items():
             if key not in existing:
@@ -54,27 +61,28 @@ def create_children(parent: Run, kind: str, planned: dict[str, tuple[str, dict]]
 
 def run_children(parent: Run, children: dict[str, Run], steps_each: int,
                  describe: Callable[[str], str] = str) -> None:
-    """Drive every child to "done" (see the module docstring); raise if one fails or on cancel.
+    """Drive every child to its end (see the module docstring); raise if one fails, if one was
+    cancelled, or when the parent is asked to stop.
 
     `steps_each` is one child's progress total, so the parent's bar covers len(children) × it;
     `describe(key)` prefixes the parent's progress message while a child runs here.
     """
     for child in children.values():  # a resumed parent resumes its interrupted children
         if child.state in ("cancelled", "failed"):
-            child.write_status("queued", error=None, dead=None, queued_at=time.time())
+            child.requeue()
     total = steps_each * len(children)
     try:
         while True:
-            pending = {key: child for key, child in children.items() if child.state != "done"}
+            pending = {key: child for key, child in children.items() if child.state not in ("done", "cancelled")}
             if not pending:
                 break
             parent.hooks().stop_if_asked()
             for key, child in pending.items():
                 status = child.status()
-                if status.get("state") in ("cancelled", "failed"):
+                if status["state"] in ("failed", UNREADABLE):
                     raise RuntimeError(f"{child.kind} run {child.id} {status['state']}"
                                        + (f": {status['error']}" if status.get("error") else ""))
-                if status.get("state") == "queued" and _claim(child):
+                if status["state"] == "queued" and _claim(child):
                     others = [c for k, c in children.items() if k != key]
                     _execute(ChildRun(child.path, parent, others, steps_each, total, describe(key)))
                     break
@@ -86,19 +94,24 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
             if child.state in ACTIVE_STATES:
                 jobs.cancel(child)
         raise
+    cancelled = [child.id for child in children.values() if child.state == "cancelled"]
+    if cancelled:
+        raise RuntimeError(f"{len(cancelled)} of {len(children)} child runs were cancelled ({', '.join(cancelled)}); "
+                           f"resume this run to finish them")
     parent.progress(total, total, message="children done", force=True)
 
 
 class ChildRun(Run):
-    """A child run executed in the parent's process: it stops when the parent is asked to stop,
-    and its progress also moves the parent's bar."""
+    """A child run executed in the parent's process: it stops when it is cancelled itself (its flag)
+    or when the parent is asked to stop, and its progress also moves the parent's bar."""
 
     def __init__(self, path, parent: Run, others: list[Run], steps_each: int, total: int, label: str):
         super().__init__(path)
         self.parent, self.others, self.steps_each, self.total, self.label = parent, others, steps_each, total, label
         self._others_done, self._others_read = 0, 0.0
 
-    stop_requested = property(lambda self: self.parent.stop_requested, lambda self, value: None)
+    def should_stop(self) -> bool:
+        return super().should_stop() or self.parent.should_stop()
 
     def progress(self, done, total, message="", force=False, **metrics):
         super().progress(done, total, message, force, **metrics)
@@ -114,7 +127,7 @@ def _steps_done(children, steps_each: int) -> int:
     for child in children:
         status = child.raw_status()
         progress = status.get("progress") or {}
-        if status.get("state") == "done":
+        if status["state"] == "done":
             done += steps_each
         elif progress.get("total"):
             done += progress["done"] * steps_each // progress["total"]
@@ -124,7 +137,7 @@ def _steps_done(children, steps_each: int) -> int:
 def _claim(child: Run) -> bool:
     """Mark a queued child as running in this process, unless a worker took it first."""
     with jobs.queue_lock(child.path.parent.parent):
-        if child.raw_status().get("state") != "queued":
+        if child.raw_status()["state"] != "queued":
             return False
         _mark_running(child)
         return True
@@ -132,18 +145,19 @@ def _claim(child: Run) -> bool:
 
 def _mark_running(child: Run) -> None:
     child.write_status("running", pid=os.getpid(), pid_start=process_start_ticks(os.getpid()),
-                       started=child.raw_status().get("started", time.time()), resumed=time.time(),
-                       done_at_resume=(child.raw_status().get("progress") or {}).get("done", 0),
-                       error=None, dead=None)
+                       started=child.raw_status().get("started") or time.time(), error=None, dead=None)
 
 
 def _execute(child: ChildRun) -> None:
-    """Run a claimed child's job here, with the status transitions a worker would write."""
+    """Run a claimed child's job here, with the status transitions a worker would write. A child
+    cancelled on its own ends here; one stopped because its parent was asked to stop re-raises."""
     try:
-        jobs.job_function(child.kind)(child)
+        jobs.job_kind(child.kind).run(child)
     except Interrupted:
         child.write_status("cancelled", finished=time.time())
-        raise
+        if child.parent.should_stop():
+            raise
+        return
     except BaseException as e:
         child.write_status("failed", error=f"{type(e).__name__}: {e}", finished=time.time())
         raise

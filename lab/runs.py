@@ -3,7 +3,8 @@
 runs/<kind>/<run_id>/
   config.json    the full config, written once
   status.json    queued | running | done | failed | cancelled, pid, times, progress, error (atomic)
-  events.jsonl   append-only progress; readers skip a torn last line
+  events.jsonl   append-only progress; readers skip a torn last line (and any line that is not an object)
+  cancel_requested  present while the run is asked to stop at its next step (jobs.cancel)
   checkpoints/   last.pt for resume, final weights
   samples/       sample grids over time
   artifacts/     synthetic sets, tables, figures, reports
@@ -12,46 +13,199 @@ runs/<kind>/<run_id>/
 from __future__ import annotations
 
 import json
+import math
 import os
+import reprlib
 import secrets
 import time
+from collections import deque
 from pathlib import Path
+from typing import TypedDict
 
-from data.files import atomic_write_json, read_json, slug
+from data.files import atomic_write_json, atomic_write_text, slug
 from data.hooks import Hooks
 from data.paths import runs_dir
+from lab import tensorboard
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")  # the run has not ended yet
+UNREADABLE = "unreadable"  # the state Run.status() gives a run whose status.json cannot be read; never written
+LAB_KEYS = ("kind", "parent")  # what the lab adds to a job's settings in config.json
+CANCEL_FLAG = "cancel_requested"  # a file, not a status field: a status writer cannot overwrite it
+CANCEL_POLL_S = 1.0  # how often a running job looks for its cancel flag
+ETA_WINDOW = 30  # status writes (at most two a second) over which the ETA measures the pace
+MAX_NESTING = 8  # how many "parent" links `locate` follows up (children of children, never a loop)
+
+
+class RunFileError(ValueError):
+    """A run file (config.json, status.json) that cannot be read; the message names the file."""
+
+
+class Progress(TypedDict, total=False):
+    done: int  # steps done, >= 0
+    total: int  # steps in all, >= 0
+    message: str
+    eta_s: float | None  # seconds left at the recent pace; None until the pace is known
+
+
+class Status(TypedDict, total=False):
+    """status.json as `parse_status` returns it: every field it holds has this type, or is None."""
+    state: str  # one of STATES, or UNREADABLE (then `error` says why)
+    pid: int  # the process the run executes in, > 0
+    pid_start: int  # that process's start time in clock ticks since boot, as /proc/<pid>/stat says
+    created: float  # the times are seconds since the epoch
+    queued_at: float
+    started: float
+    finished: float
+    updated: float
+    progress: Progress
+    error: str
+    dead: bool  # it was running and its process is gone, so it failed
+
+
+def _is_int(value, least: int) -> bool:
+    return type(value) is int and value >= least
+
+
+def _is_time(value) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _is_progress(value) -> bool:
+    return (isinstance(value, dict) and _is_int(value.get("done"), 0) and _is_int(value.get("total"), 0)
+            and isinstance(value.get("message", ""), str) and (value.get("eta_s") is None or _is_time(value["eta_s"])))
+
+
+FIELD_CHECKS = {  # status field: (test, what it must be)
+    "pid": (lambda value: _is_int(value, 1), "a process id"),
+    "pid_start": (lambda value: _is_int(value, 0), "a start time in clock ticks"),
+    **{name: (_is_time, "a time in seconds") for name in ("created", "queued_at", "started", "finished", "updated")},
+    "progress": (_is_progress, "an object of done and total (whole numbers >= 0), message and eta_s"),
+    "error": (lambda value: isinstance(value, str), "text"),
+    "dead": (lambda value: isinstance(value, bool), "true or false"),
+}
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a run file; RunFileError naming it when it is missing or cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise RunFileError(f"{path.name} is missing") from None
+    except OSError as e:
+        raise RunFileError(f"{path.name} cannot be read ({e.strerror})") from None
+
+
+def load_object(data: bytes, name: str) -> dict:
+    """The JSON object in `data`, the bytes of the file `name`; RunFileError saying what is wrong otherwise."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RunFileError(f"{name} is not UTF-8 text") from None
+    except (ValueError, RecursionError) as e:
+        raise RunFileError(f"{name} is not JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise RunFileError(f"{name} holds {reprlib.repr(value)}, not a JSON object")
+    return value
+
+
+def read_object(path: Path) -> dict:
+    """The JSON object in the run file at `path`; RunFileError naming the file otherwise."""
+    return load_object(read_bytes(path), path.name)
+
+
+def unreadable(reason: str) -> Status:
+    return {"state": UNREADABLE, "error": reason}
+
+
+def parse_status(data: bytes) -> Status:
+    """The status in the bytes of a status.json; never raises.
+
+    Bytes that are not a UTF-8 JSON object with a known state and well-typed fields (see Status)
+    give {"state": "unreadable", "error": why}: one bad file makes its run unreadable, never the
+    lab. Fields the lab does not know are kept as they are.
+    """
+    try:
+        status = load_object(data, "status.json")
+    except RunFileError as e:
+        return unreadable(str(e))
+    if status.get("state") not in STATES:
+        return unreadable(f"status.json has an unknown state {reprlib.repr(status.get('state'))}")
+    for field, (test, meaning) in FIELD_CHECKS.items():
+        if status.get(field) is not None and not test(status[field]):
+            return unreadable(f"status.json: {field} {reprlib.repr(status[field])} is not {meaning}")
+    return status
+
+
+# --- which process a run executes in ------------------------------------------------------------
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (the state first), or None without one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # The command name may hold spaces or parentheses: split after the last ')'.
+        return stat[stat.rindex(")") + 2:].split()
+    except (OSError, ValueError):
+        return None
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (what status.json keeps as pid_start)."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def process_alive(pid: int | None, start_ticks: int | None = None) -> bool:
     """True if `pid` runs and is not a zombie (and, if given, started at `start_ticks`)."""
-    if not pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    # The command name may hold spaces or parentheses: split after the last ')'.
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
-        return False
-    return start_ticks is None or int(fields[19]) == start_ticks
+    fields = _proc_stat(pid) if pid else None
+    return bool(fields) and fields[0] not in ("Z", "X") and start_ticks in (None, int(fields[19]))
 
 
-def process_start_ticks(pid: int) -> int | None:
+def worker_run_dir(pid: int) -> Path | None:
+    """The run directory that process `pid`'s command line `... -m lab worker <run dir>` names, if any."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat[stat.rindex(")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
         return None
+    for i in range(len(args) - 3):
+        if args[i:i + 3] == ["-m", "lab", "worker"]:
+            try:  # a relative run directory is relative to the worker's working directory
+                return (Path(f"/proc/{pid}/cwd") / args[i + 3]).resolve()
+            except (OSError, RuntimeError, ValueError):
+                return None
+    return None
+
+
+def locate(run: "Run", status: Status) -> str | None:
+    """Where the running `run` executes, proven from /proc, never from status.json alone.
+
+    "worker": a worker process of its own (`python -m lab worker <run dir>`); "parent": the worker
+    of a run above it (its parent, which claimed it: lab/children.py; or further up, as when a
+    study's generator child fans out into seed runs); "here": this very process. None when no
+    live process with the recorded pid and start time is any of these: the run died, or the pid
+    in status.json is stale or forged. Only a "worker" may be signalled (jobs.cancel).
+    """
+    pid, start = status.get("pid"), status.get("pid_start")
+    if pid is None or pid <= 1 or start is None or not process_alive(pid, start):
+        return None
+    if pid == os.getpid():
+        return "here"
+    worker_of = worker_run_dir(pid)
+    if worker_of is None:
+        return None
+    if worker_of == run.path:
+        return "worker"
+    above = run.config.get("parent")
+    for _ in range(MAX_NESTING):
+        if not isinstance(above, str):
+            return None
+        if str(worker_of) == above:
+            return "parent"
+        try:
+            above = Run(above).config.get("parent")
+        except (ValueError, RuntimeError):  # a "parent" that is no path at all
+            return None
+    return None
 
 
 class Run:
@@ -59,8 +213,10 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path).resolve()
-        self.stop_requested = False  # set by the worker's SIGTERM handler
+        self.stop_requested = False  # set by the worker's SIGTERM handler, or once the cancel flag is seen
         self._last_status_write = 0.0
+        self._flag_checked = -math.inf
+        self._pace: deque[tuple[float, int]] = deque(maxlen=ETA_WINDOW)  # (time, done) of recent status writes
 
     # --- creation -------------------------------------------------------------------------
     @classmethod
@@ -72,8 +228,8 @@ class Run:
         for sub in ("checkpoints", "samples", "artifacts"):
             (path / sub).mkdir(parents=True, exist_ok=True)
         run = cls(path)
+        run.write_status("queued", created=time.time())  # first: a run is listed once its config.json exists
         atomic_write_json(path / "config.json", {**config, "kind": kind})
-        run.write_status("queued", created=time.time())
         return run
 
     # --- paths ----------------------------------------------------------------------------
@@ -83,7 +239,8 @@ class Run:
 
     @property
     def kind(self) -> str:
-        return self.config.get("kind", self.path.parent.name)
+        kind = self.config.get("kind")
+        return kind if isinstance(kind, str) else self.path.parent.name
 
     @property
     def checkpoints(self) -> Path:
@@ -103,28 +260,48 @@ class Run:
 
     @property
     def config(self) -> dict:
-        return read_json(self.path / "config.json", {}) or {}
+        """config.json: the job's settings and the keys the lab adds (LAB_KEYS); {} when it cannot be read."""
+        try:
+            return read_object(self.path / "config.json")
+        except RunFileError:
+            return {}
+
+    @property
+    def settings(self) -> dict:
+        """The job's own settings: config.json without the keys the lab adds (LAB_KEYS).
+        Raises RunFileError when config.json cannot be read."""
+        try:
+            config = read_object(self.path / "config.json")
+        except RunFileError as e:
+            raise RunFileError(f"run {self.id}: {e}") from None
+        return {key: value for key, value in config.items() if key not in LAB_KEYS}
 
     # --- status ---------------------------------------------------------------------------
-    def raw_status(self) -> dict:
-        return read_json(self.path / "status.json", {}) or {}
+    def raw_status(self) -> Status:
+        """status.json as written (see parse_status), without the liveness check of `status`."""
+        try:
+            return parse_status(read_bytes(self.path / "status.json"))
+        except RunFileError as e:
+            return unreadable(str(e))
 
-    def status(self) -> dict:
-        """The status on disk, with a running worker that has died reported as failed."""
+    def status(self) -> Status:
+        """The status on disk, with a running run whose process is gone, or cannot be proven to be
+        its worker (see `locate`), reported as failed and dead."""
         status = self.raw_status()
-        if status.get("state") == "running" and not process_alive(status.get("pid"), status.get("pid_start")):
-            # Give a just-started worker a moment to write its own status.
-            if time.time() - status.get("started", 0) > 5:
-                status = {**status, "state": "failed", "dead": True,
-                          "error": f"worker process {status.get('pid')} died without finishing"}
+        if status["state"] == "running" and locate(self, status) is None:
+            status = {**status, "state": "failed", "dead": True,
+                      "error": f"worker process {status.get('pid')} is not running (it died, or status.json "
+                               f"names a process that is not this run's worker)"}
         return status
 
     @property
     def state(self) -> str:
-        return self.status().get("state", "unknown")
+        return self.status()["state"]
 
     def write_status(self, state: str | None = None, **fields) -> None:
         status = self.raw_status()
+        if status["state"] == UNREADABLE:
+            status = {}  # a writer replaces a file that cannot be read
         if state is not None:
             if state not in STATES:
                 raise ValueError(f"unknown state {state}")
@@ -135,43 +312,72 @@ class Run:
 
     # --- events and progress ----------------------------------------------------------------
     def log_event(self, **fields) -> None:
-        line = json.dumps({"t": round(time.time(), 3), **fields}, default=float)
+        event = {"t": round(time.time(), 3), **fields}
         with open(self.path / "events.jsonl", "a") as f:
-            f.write(line + "\n")
+            f.write(json.dumps(event, default=float) + "\n")
+        tensorboard.mirror(self.path, event)  # the same event in the run's TensorBoard files
 
     def events(self, type: str | None = None) -> list[dict]:
+        """The events of events.jsonl, oldest first (only those of `type`, if given). A line that is not
+        a JSON object is skipped: the torn last line being written right now, or a damaged one."""
         try:
-            lines = (self.path / "events.jsonl").read_text().splitlines()
-        except FileNotFoundError:
+            lines = (self.path / "events.jsonl").read_bytes().splitlines()
+        except OSError:
             return []
         events = []
         for line in lines:
             try:
                 event = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn line being written right now
-            if type is None or event.get("type") == type:
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(event, dict) and (type is None or event.get("type") == type):
                 events.append(event)
         return events
 
     def progress(self, done: int, total: int, message: str = "", force: bool = False, **metrics) -> None:
-        """Record progress: an event with the metrics, and (at most twice a second) status.json."""
+        """Record progress: an event with the metrics, and (at most twice a second) status.json.
+
+        The ETA in status.json comes from the pace of this process's last ETA_WINDOW status writes,
+        so neither the start-up nor the time before a resume counts; None until two writes exist.
+        """
+        done, total = int(done), int(total)
         if metrics:
             self.log_event(type="progress", done=done, total=total, **metrics)
         now = time.time()
         if force or done >= total or now - self._last_status_write > 0.5:
             self._last_status_write = now
-            status = self.raw_status()
-            since = status.get("resumed", status.get("started", now))
-            done_at_start = status.get("done_at_resume", 0)
-            rate = (done - done_at_start) / max(now - since, 1e-6)
-            eta = (total - done) / rate if rate > 0 else None
-            self.write_status(progress={"done": done, "total": total, "message": message,
-                                        "eta_s": None if eta is None else round(eta, 1)})
+            self._pace.append((now, done))
+            self.write_status(progress={"done": done, "total": total, "message": str(message),
+                                        "eta_s": self._eta(total)})
+
+    def _eta(self, total: int) -> float | None:
+        (first_time, first_done), (last_time, last_done) = self._pace[0], self._pace[-1]
+        if last_done <= first_done or last_time <= first_time:
+            return None
+        return round(max(total - last_done, 0) * (last_time - first_time) / (last_done - first_done), 1)
+
+    # --- stopping -----------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the run to stop at its next step (jobs.cancel): the flag that `should_stop` looks for."""
+        atomic_write_text(self.path / CANCEL_FLAG, f"{time.time()}\n")
+
+    def should_stop(self) -> bool:
+        """True once the run was asked to stop: SIGTERM to its worker, or its cancel flag (looked for
+        at most once per CANCEL_POLL_S, so a loop may ask at every step)."""
+        now = time.monotonic()
+        if not self.stop_requested and now - self._flag_checked >= CANCEL_POLL_S:
+            self._flag_checked = now
+            self.stop_requested = (self.path / CANCEL_FLAG).exists()
+        return self.stop_requested
+
+    def requeue(self) -> None:
+        """Queue a cancelled or failed run again, its cancel flag withdrawn."""
+        (self.path / CANCEL_FLAG).unlink(missing_ok=True)
+        self.write_status("queued", error=None, dead=None, queued_at=time.time())
 
     def hooks(self) -> Hooks:
         """The callbacks a library loop takes, wired to this run's files and its cancel flag."""
-        return Hooks(progress=self.progress, event=self.log_event, should_stop=lambda: self.stop_requested,
+        return Hooks(progress=self.progress, event=self.log_event, should_stop=self.should_stop,
                      checkpoints=self.checkpoints, samples=self.samples)
 
     def __repr__(self) -> str:
@@ -187,10 +393,18 @@ def list_runs(kind: str | None = None, root: Path | None = None) -> list[Run]:
 
 
 def find_run(ref: str, root: Path | None = None) -> Run:
-    """A run by path, by id, or by unique id prefix."""
-    path = Path(ref)
+    """A run of the runs folder by path, by id, or by unique id prefix.
+
+    A path outside the runs folder is refused: cancelling or resuming it would write into, and
+    start a worker for, a folder that is not one of this lab's runs.
+    """
+    root = Path(root or runs_dir()).resolve()
+    path = Path(ref).expanduser()
     if (path / "config.json").exists():
-        return Run(path)
+        run = Run(path)
+        if run.path.parent.parent != root:
+            raise LookupError(f"{ref} is not a run in the runs folder {root}")
+        return run
     matches = [r for r in list_runs(root=root) if r.id == ref or r.id.startswith(ref)]
     if len(matches) != 1:
         raise LookupError(f"{'No' if not matches else 'More than one'} run matches '{ref}'")

@@ -25,7 +25,7 @@ def main(run_dir: str) -> int:
     print(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} starts {run.kind} job {run.id}", flush=True)
     code = 0
     try:
-        jobs.job_function(run.kind)(run)
+        jobs.job_kind(run.kind).run(run)
         run.write_status("done", finished=time.time())
     except Interrupted:
         run.write_status("cancelled", finished=time.time())

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from lab import jobs
-from lab.runs import Run, list_runs, process_alive
+from lab import cli, jobs
+from lab.runs import Run, list_runs, process_alive, process_start_ticks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -177,3 +177,43 @@ def test_unknown_job_kind_is_refused_before_anything_is_written(runs_root):
     with pytest.raises(KeyError, match="Unknown job kind"):
         jobs.submit("nope", {})
     assert not list_runs(root=runs_root)
+
+
+def test_eta_comes_from_the_recent_pace_not_from_start_up(runs_root):
+    run = Run.create("count", {"steps": 100})
+    run.write_status("running", pid=os.getpid(), pid_start=process_start_ticks(os.getpid()),
+                     started=time.time() - 1000)  # a slow start-up, or the time before a resume
+    run.progress(10, 100, force=True)
+    assert run.raw_status()["progress"]["eta_s"] is None  # one report says nothing about the pace yet
+    time.sleep(0.3)
+    run.progress(20, 100, force=True)
+    eta = run.raw_status()["progress"]["eta_s"]
+    assert 0 < eta < 100  # 80 more steps at the last steps' pace (~0.03 s each), not 4000 s from the start
+
+
+def test_a_queued_run_says_where_it_waits_and_a_short_one_can_go_first(runs_root, capsys):
+    holder = Run.create("count", {"steps": 1}, name="long")
+    holder.write_status("running", pid=os.getpid(), pid_start=process_start_ticks(os.getpid()), started=time.time())
+    first, second, short = (jobs.submit("count", {"steps": 1, "delay": 0.0}, name=name, start=False)
+                            for name in ("first", "second", "short"))
+    place = jobs.queue_position(second)
+    assert place.position == 2 and place.limit == 1
+    assert [r.path for r in place.ahead] == [holder.path, first.path]
+    assert jobs.state_note(second) == f"2nd in line behind count {first.id}; one job at a time: LAB_MAX_JOBS=1"
+    assert jobs.state_note(first).startswith(f"1st in line behind count {holder.id}")
+    assert jobs.queue_position(holder) is None
+
+    assert cli.main(["runs", "front", short.id]) == 0
+    assert "1st in line" in capsys.readouterr().out
+    assert [jobs.queue_position(r).position for r in (short, first, second)] == [1, 2, 3]
+    holder.write_status("done", finished=time.time())
+    assert [r.path for r in jobs.schedule()] == [short.path]
+    for run in (first, second):
+        jobs.cancel(run)
+    assert jobs.wait(short, timeout=120) == "done"
+
+
+def test_a_run_cancelled_while_queued_says_it_never_started(runs_root):
+    run = jobs.submit("count", {"steps": 1}, start=False)
+    assert jobs.cancel(run) == "cancelled"
+    assert jobs.state_note(run) == "cancelled while queued: it never started"

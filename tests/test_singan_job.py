@@ -172,4 +172,4 @@ def test_cli_trains_an_image_through_a_worker_process(runs_root):
     assert run.state == "done"
     assert run.config["model"]["iters"] == 5 and run.config["mode"] == "image"
     assert (run.artifacts / "variations.png").exists()
-    assert jobs.job_function("singan") is run_singan
+    assert jobs.job_kind("singan").run is run_singan

@@ -23,7 +23,7 @@ class CountConfig(Config):
 
 
 def run(run: Run) -> None:
-    config = CountConfig.from_dict({k: v for k, v in run.config.items() if k != "kind"})
+    config = CountConfig.from_dict(run.settings)
     hooks = run.hooks()
     checkpoint = hooks.checkpoints / "last.json"
     start = read_json(checkpoint, {"step": 0})["step"]

@@ -16,7 +16,7 @@ from metrics.scoring import ScoreConfig, dataset_spec_for, memorization_gallery,
 
 
 def run(run: Run) -> None:
-    config = ScoreConfig.from_dict({k: v for k, v in run.config.items() if k != "kind"})
+    config = ScoreConfig.from_dict(run.settings)
     dataset = load_dataset(dataset_spec_for(config))
     scores = score_sets(dataset, config, run.hooks())
     for i, result in enumerate(scores.sets):

@@ -24,17 +24,16 @@ from data.datasets import load_dataset
 from data.files import atomic_save, atomic_write_bytes, atomic_write_json, read_json
 from data.grid import make_grid, save_png
 from data.imageset import ImageSet, from_tensor, to_tensor
+from data.provenance import Provenance, fingerprints
 from data.synthetic import load_set, save_set, to_folder_zip
 from gans.singan import load_image, resize
 from gans.singan_train import SinGanConfig, build_model, train
 from lab.children import create_children, run_children
 from lab.runs import Run
 
-LAB_KEYS = ("kind", "parent")  # what the lab adds to a run's config.json
-
 
 def run(run: Run) -> None:
-    config = SinGanConfig.from_dict({k: v for k, v in run.config.items() if k not in LAB_KEYS})
+    config = SinGanConfig.from_dict(run.settings)
     torch.manual_seed(config.seed)
     if config.mode == "image":
         train_image(run, config)
@@ -54,7 +53,7 @@ def train_image(run: Run, config: SinGanConfig) -> None:
     atomic_save(run.artifacts / "variations.npz",
                 lambda tmp: np.savez_compressed(tmp, images=variations, label=np.array(label)))
     real = from_tensor(model.reals[-1].cpu())
-    save_png(make_grid(np.concatenate([real, variations]), ncol=4), run.artifacts / "variations.png")
+    save_png(make_grid(np.concatenate([real, variations]), ncol=4, marked=[0]), run.artifacts / "variations.png")
     atomic_write_json(run.artifacts / "summary.json", {
         "label": label, "train_seconds": round(seconds, 1), "sizes": model.sizes, "noise_amps": model.amps,
         "reconstruction_rmse": model.reconstruction_error(), "variations": len(variations)})
@@ -93,14 +92,20 @@ def train_seeds(run: Run, config: SinGanConfig) -> None:
     synthetic = ImageSet(np.concatenate(variations), labels, train_split.class_names,
                          split="synthetic", source=f"singan@{spec.name}")
     train_seconds = sum(read_json(c.artifacts / "summary.json", {}).get("train_seconds", 0) for c in children.values())
-    save_set(synthetic, run.artifacts, "singan_variations", generator="singan", run_id=run.id,
+    trained_on = fingerprints(train_split.images[seeds])
+    provenance = Provenance.trained(trained_on, dataset=spec, split="train", train_fraction=1.0,
+                                    subset_seed=config.seed, generator="singan", run_id=run.id,
+                                    config=config.to_dict())
+    save_set(synthetic, run.artifacts, "singan_variations", provenance, trained_on, generator="singan", run_id=run.id,
              dataset=spec.to_dict(), train_seconds=round(train_seconds, 1), seeds=seeds,
              seed_runs=[c.id for c in children.values()], variations_per_seed=config.variations,
              preset=config.preset)
     atomic_write_bytes(run.artifacts / "singan_variations.zip", to_folder_zip(synthetic))
     reals = train_split.images[seeds]
     rows = [np.concatenate([reals[i:i + 1], v[:7]]) for i, v in enumerate(variations)]
-    save_png(make_grid(np.concatenate(rows), ncol=1 + min(7, config.variations)), run.samples / "seeds.png")
+    ncol = 1 + min(7, config.variations)
+    save_png(make_grid(np.concatenate(rows), ncol=ncol, marked=range(0, len(rows) * ncol, ncol)),  # the real seeds
+             run.samples / "seeds.png")
     run.log_event(type="synthetic_set", path=str(run.artifacts / "singan_variations.npz"), count=len(synthetic))
 
 

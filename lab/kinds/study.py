@@ -1,7 +1,9 @@
 """Job kinds "study" and "study-arm": the augmentation study and one (arm, seed) of it.
 
-"study" config: StudyConfig. It queues one study-arm child per (arm, seed), drives them to the
-end, and writes report.csv, results.csv, report.html and, last, summary.json into artifacts/.
+"study" config: StudyConfig. It checks the fixed synthetic sets (refusing a leaky one), trains
+each recipe's generator once per seed on that seed's real subset ("gan" or "singan" children),
+queues one study-arm child per (arm, seed), drives them to the end, and writes report.csv,
+results.csv, report.html and, last, summary.json into artifacts/.
 "study-arm" config: ArmRunConfig. It trains and tests one arm on one seed (resuming from
 checkpoints/last.pt) and writes result.json, composition.json, data_seen.npz and best.pt.
 """
@@ -10,25 +12,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from data.datasets import load_dataset
+from data.datasets import Dataset, load_dataset
 from data.files import atomic_save, atomic_write_json, read_json
+from data.synthetic import set_id
 from lab.children import create_children, run_children
 from lab.runs import Run
-from lab.study import (ArmRunConfig, StudyConfig, arm_runs, check_synthetic_sets, summarize, train_arm,
-                       write_summary)
+from lab.study import (RECIPE_SET_FILES, ArmRunConfig, StudyConfig, arm_runs, check_recipe_set, check_sets,
+                       generator_runs, summarize, train_arm, write_summary)
 from lab.study_report import write_report
+from lab.study_verdicts import Trivial
 
-RUN_KEYS = ("kind", "parent")  # what the run machinery adds to a config.json
-
-
-def settings(run: Run) -> dict:
-    """The job's own settings: the run's config without the keys the run machinery adds."""
-    return {k: v for k, v in run.config.items() if k not in RUN_KEYS}
+GENERATOR_PROGRESS = 100  # a generator child's share of the study's progress bar, in percent of it done
 
 
 def run_arm(run: Run) -> None:
-    config = ArmRunConfig.from_dict(settings(run))
-    outcome = train_arm(config, run.hooks())
+    config = ArmRunConfig.from_dict(run.settings)
+    outcome = train_arm(config, run.hooks(), root=run.path.parent.parent)
     atomic_save(run.artifacts / "data_seen.npz", lambda tmp: np.savez_compressed(tmp, **outcome.seen))
     atomic_write_json(run.artifacts / "composition.json", outcome.composition)
     atomic_save(run.artifacts / "best.pt", lambda tmp: torch.save(outcome.trained.model.state_dict(), tmp))
@@ -38,15 +37,39 @@ def run_arm(run: Run) -> None:
 
 
 def run_study(run: Run) -> None:
-    study = StudyConfig.from_dict(settings(run))
+    study = StudyConfig.from_dict(run.settings)
+    root = run.path.parent.parent
     data = load_dataset(study.dataset)
-    check_synthetic_sets(study, data.train)
-    plan = arm_runs(study)
+    flags = check_sets(study, data, root)
+    recipe_sets = train_generators(run, study, data)
+    plan = arm_runs(study, recipe_sets)
     children = create_children(run, "study-arm", plan)
     run_children(run, children, study.train.steps, describe=lambda key: key.replace("|", " · seed "))
     total = len(plan) * study.train.steps
     run.progress(total, total, message="aggregating", force=True)
     results = [read_json(child.artifacts / "result.json") for child in children.values()]
-    summary = summarize(study, results, data.class_names, study_run=str(run.path))
+    trivial = Trivial.of(data.train.stratified_subset(study.train_fraction, study.seeds[0]).labels,
+                         data.test.labels, data.class_names)
+    summary = summarize(study, results, data.class_names, trivial, flags, study_run=str(run.path))
     write_report(run.artifacts, summary, results)
     write_summary(run.artifacts, summary)  # last: its presence means the study is complete
+
+
+def train_generators(run: Run, study: StudyConfig, data: Dataset) -> dict[str, str]:
+    """Train every recipe's generator of every seed as child runs; "<recipe key>|<seed>" -> the set it made,
+    checked to come from exactly that seed's real subset."""
+    planned = generator_runs(study, data)
+    sets = {}
+    for kind in RECIPE_SET_FILES:
+        group = {key: (name, config) for key, (job, name, config) in planned.items() if job == kind}
+        if not group:
+            continue
+        children = create_children(run, kind, group)
+        run_children(run, children, GENERATOR_PROGRESS,
+                     describe=lambda key: "generator " + key.replace("|", " · seed "))
+        for key, child in children.items():
+            path = child.artifacts / RECIPE_SET_FILES[kind]
+            seed = int(key.rsplit("|", 1)[1])
+            check_recipe_set(path, data.train.stratified_subset(study.train_fraction, seed), data, exact=kind == "gan")
+            sets[key] = set_id(path)
+    return sets
