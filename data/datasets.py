@@ -6,6 +6,7 @@ there, before any job is queued).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -32,10 +33,23 @@ class DatasetSpec(Config):
     test_fraction: float = option(0.2, label="Test fraction", min=0, max=1, min_exclusive=True,
                                   help="share carved out for testing when a folder has no test/ split")
     split_seed: int = option(0, label="Split seed", min=0, help="seed of the carved splits")
+    patient_pattern: str = option("", label="Patient id pattern",
+                                  help="folders: a regular expression whose group `patient` (or first group) finds "
+                                       "the patient in each file's path, e.g. '_p(?P<patient>\\d+)_'; whole patients "
+                                       "then go to one split. Empty: only OCT2017-style names "
+                                       "(<CLASS>-<patient>-<n>) are grouped by patient.")
 
     def validate(self) -> None:
         if self.source == "folder" and not self.path.strip():
             raise ConfigError("DatasetSpec.path: a folder dataset needs the folder's path")
+        if self.patient_pattern:
+            try:
+                groups = re.compile(self.patient_pattern).groups
+            except re.error as e:
+                raise ConfigError(f"DatasetSpec.patient_pattern: not a regular expression ({e})") from None
+            if not groups:
+                raise ConfigError("DatasetSpec.patient_pattern: needs a group that captures the patient id, "
+                                  "e.g. '_p(?P<patient>\\d+)_'")
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError(f"DatasetSpec: val_fraction + test_fraction must leave images for training; "
                               f"got {self.val_fraction} + {self.test_fraction}")

@@ -4,16 +4,19 @@ A folder is imported once (decode, convert to gray or RGB, resize to the working
 cache npz under `cache_dir()/folders/`, keyed by the folder's path, its file list (names,
 sizes, mtimes), the size and the channels, so a changed folder is imported again. Splitting
 happens at load time from the cache: missing val/test splits are carved from train, and when
-file names carry a patient id (OCT2017: `CNV-<patient>-<n>.jpeg`, any `<letters>-<id>-<n>` or
-`_`-separated stem) whole patients go to one split so that no patient appears in two.
+file names carry a patient id, whole patients go to one split so that no patient appears in two.
+Patients are read only from names that clearly follow OCT2017's `<CLASS>-<patient>-<n>.jpeg`
+(the prefix being the file's class), or with the pattern the user gives (DatasetSpec's
+`patient_pattern`); any other file is its own group.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -29,8 +32,9 @@ from data.zipsafe import IMAGE_EXTENSIONS
 SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
               "test": "test", "testing": "test"}
 SPLITS = ("train", "val", "test")
-PATIENT_NAME = re.compile(r"^[A-Za-z]+[-_](?P<patient>[A-Za-z0-9]+)[-_]\d+$")
+OCT_NAME = re.compile(r"^(?P<prefix>[A-Za-z]+)-(?P<patient>[A-Za-z0-9]+)-\d+$")  # CNV-1016042-1
 CHECKPOINT_EVERY = 500
+MAX_LISTED = 1000  # images offered for picking one
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,20 @@ def scan(root: str | Path) -> FolderLayout:
             raise DatasetError(f"class folder {class_dir} is empty (no {'/'.join(IMAGE_EXTENSIONS)} files)")
         files.extend(images)
     return FolderLayout(root, class_names, files, skipped)
+
+
+def images_in(folder: str | Path, limit: int = MAX_LISTED) -> list[Path]:
+    """The image files directly inside `folder` (not in its subfolders), sorted, at most `limit`:
+    for a user to pick one. Never walks a tree, and refuses a file system root outright."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder")
+    if root.resolve() == Path(root.resolve().anchor):
+        raise DatasetError(f"{root} is the root of the file system; give the folder that holds the images")
+    with os.scandir(root) as entries:
+        names = [e.name for e in entries if Path(e.name).suffix.lower() in IMAGE_EXTENSIONS
+                 and not e.name.startswith(".") and e.is_file()]
+    return [root / name for name in sorted(names)[:limit]]
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -137,29 +155,57 @@ def import_summary(path: Path, with_skipped: bool = True) -> dict:
 
 # --- import: decode, convert, resize -------------------------------------------------------------
 
-GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")  # 16-bit, 32-bit and float scans
+GRAY_MODES = ("1", "L", "LA", *WIDE_MODES)
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as PIL's convert("L")
+MAX_IMAGE_PIXELS = 40_000_000  # a 6000×6000 scan fits; Pillow's own limit (89 M) lets a 16-bit image cost GBs
+ROWS_PER_BLOCK = 256
 
 
 def decode(path: Path, size: int) -> np.ndarray:
     """One image as size×size×1 if it is gray (also RGB with equal channels), else size×size×3.
 
-    Squashed to a square, not cropped, so nothing is cut off.
+    Squashed to a square, not cropped, so nothing is cut off. An image of more than
+    `MAX_IMAGE_PIXELS` is refused from its header, before it is decoded, with a DatasetError that
+    callers prefix with the file's name.
     """
-    with Image.open(path) as image:
+    with _open_image(path) as image:
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise DatasetError(f"{width}×{height} pixels; the limit is {MAX_IMAGE_PIXELS // 10**6} megapixels "
+                               "per image")
         image.draft(None, (2 * size, 2 * size))  # JPEG: decode at 1/2..1/8 scale, still ≥ 2× the target
         image.load()
         gray = image.mode in GRAY_MODES
-        if image.mode in ("I", "I;16", "F"):  # 16-bit or float scans: stretch to 8 bits
-            arr = np.asarray(image, dtype=np.float64)
-            lo, hi = float(arr.min()), float(arr.max())
-            image = Image.fromarray(((arr - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8))
+        if image.mode in WIDE_MODES:
+            image = _stretch_to_8_bits(image)
         small = np.asarray(image.convert("L" if gray else "RGB").resize((size, size), Image.Resampling.LANCZOS))
     if gray:
         return small[..., None]
     if (small[..., 0] == small[..., 1]).all() and (small[..., 1] == small[..., 2]).all():
         return small[..., :1]
     return small
+
+
+def _open_image(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError:  # over twice Pillow's own limit: refused before reading its size
+        raise DatasetError(f"over {2 * Image.MAX_IMAGE_PIXELS // 10**6} megapixels; the limit is "
+                           f"{MAX_IMAGE_PIXELS // 10**6} megapixels per image") from None
+
+
+def _stretch_to_8_bits(image: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit or float gray image stretched over its own range to 8 bits, a block of rows
+    at a time in float32 (a float64 copy of a large scan would cost 8 bytes per pixel)."""
+    pixels = np.asarray(image)
+    lo, hi = float(pixels.min()), float(pixels.max())
+    scale = 255 / max(hi - lo, 1e-12)
+    stretched = np.empty(pixels.shape, dtype=np.uint8)
+    for start in range(0, len(pixels), ROWS_PER_BLOCK):
+        rows = slice(start, start + ROWS_PER_BLOCK)
+        stretched[rows] = (pixels[rows].astype(np.float32) - lo) * scale
+    return Image.fromarray(stretched)
 
 
 def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
@@ -200,6 +246,8 @@ def import_folder(spec: DatasetSpec, hooks: Hooks = NO_HOOKS) -> Path:
         rel = layout.files[i].relpath
         try:
             pixels = decode(layout.root / rel, spec.size)
+        except DatasetError as e:
+            errors[i] = f"{rel}: {e}"
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             errors[i] = f"{rel}: cannot be decoded ({type(e).__name__}: {str(e).replace(str(layout.root / rel), rel)})"
         else:
@@ -249,42 +297,85 @@ def load(spec: DatasetSpec) -> tuple[dict[str, ImageSet], list[str]]:
     with np.load(path, allow_pickle=False) as z:
         images, labels = z["images"], z["labels"]
         class_names, names = z["class_names"].tolist(), z["names"].tolist()
-        given, report = z["given_split"], z["skipped"].tolist()
-    report = [f"skipped {line}" for line in report]
-    split = given.astype(object)
-    groups = patient_groups(names)
-    carved = [s for s in SPLITS if not (given == s).any()]
-    if "train" in carved and len(carved) < 3:
-        raise DatasetError(f"{spec.path} has {', '.join(s for s in SPLITS if s not in carved)} folders "
-                           "but no train/ folder")
-    if carved:
-        pool = np.flatnonzero((given == "train") | (given == ""))
-        fractions = {"val": spec.val_fraction, "test": spec.test_fraction}
-        fractions = {s: fractions[s] for s in carved if s != "train"}
-        fractions["train"] = 1 - sum(fractions.values())
-        assignment = group_split(labels[pool], [groups[i] for i in pool], fractions, class_names,
-                                 spec.split_seed, where=str(spec.path))
-        split[pool] = assignment
-        patients = len({g for g in groups if not g.startswith("file:")})
-        how = f"by patient ({patients} patients; none in two splits)" if patients else "stratified by class"
-        report.append(f"{', '.join(s for s in carved if s != 'train')} carved from train {how}")
-    report += _leaks(split, groups)
+        given, skipped = z["given_split"], z["skipped"].tolist()
+    split, report = assign_splits(names, labels, given, class_names, spec)
     splits = {}
     for s in SPLITS:
         idx = np.flatnonzero(split == s)
         splits[s] = ImageSet(images[idx], labels[idx], class_names, s, source=f"folder:{Path(spec.path).name}",
                              names=[names[i] for i in idx])
-    return splits, report
+    return splits, [f"skipped {line}" for line in skipped] + report
 
 
-def patient_id(relpath: str) -> str | None:
-    match = PATIENT_NAME.match(Path(relpath).stem)
-    return match["patient"] if match else None
+def check_split(spec: DatasetSpec) -> list[str]:
+    """How the folder will be split (report lines), worked out from its file names before any
+    image is decoded; raises DatasetError for a folder that cannot be split. (Files that later
+    fail to decode are left out of the real split.)"""
+    layout = scan(spec.path)
+    labels = np.array([f.label for f in layout.files], dtype=np.int64)
+    given = np.array([f.given_split for f in layout.files])
+    return assign_splits([f.relpath for f in layout.files], labels, given, layout.class_names, spec)[1]
 
 
-def patient_groups(names: list[str]) -> list[str]:
-    """A group per patient where the name carries one; otherwise each file is its own group."""
-    return [f"patient:{p}" if (p := patient_id(n)) else f"file:{n}" for n in names]
+def assign_splits(names: list[str], labels: np.ndarray, given: np.ndarray, class_names: list[str],
+                  spec: DatasetSpec) -> tuple[np.ndarray, list[str]]:
+    """Each file's split ("train" | "val" | "test"), and report lines saying how it was made.
+
+    Given split folders are kept; missing val/test splits are carved from train, by patient where
+    file names carry one (`patient_id`), else stratified by class.
+    """
+    split = given.astype(object)
+    groups = patient_groups(names, [class_names[k] for k in labels], spec.patient_pattern)
+    carved = [s for s in SPLITS if not (given == s).any()]
+    if "train" in carved and len(carved) < 3:
+        raise DatasetError(f"{spec.path} has {', '.join(s for s in SPLITS if s not in carved)} folders "
+                           "but no train/ folder")
+    report = []
+    if carved:
+        pool = np.flatnonzero((given == "train") | (given == ""))
+        fractions = {"val": spec.val_fraction, "test": spec.test_fraction}
+        fractions = {s: fractions[s] for s in carved if s != "train"}
+        fractions["train"] = 1 - sum(fractions.values())
+        split[pool] = group_split(labels[pool], [groups[i] for i in pool], fractions, class_names,
+                                  spec.split_seed, where=str(spec.path))
+        patients = len({g for g in groups if not g.startswith("file:")})
+        how = f"by patient ({patients} patients; none in two splits)" if patients else "stratified by class"
+        report.append(f"{', '.join(s for s in carved if s != 'train')} carved from train {how}")
+    return split, report + _leaks(split, groups)
+
+
+def split_table(splits: dict[str, ImageSet], patient_pattern: str = "") -> list[dict]:
+    """Images and patients per split and class: rows {"split", "class", "images", "patients"}
+    (patients 0 where file names carry none)."""
+    rows = []
+    for s, images in splits.items():
+        for label, class_name in enumerate(images.class_names):
+            files = [n for n, k in zip(images.names, images.labels) if k == label]
+            patients = {patient_id(n, class_name, patient_pattern) for n in files} - {None}
+            rows.append({"split": s, "class": class_name, "images": len(files), "patients": len(patients)})
+    return rows
+
+
+def patient_id(relpath: str, class_name: str, pattern: str = "") -> str | None:
+    """The patient a file shows, or None when its path does not say.
+
+    With `pattern` (a DatasetSpec's patient_pattern): its group `patient`, else its first group,
+    searched in the path. Without: only names that clearly follow OCT2017's scheme,
+    `<CLASS>-<patient>-<n>` with the file's own class as prefix (`CNV/CNV-1016042-1.jpeg`); names
+    such as `DermaMNIST_train_00000.jpg` or `IMG_2023_1.png` carry no patient.
+    """
+    if pattern:
+        match = re.search(pattern, relpath)
+        if not match:
+            return None
+        return match["patient"] if "patient" in match.re.groupindex else match[1]
+    match = OCT_NAME.match(PurePosixPath(relpath).stem)
+    return match["patient"] if match and match["prefix"].lower() == class_name.lower() else None
+
+
+def patient_groups(names: list[str], classes: list[str], pattern: str = "") -> list[str]:
+    """A group per patient where a file's path names one; otherwise each file is its own group."""
+    return [f"patient:{p}" if (p := patient_id(n, c, pattern)) else f"file:{n}" for n, c in zip(names, classes)]
 
 
 def group_split(labels: np.ndarray, groups: list[str], fractions: dict[str, float], class_names: list[str],

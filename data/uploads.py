@@ -3,16 +3,20 @@
 A dataset zip (`<class>/<image>`, optionally under `<split>/`) is extracted safely
 (`data.zipsafe.extract_zip`) once, into a folder of the import cache named by the zip's content
 digest, so the same upload is never extracted twice; the members the zip check skipped are kept
-beside it (`skipped_members`), because the extracted folder no longer holds them.
+beside it (`skipped_members`), because the extracted folder no longer holds them. The cache is
+bounded: past `MAX_UPLOAD_CACHE_BYTES`, the extractions used least recently (extracted or uploaded
+again) are removed first.
 
 A synthetic set arrives as an npz (no pickles) or an image-folder zip whose class folders are
-matched to the dataset's class names (by name, or by index when folders are named 0, 1, …); its
+matched to the dataset's class names (by name, by the folder names the lab's own image-folder
+export writes, or by index when folders are named 0, 1, …); its
 images are decoded to the dataset's size and channels. Either way it is registered with
 `save_set` under `runs_dir()/uploads/<id>/artifacts`, where the lab lists sets and the score
-job finds it.
+job finds it, with provenance unknown: what an uploaded file says about its generator is not evidence.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -28,8 +32,10 @@ from data.datasets import DatasetSpec
 from data.files import atomic_write_json, read_json, slug, temporary_name
 from data.folder import decode, scan, to_channels
 from data.imageset import ImageSet
+from data.medmnist_source import DatasetError
 from data.paths import cache_dir, runs_dir
-from data.synthetic import load_set, save_set
+from data.provenance import Provenance
+from data.synthetic import class_folders, read_set, save_set
 from data.zipsafe import extract_zip
 
 
@@ -38,20 +44,28 @@ def uploads_dir() -> Path:
     return cache_dir() / "uploads"
 
 
-def extract_dataset_zip(data: bytes) -> Path:
+MAX_UPLOAD_CACHE_BYTES = 8 * 1024**3  # four of the largest zips the extractor takes
+STALE_STAGING_SECONDS = 3600  # a staging folder this old belongs to an extraction that was killed
+
+
+def extract_dataset_zip(data: bytes, cache_limit: int = MAX_UPLOAD_CACHE_BYTES) -> Path:
     """Extract an uploaded dataset zip (its bytes) unless it was already; returns the folder.
 
     Raises DatasetError (naming the offending member) for a zip that cannot be used; nothing of
     it is kept then. Two sessions extracting the same zip at once each work in a folder of their
-    own; the first to finish wins.
+    own; the first to finish wins. Afterwards the cache is trimmed to `cache_limit` bytes, least
+    recently used extractions first (never this one).
     """
     target = uploads_dir() / hashlib.sha256(data).hexdigest()[:20]
     if target.exists():
+        with contextlib.suppress(FileNotFoundError):  # used again: the last to be removed
+            os.utime(_skipped_path(target))
         return target
     staging = temporary_name(target)
     try:
         report = extract_zip(data, staging)
-        atomic_write_json(_skipped_path(target), {"skipped": report.skipped})
+        size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+        atomic_write_json(_skipped_path(target), {"skipped": report.skipped, "bytes": size})
         try:
             os.replace(staging, target)
         except OSError:  # fine when another session's extraction of the same zip got there first
@@ -59,7 +73,44 @@ def extract_dataset_zip(data: bytes) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _trim_cache(cache_limit, keep=target)
     return target
+
+
+def _trim_cache(limit: int, keep: Path) -> None:
+    """Remove extractions, least recently used first, until they hold at most `limit` bytes; and
+    the staging folders that killed extractions left behind."""
+    now = time.time()
+    for staging in uploads_dir().glob(".*.tmp"):
+        if _modified(staging) < now - STALE_STAGING_SECONDS:
+            shutil.rmtree(staging, ignore_errors=True)
+    extractions = [(_modified(sidecar), sidecar) for sidecar in uploads_dir().glob("*.json")
+                   if not sidecar.name.startswith(".")]  # not another session's sidecar being written
+    sizes = {sidecar: _extraction_bytes(sidecar) for _, sidecar in extractions}
+    total = sum(sizes.values())
+    for _, sidecar in sorted(extractions):
+        if total <= limit:
+            break
+        folder = sidecar.with_suffix("")
+        if folder == keep:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        sidecar.unlink(missing_ok=True)
+        total -= sizes[sidecar]
+
+
+def _extraction_bytes(sidecar: Path) -> int:
+    meta = read_json(sidecar, default={})
+    if isinstance(meta, dict) and isinstance(meta.get("bytes"), int):
+        return meta["bytes"]
+    return sum(p.stat().st_size for p in sidecar.with_suffix("").rglob("*") if p.is_file())
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed by another session meanwhile
+        return time.time()
 
 
 def skipped_members(folder: str | Path) -> list[str]:
@@ -77,31 +128,35 @@ def _skipped_path(folder: Path) -> Path:
 def register_upload(data: bytes, filename: str, spec: DatasetSpec, class_names: list[str], channels: int) -> Path:
     """Save an uploaded synthetic set (npz or zip bytes) for the dataset; returns its npz path.
 
-    Errors name the file: a wrong format, images of another size or channels, labels outside
-    the dataset's classes.
+    Errors (DatasetError) name the file: a wrong format, images of another size or channels,
+    labels outside the dataset's classes. How an npz's images were converted to uint8 (floats in
+    [0, 1] or [-1, 1]) is recorded in the set's metadata as `converted`, for the page to say.
     """
+    converted: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         if filename.lower().endswith(".npz"):
             path = Path(tmp) / "upload.npz"
             path.write_bytes(data)
-            try:
-                images = load_set(path)
-            except ValueError as e:
-                raise ValueError(f"{filename}: {e}") from None
+            images, converted = read_set(path, name=filename)
         elif filename.lower().endswith(".zip"):
             images = _folder_zip(data, filename, spec.size, class_names, channels, Path(tmp))
+        elif filename.lower().endswith(".npy"):
+            raise DatasetError(f"{filename}: a .npy file holds one array; upload an .npz with 'images' and "
+                               "'labels' arrays (np.savez) or a .zip of class folders")
         else:
-            raise ValueError(f"{filename}: expected a .npz synthetic set or a .zip of class folders")
+            raise DatasetError(f"{filename}: expected a .npz synthetic set or a .zip of class folders")
     if images.images.shape[1:] != (spec.size, spec.size, channels):
-        raise ValueError(f"{filename}: images are {images.images.shape[1:]} (H×W×C) but {spec.label} has "
-                         f"{(spec.size, spec.size, channels)}")
+        raise DatasetError(f"{filename}: images are {images.images.shape[1:]} (H×W×C) but {spec.label} has "
+                           f"{(spec.size, spec.size, channels)}")
     if len(images.class_names) != len(class_names) or images.labels.max(initial=0) >= len(class_names):
-        raise ValueError(f"{filename}: labels do not fit the {len(class_names)} classes of {spec.label}")
+        raise DatasetError(f"{filename}: labels do not fit the {len(class_names)} classes of {spec.label}")
     upload_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     directory = runs_dir() / "uploads" / upload_id / "artifacts"
     stem = slug(Path(filename).stem, max_length=40) or "upload"
     return save_set(ImageSet(images.images, images.labels, list(class_names), "synthetic"), directory, stem,
-                    generator="upload", display_name=f"upload/{stem}", dataset=spec.to_dict(), filename=filename)
+                    Provenance.unknown(f"uploaded file {filename}"),  # whatever the file claims
+                    generator="upload", display_name=f"upload/{stem}", dataset=spec.to_dict(), filename=filename,
+                    converted=converted)
 
 
 def _folder_zip(data: bytes, filename: str, size: int, class_names: list[str], channels: int,
@@ -109,22 +164,27 @@ def _folder_zip(data: bytes, filename: str, size: int, class_names: list[str], c
     try:
         extract_zip(data, tmp / "zip")
         layout = scan(tmp / "zip")
-    except ValueError as e:  # DatasetError / UnsafeZipError
-        raise ValueError(f"{filename}: {e}") from None
+    except DatasetError as e:  # also UnsafeZipError
+        raise DatasetError(f"{filename}: {e}") from None
+    exported = class_folders(class_names)  # what the lab's own image-folder export names them
     mapping = {}
     for k, name in enumerate(layout.class_names):
         if name in class_names:
             mapping[k] = class_names.index(name)
+        elif name in exported:
+            mapping[k] = exported.index(name)
         elif name.isdigit() and int(name) < len(class_names):
             mapping[k] = int(name)
         else:
-            raise ValueError(f"{filename}: folder '{name}' is not a class of this dataset "
-                             f"({', '.join(class_names)}) nor a class index")
+            raise DatasetError(f"{filename}: folder '{name}' is not a class of this dataset "
+                               f"({', '.join(class_names)}) nor a class index")
     images, labels = [], []
     for f in layout.files:
         try:
             images.append(to_channels(decode(layout.root / f.relpath, size), channels))
+        except DatasetError as e:
+            raise DatasetError(f"{filename}: {f.relpath}: {e}") from None
         except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise ValueError(f"{filename}: {f.relpath} is not a readable image ({e})") from None
+            raise DatasetError(f"{filename}: {f.relpath} is not a readable image ({e})") from None
         labels.append(mapping[f.label])
     return ImageSet(np.stack(images), np.array(labels), list(class_names), "synthetic")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from data import folder, medmnist_source
 from data.datasets import DatasetSpec
+from data.files import read_json
 from data.paths import cache_dir, data_dir
 
 
@@ -17,6 +18,9 @@ def add_commands(sub) -> None:
     p.add_argument("--size", type=int, default=64, help="working size in pixels, 8 to 512 (default 64)")
     p.add_argument("--channels", type=int, default=0, choices=[0, 1, 3], help="0 = detect (default)")
     p.add_argument("--name", default="", help="display name (default: the folder's name)")
+    p.add_argument("--patient-pattern", default="",
+                   help="regular expression whose group 'patient' (or first group) finds the patient in each file's "
+                        "path; default: only OCT2017-style names (<CLASS>-<patient>-<n>) are grouped by patient")
     p.add_argument("--detach", action="store_true", help="queue it and return at once")
     p.set_defaults(func=cmd_import_folder)
 
@@ -46,10 +50,28 @@ def cmd_import_folder(args) -> int:
     path = args.path.expanduser().resolve()
     # a bad size or folder is refused here, before a job is queued
     spec = DatasetSpec(source="folder", name=args.name or path.name, size=args.size, path=str(path),
-                       channels=args.channels)
+                       channels=args.channels, patient_pattern=args.patient_pattern)
     layout = folder.scan(path)
     print(f"{path}: {len(layout.files)} images in {len(layout.class_names)} classes "
           f"({', '.join(layout.class_names)})")
+    folder.check_split(spec)  # a folder that cannot be split is refused here too
     run = jobs.submit("import", {"dataset": spec.to_dict()}, name=spec.name)
     print(f"{run.id}: queued at {run.path}")
-    return 0 if args.detach else follow(run)
+    if args.detach:
+        return 0
+    code = follow(run)
+    if code == 0:
+        print_split(read_json(run.artifacts / "import.json", default={}))
+    return code
+
+
+def print_split(summary: dict) -> None:
+    """The split an import made: how, then images and patients per split and class."""
+    for line in summary.get("split_report", []):
+        print(line)
+    rows = summary.get("splits", [])
+    if rows:
+        width = max(len(row["class"]) for row in rows)
+        print(f"{'split':5s}  {'class':{width}s}  {'images':>6s}  {'patients':>8s}")
+        for row in rows:
+            print(f"{row['split']:5s}  {row['class']:{width}s}  {row['images']:6d}  {row['patients']:8d}")

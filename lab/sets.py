@@ -2,15 +2,24 @@
 
 Generator runs export sets there, uploads are registered there (`runs/uploads/<id>/`), and the
 quality and study pages offer the ones that fit the current dataset (`data.synthetic.incompatibility`).
+
+A set is identified by its id, "<run id>/<set name>" (`set_id`), never by its absolute path, so
+moving the runs folder keeps every reference; `resolve_set` finds the file of an id. A set drawn
+from a generator records its draw (`draw`: generator run, sampling seed, images per class); a set
+drawn again with the same draw is the same set (`find_identical`), and `list_sets` shows only the
+first one made.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.config import ConfigError
 from data.datasets import DatasetSpec
 from data.paths import runs_dir
+from data.provenance import Provenance
 from data.synthetic import incompatibility, read_meta
+from data.synthetic import set_id as path_set_id
 
 
 @dataclass
@@ -19,20 +28,103 @@ class SyntheticSetInfo:
     meta: dict  # its sidecar (data.synthetic.save_set)
 
     @property
+    def id(self) -> str:
+        return path_set_id(self.path)
+
+    @property
     def name(self) -> str:
-        return self.meta.get("name") or f"{self.path.parent.parent.name}/{self.path.stem}"
+        return self.meta.get("name") or self.id
+
+    @property
+    def provenance(self) -> Provenance:
+        """What its sidecar says its generator learned from (`data.provenance.read_provenance` also checks
+        the fingerprints)."""
+        try:
+            return Provenance.from_dict(self.meta["provenance"])
+        except (KeyError, ConfigError):
+            return Provenance.unknown(f"{self.path.name} records no readable provenance")
 
     @property
     def label(self) -> str:
         gen = self.meta.get("generator", "?")
-        return f"{gen} · {self.meta.get('count', '?')} images · {self.name}"
+        unknown = "" if self.provenance.known else " · provenance unknown"
+        return f"{gen} · {self.meta.get('count', '?')} images · {self.name}{unknown}"
 
 
-def list_sets(root: Path | None = None) -> list[SyntheticSetInfo]:
-    """Every synthetic set under the runs directory (`<kind>/<run>/artifacts/`), newest first."""
+def set_id(item: SyntheticSetInfo | str | Path) -> str:
+    """The id of a set given as its info, its npz path or its id: "<run id>/<set name>"."""
+    if isinstance(item, SyntheticSetInfo):
+        return item.id
+    if isinstance(item, Path) or str(item).endswith(".npz"):
+        return path_set_id(item)
+    return str(item)
+
+
+def resolve_set(ref: str | Path, root: Path | None = None) -> Path:
+    """The npz of a set given by id ("<run id>/<set name>", looked up under the runs folder) or by path.
+
+    Raises FileNotFoundError naming the reference when no such set exists.
+    """
+    if isinstance(ref, Path) or str(ref).endswith(".npz"):
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"synthetic set not found: {ref}")
+        return path.resolve()
+    run_id, _, name = str(ref).partition("/")
+    if not run_id or not name or "/" in name or {run_id, name} & {".", ".."}:
+        raise FileNotFoundError(f"'{ref}' is neither a set id (<run id>/<set name>) nor an .npz path")
+    root = Path(root or runs_dir())
+    kinds = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    found = [p for kind in kinds if (p := kind / run_id / "artifacts" / f"{name}.npz").is_file()]
+    if not found:
+        raise FileNotFoundError(f"no synthetic set {ref} under {root}")
+    return found[0].resolve()
+
+
+def draw(generator_run: str, seed: int, per_class: int) -> dict:
+    """What makes two sets drawn from a generator the same set: the generator's run id (or another id
+    naming the generator file), the sampling seed and the images per class."""
+    return {"generator": generator_run, "seed": int(seed), "per_class": int(per_class)}
+
+
+def list_sets(root: Path | None = None, duplicates: bool = False) -> list[SyntheticSetInfo]:
+    """Every synthetic set under the runs directory (`<kind>/<run>/artifacts/`), newest first.
+
+    A set drawn with the same `draw` as an earlier one is left out unless `duplicates` is True.
+    """
     root = Path(root or runs_dir())
     paths = sorted(root.glob("*/*/artifacts/*.npz"), key=_modified, reverse=True)
-    return [SyntheticSetInfo(p, read_meta(p)) for p in paths if p.with_suffix(".json").exists()]
+    sets = [SyntheticSetInfo(p, read_meta(p)) for p in paths if p.with_suffix(".json").exists()]
+    if duplicates:
+        return sets
+    hidden = duplicate_ids(sets)
+    return [s for s in sets if s.id not in hidden]
+
+
+def duplicate_ids(sets: list[SyntheticSetInfo]) -> dict[str, str]:
+    """Among `sets`, the id of each set drawn like an earlier one -> the id of the first one made."""
+    first: dict[str, str] = {}
+    same: dict[str, str] = {}
+    for info in sorted(sets, key=lambda s: s.meta.get("created", 0)):
+        key = _draw_key(info)
+        if key is None:
+            continue
+        if key in first:
+            same[info.id] = first[key]
+        else:
+            first[key] = info.id
+    return same
+
+
+def find_identical(drawn: dict, root: Path | None = None) -> SyntheticSetInfo | None:
+    """The first set made with the draw `drawn` (see `draw`), or None."""
+    matches = [s for s in list_sets(root) if s.meta.get("draw") == drawn]
+    return min(matches, key=lambda s: s.meta.get("created", 0), default=None)
+
+
+def _draw_key(info: SyntheticSetInfo) -> str | None:
+    drawn = info.meta.get("draw")
+    return repr(sorted(drawn.items())) if isinstance(drawn, dict) else None
 
 
 def _modified(path: Path) -> float:

@@ -66,7 +66,8 @@ def spec_for(root: Path, size: int = 24, **kw) -> DatasetSpec:
 def test_patient_aware_split_puts_no_patient_in_two_splits_and_keeps_every_class(tmp_path):
     root = make_oct_folder(tmp_path / "oct")
     splits, report = folder.load(spec_for(root, size=32))
-    patients = {s: {folder.patient_id(n) for n in images.names} for s, images in splits.items()}
+    patients = {s: {folder.patient_id(n, images.class_names[k]) for n, k in zip(images.names, images.labels)}
+                for s, images in splits.items()}
     assert None not in set().union(*patients.values())
     assert not patients["train"] & patients["val"]
     assert not patients["train"] & patients["test"]

@@ -15,6 +15,7 @@ from data import folder
 from data.datasets import DatasetSpec
 from lab import jobs
 from lab.runs import Run
+from pages.common import plain
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "dataset.py")
 
@@ -46,7 +47,7 @@ def make_class_folder(root: Path, per_class: int = 12) -> Path:
 
 def test_dermamnist_page_shows_class_chart_grids_and_sizes(page):
     assert not page.exception
-    assert page.header[0].value == "dermamnist (28px)"
+    assert page.header[0].value == plain("dermamnist (28px)")
     assert metrics(page) == {"Images": "10015", "Classes": "7", "Image size": "28×28", "Channels": "3 (RGB)"}
     bars = {trace["name"]: trace for trace in chart_data(page)["data"]}
     assert set(bars) == {"train", "val", "test"}
@@ -102,8 +103,8 @@ def test_imported_folder_shows_patient_aware_split_sizes(page, tmp_path):
     page.text_input(key="folder_path").input(str(root)).run()
     page.button[0].click().run()
     assert not page.exception
-    assert page.header[0].value == "lesions (64px)"
-    assert any("by patient (6 patients; none in two splits)" in i.value for i in page.info)
+    assert page.header[0].value == plain("lesions (64px)")
+    assert any(plain("by patient (6 patients; none in two splits)") in i.value for i in page.info)
     split_table = page.dataframe[0].value
     assert split_table["total"].tolist() == [12, 12]
 
@@ -118,7 +119,7 @@ def test_folder_that_is_not_imported_yet_is_imported_by_a_background_job(page, t
     assert jobs.wait(run, timeout=120) == "done"
     page.run()
     assert not page.exception
-    assert page.header[0].value == "fresh (64px)"
+    assert page.header[0].value == plain("fresh (64px)")
 
 
 def test_folder_too_small_to_split_is_refused_and_the_dataset_stays(page, tmp_path):
@@ -126,10 +127,10 @@ def test_folder_too_small_to_split_is_refused_and_the_dataset_stays(page, tmp_pa
     page.radio(key="data_source").set_value("folder").run()
     page.text_input(key="folder_path").input(str(root)).run()
     page.button[0].click().run()
-    assert jobs.wait(Run(page.session_state["import_run"]), timeout=120) == "done"
+    assert jobs.wait(Run(page.session_state["import_run"]), timeout=120) == "failed"  # refused before decoding
     page.run()
-    assert "too small to split" in page.error[0].value
-    assert page.header[0].value == "dermamnist (28px)"
+    assert any("too small to split" in e.value for e in page.error)
+    assert page.header[0].value == plain("dermamnist (28px)")
     assert page.session_state["dataset_spec"] == DatasetSpec()
 
 
@@ -148,10 +149,10 @@ def test_zip_upload_loads_and_names_skipped_files(page, tmp_path):
     assert jobs.wait(run, timeout=120) == "done"
     page.run()
     assert not page.exception
-    assert page.header[0].value == "lesions (64px)"
+    assert page.header[0].value == plain("lesions (64px)")
     warnings = " ".join(w.value for w in page.warning)
-    assert "set/benign/notes.txt: not an image" in warnings  # named by the zip check
-    assert "malignant/broken.png: cannot be decoded" in warnings  # named by the import (relative to set/)
+    assert plain("set/benign/notes.txt: not an image") in warnings  # named by the zip check
+    assert plain("malignant/broken.png: cannot be decoded") in warnings  # named by the import (relative to set/)
 
 
 def test_zip_with_a_path_escaping_its_folder_is_refused_on_the_page(page):
@@ -161,5 +162,5 @@ def test_zip_with_a_path_escaping_its_folder_is_refused_on_the_page(page):
     page.radio(key="data_source").set_value("zip").run()
     page.file_uploader(key="zip_upload").set_value(("evil.zip", buf.getvalue(), "application/zip")).run()
     page.button[0].click().run()
-    assert "'../../escape.png' points outside the folder" in page.error[0].value
-    assert page.header[0].value == "dermamnist (28px)"  # the current dataset is unchanged
+    assert plain("'../../escape.png' points outside the folder") in page.error[0].value
+    assert page.header[0].value == plain("dermamnist (28px)")  # the current dataset is unchanged
