@@ -1,14 +1,16 @@
-"""Classifier training speed: our loop against a plain reference loop, and a quick-preset study.
+"""Classifier training speed: our loop against a plain reference loop, and two quick-preset studies.
 
     LAB_DATA_DIR=../shared/datasets .venv/bin/python bench/classifier_speed.py [--steps 60] [--no-study]
-        [--synthetic path/to/set.npz] [--threads N]
+        [--no-recipe] [--synthetic path/to/set.npz] [--threads N]
 
 Our loop (classifier.train.train_classifier: uint8 tensors, batch stream, one-cycle AdamW,
 bookkeeping of drawn images, one small validation pass at the end) and the reference (the same
 EfficientNet and optimizer on a pre-normalised float tensor, random batches, nothing else) run
-alternately in this process; the best of two rounds each is reported. The study part runs the
-quick preset (real only vs real + one synthetic set, 3 seeds, 10% of DermaMNIST 28) and
-reports its wall time. The last line of output is one JSON object.
+alternately in this process; the best of two rounds each is reported. The study parts run the
+quick budget on 10% of DermaMNIST 28 with 3 seeds and report their wall time end to end:
+`study_seconds`, real only vs real + one fixed synthetic set; `recipe_study_seconds`, real only vs
+real + a DCGAN recipe (a DCGAN trained inside each seed on its subset, then sampled; target on a
+2-core CPU: 900 s). The last line of output is one JSON object.
 """
 from __future__ import annotations
 
@@ -54,12 +56,23 @@ def our_loop(train: ImageSet, val: ImageSet, steps: int, batch: int) -> float:
     return steps * batch / result.seconds
 
 
-def quick_study(synthetic: str | None):
-    """Wall seconds of a quick-preset study and its StudySummary."""
-    from data.synthetic import save_set
+def timed_study(arms: list, root: Path):
+    """Wall seconds of a study at the quick budget with these arms, and its StudySummary."""
     from lab.kinds.study import run_study
     from lab.runs import Run
     from lab.study import preset, read_summary
+
+    run = Run.create("study", preset("quick").replace(arms=arms).to_dict(), root=root)
+    start = time.perf_counter()
+    run_study(run)
+    return time.perf_counter() - start, read_summary(run)
+
+
+def quick_study(synthetic: str | None):
+    """Wall seconds of a quick study of real only vs real + a synthetic set, and its StudySummary."""
+    from data.synthetic import save_set
+    from lab.runs import Run
+    from lab.study import ArmConfig, synthetic_arms
 
     data = load_dataset(DatasetSpec())
     with tempfile.TemporaryDirectory() as root:
@@ -71,11 +84,15 @@ def quick_study(synthetic: str | None):
             holder = Run.create("gan", {}, root=Path(root))
             synthetic = str(save_set(ImageSet(noisy, data.train.labels[pick], data.class_names), holder.artifacts,
                                      "noisy-flips", generator="noisy-flips"))
-        run = Run.create("study", preset("quick", [synthetic]).to_dict(), root=Path(root))
-        start = time.perf_counter()
-        run_study(run)
-        seconds = time.perf_counter() - start
-        return seconds, read_summary(run)
+        return timed_study([ArmConfig("real only"), *synthetic_arms([synthetic], allow_leak=True)], Path(root))
+
+
+def recipe_study():
+    """Wall seconds of a quick study of real only vs real + a DCGAN recipe, and its StudySummary."""
+    from lab.study import ArmConfig, recipe_arms
+
+    with tempfile.TemporaryDirectory() as root:
+        return timed_study([ArmConfig("real only"), *recipe_arms(["dcgan"])], Path(root))
 
 
 def main() -> None:
@@ -83,7 +100,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    parser.add_argument("--no-study", action="store_true")
+    parser.add_argument("--no-study", action="store_true", help="skip the fixed-set study")
+    parser.add_argument("--no-recipe", action="store_true", help="skip the recipe study")
     parser.add_argument("--synthetic", help="synthetic set for the study (default: noisy mirrored copies)")
     args = parser.parse_args()
     if args.threads:
@@ -100,10 +118,14 @@ def main() -> None:
         print(f"reference {reference[-1]:.1f} img/s, ours {ours[-1]:.1f} img/s", flush=True)
     figures = {"reference_images_per_s": round(max(reference), 1), "ours_images_per_s": round(max(ours), 1),
                "ratio_vs_reference": round(max(ours) / max(reference), 3), "threads": torch.get_num_threads(),
-               "steps": args.steps, "batch": args.batch, "study_seconds": None}
-    if not args.no_study:
-        seconds, summary = quick_study(args.synthetic)
-        figures["study_seconds"] = round(seconds, 1)
+               "steps": args.steps, "batch": args.batch, "study_seconds": None, "recipe_study_seconds": None}
+    studies = {"study_seconds": None if args.no_study else lambda: quick_study(args.synthetic),
+               "recipe_study_seconds": None if args.no_recipe else recipe_study}
+    for figure, study in studies.items():
+        if study is None:
+            continue
+        seconds, summary = study()
+        figures[figure] = round(seconds, 1)
         for arm in summary.arms:
             m = arm.metrics["balanced_accuracy"]
             print(f"{arm.arm}: balanced accuracy {m.mean:.3f} [{m.lo:.3f}, {m.hi:.3f}] — {arm.verdict}")

@@ -1,9 +1,13 @@
 """`python -m lab study <config.json>`: run an augmentation study headless and print its verdicts.
 
 The config file holds StudyConfig fields (see lab/study.py); an unknown key is an error that
-names it. A "preset" key ("quick" or "paper") fills in the preset's defaults first, and
-"synthetic_sets" (a list of .npz paths) adds one "real + synthetic" arm per set; any other key
-overrides the preset.
+names it. A "preset" key ("quick" or "paper") fills in the preset's defaults first (its reference
+arms, its budget), "recipes" (generator names) adds one recipe arm per generator, trained inside
+each seed, and "synthetic_sets" (set ids or .npz paths) adds one fixed-set arm per set; any other
+key overrides the preset. The dataset is the file's, else `--dataset`/`--size`, else the one the
+synthetic sets were made from (by their provenance), else DermaMNIST at 28 px. Before anything is
+queued the fixed sets are checked (`lab.study.check_sets`): a leaky set is refused with a message
+and a non-zero exit, unless its arm allows the leak.
 """
 from __future__ import annotations
 
@@ -11,37 +15,65 @@ import json
 from pathlib import Path
 
 from data.config import ConfigError
+from data.datasets import DatasetSpec, load_dataset
 from lab import jobs
 from lab.cli import follow
 from lab.runs import Run
-from lab.study import PRESETS, StudyConfig, preset, read_summary, synthetic_arms
+from lab.study import (GENERATORS, PRESETS, StudyConfig, check_sets, dataset_of_sets, expected_interval, preset,
+                       read_summary, recipe_arms, synthetic_arms)
+from lab.study_report import yardsticks
 
 
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("study", help="run an augmentation study (real vs real + synthetic, several seeds)")
+    p = subparsers.add_parser("study", help="run an augmentation study (reference arms vs generator arms, "
+                                            "several seeds)")
     p.add_argument("config", nargs="?", type=Path, help="study config JSON (StudyConfig fields, or a preset)")
     p.add_argument("--preset", choices=PRESETS, help="start from a preset (overridden by the config file)")
-    p.add_argument("--synthetic", action="append", default=[], metavar="NPZ",
-                   help="add a 'real + synthetic' arm for this synthetic set (repeatable)")
+    p.add_argument("--dataset", help="MedMNIST flag (default: the synthetic sets' dataset, else dermamnist)")
+    p.add_argument("--size", type=int, help="image size in pixels (default: the synthetic sets', else 28)")
+    p.add_argument("--recipe", action="append", default=[], choices=GENERATORS, metavar="GENERATOR",
+                   help="add a 'real + <generator> recipe' arm: the generator trained inside each seed on that "
+                        f"seed's real subset (repeatable; one of {', '.join(GENERATORS)})")
+    p.add_argument("--synthetic", action="append", default=[], metavar="SET",
+                   help="add a 'real + synthetic' arm for this fixed set: a set id (<run id>/<set name>) or an "
+                        ".npz path (repeatable)")
+    p.add_argument("--allow-leak", action="store_true",
+                   help="run the --synthetic sets even when their generator saw real training images the "
+                        "classifier does not see (every result of those arms says so)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--detach", action="store_true", help="queue the study and return at once")
     p.set_defaults(func=cmd_study)
 
 
-def study_config(overrides: dict, preset_name: str | None = None, synthetic: list[str] = ()) -> StudyConfig:
-    """Resolve a config file's dict (with optional preset and synthetic_sets) into a StudyConfig."""
+def study_config(overrides: dict, preset_name: str | None = None, synthetic: list[str] = (),
+                 recipes: list[str] = (), allow_leak: bool = False, dataset: str | None = None,
+                 size: int | None = None) -> StudyConfig:
+    """Resolve a config file's dict (with optional preset, recipes and synthetic_sets) into a StudyConfig."""
     overrides = dict(overrides)
     name = overrides.pop("preset", None) or preset_name
     sets = [*overrides.pop("synthetic_sets", []), *synthetic]
+    generators = [*overrides.pop("recipes", []), *recipes]
+    spec = study_dataset(overrides.pop("dataset", None), dataset, size, sets)
+    added = [*recipe_arms(generators, spec.size), *synthetic_arms(sets, allow_leak)]
     if name:
-        base = preset(name, sets, overrides.get("dataset")).to_dict()
-        if "arms" in overrides and sets:
-            overrides["arms"] = [*overrides["arms"], *[a.to_dict() for a in synthetic_arms(sets)]]
+        base = preset(name, spec, overrides.get("train_fraction"), sets, generators, allow_leak).to_dict()
+        if "arms" in overrides and added:
+            overrides["arms"] = [*overrides["arms"], *[a.to_dict() for a in added]]
         if "train" in overrides:
             overrides["train"] = {**base["train"], **overrides["train"]}
         return StudyConfig.from_dict({**base, **overrides})
-    config = StudyConfig.from_dict(overrides)
-    return config.replace(arms=[*config.arms, *synthetic_arms(sets)]) if sets else config
+    config = StudyConfig.from_dict({**overrides, "dataset": spec.to_dict()})
+    return config.replace(arms=[*config.arms, *added]) if added else config
+
+
+def study_dataset(given: dict | None, flag: str | None, size: int | None, sets: list[str]) -> DatasetSpec:
+    """The config file's dataset, else the flags', else the synthetic sets' (by provenance), else the default."""
+    if given is not None:
+        return DatasetSpec.from_dict(given, where="StudyConfig.dataset")
+    made_from = dataset_of_sets(sets) or DatasetSpec()
+    if flag or size:
+        return made_from.replace(name=flag or made_from.name, size=size or made_from.size)
+    return made_from
 
 
 def cmd_study(args) -> int:
@@ -50,12 +82,20 @@ def cmd_study(args) -> int:
     overrides = read_config_file(args.config) if args.config else {}
     overrides.pop("kind", None)
     try:
-        config = study_config(overrides, args.preset, args.synthetic)
+        config = study_config(overrides, args.preset, args.synthetic, args.recipe, args.allow_leak, args.dataset,
+                              args.size)
     except ConfigError as e:
         raise ConfigError(f"{args.config or 'study'}: {e}") from None
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
+    flags = check_sets(config, load_dataset(config.dataset))
+    for arm, flag in flags.items():
+        print(f"caution, arm '{arm}': {flag}")
+    print(expected_interval(len(config.seeds), config.dataset, config.train_fraction, config.primary_metric).text)
+    if len(config.seeds) < 3:
+        print(f"warning: {len(config.seeds)} seed(s); with fewer than 3 an interval is too wide to tell most "
+              f"differences from noise")
     run = jobs.submit("study", config.to_dict(), name=config.preset or "study")
     print(f"{run.id}: queued at {run.path}")
     if args.detach:
@@ -81,6 +121,7 @@ def print_summary(run: Run) -> None:
         return
     metric = summary.primary_metric
     print(f"\n{metric} on the real test split (mean [95% interval] over seeds {summary.seeds}):")
+    print(yardsticks(summary))
     for arm in summary.arms:
         m = arm.metrics[metric]
         print(f"  {arm.arm:40s} {m.mean:.4f} [{m.lo:.4f}, {m.hi:.4f}]")

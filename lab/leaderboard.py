@@ -1,10 +1,12 @@
 """The generator leaderboard: one row per scored synthetic set.
 
 Reads every finished score job's `artifacts/scores.json` (the newest score of a set wins) and
-every finished study's summary (downstream gain of the arm that used the set, matched by the
-set's npz path). Fidelity: FID, precision, density and nearest-pair SSIM; diversity: recall and
-coverage; memorization: share of suspected copies. A run whose file cannot be read is left
-out, never the whole board.
+every finished study's summary (downstream gain of the arm that used the set). Both are matched
+by set id ("<run id>/<set name>", lab.sets), never by absolute path, so moving the runs folder
+keeps every join; a set drawn twice with the same draw counts as the first one made.
+Fidelity: FID, precision, density and nearest-pair SSIM; diversity: recall and coverage;
+memorization: share of suspected copies. A run whose file cannot be read is left out, never the
+whole board.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.runs import list_runs
+from lab.sets import duplicate_ids, list_sets, resolve_set, set_id
 from lab.study import ArmSummary, read_summary
 from metrics.scores import Scores, SetScores
 from metrics.stats import PairedComparison
@@ -34,7 +37,8 @@ class StudyGain:
 
 
 def latest_scores(root: Path | None = None) -> dict[str, ScoredSet]:
-    """npz path -> the newest score of that set."""
+    """set id -> the newest score of that set."""
+    same = duplicate_ids(list_sets(root, duplicates=True))
     found: dict[str, ScoredSet] = {}
     for run in list_runs("score", root=root):  # newest first
         if run.state != "done":
@@ -44,12 +48,13 @@ def latest_scores(root: Path | None = None) -> dict[str, ScoredSet]:
         except ValueError:
             continue
         for s in scores.sets:
-            found.setdefault(str(Path(s.path).resolve()), ScoredSet(s, scores.encoder_name, run.id))
+            found.setdefault(same.get(s.set_id, s.set_id), ScoredSet(s, scores.encoder_name, run.id))
     return found
 
 
 def study_gains(root: Path | None = None) -> dict[str, StudyGain]:
-    """npz path -> the newest study arm that trained with it, with its gain over the baseline."""
+    """set id -> the newest study arm that trained with it, with its gain over the baseline."""
+    same = duplicate_ids(list_sets(root, duplicates=True))
     gains: dict[str, StudyGain] = {}
     for run in list_runs("study", root=root):  # newest first
         if run.state != "done":
@@ -61,19 +66,20 @@ def study_gains(root: Path | None = None) -> dict[str, StudyGain]:
         if summary is None:
             continue
         for arm, comparison in summary.gains():
-            gains.setdefault(str(Path(arm.synthetic_set).resolve()), StudyGain(run.id, arm, comparison))
+            arm_set = set_id(arm.synthetic_set)
+            gains.setdefault(same.get(arm_set, arm_set), StudyGain(run.id, arm, comparison))
     return gains
 
 
 def leaderboard_rows(root: Path | None = None) -> list[dict]:
     gains = study_gains(root)
     rows = []
-    for path, scored in latest_scores(root).items():
+    for key, scored in latest_scores(root).items():
         s = scored.scores
         d, matched = s.distribution, s.distribution_class_matched
         nearest = s.pairings.get("nearest")
         ssim = nearest.metrics.get("ssim") if nearest is not None else None
-        study = gains.get(path)
+        study = gains.get(key)
         gain = study.comparison.delta if study is not None else None
         rows.append({
             "set": s.name, "generator": s.generator, "images": s.count,
@@ -86,6 +92,14 @@ def leaderboard_rows(root: Path | None = None) -> list[dict]:
             "downstream gain (points)": None if gain is None else 100 * gain.mean,
             "gain interval": None if gain is None else f"[{100 * gain.lo:+.1f}, {100 * gain.hi:+.1f}]",
             "verdict": study.arm.verdict if study is not None else None,
-            "encoder": scored.encoder, "score run": scored.score_run, "path": path,
+            "encoder": scored.encoder, "score run": scored.score_run, "set id": key, "path": _current_path(key, root),
         })
     return rows
+
+
+def _current_path(key: str, root: Path | None) -> str:
+    """Where the set is now ("" when it was deleted)."""
+    try:
+        return str(resolve_set(key, root))
+    except FileNotFoundError:
+        return ""

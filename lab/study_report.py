@@ -1,9 +1,9 @@
 """The study's report: a CSV of every number and a self-contained HTML page with the figures.
 
-Everything here reads a `StudySummary` (lab/study.py) and the arms' result.json. The figure
-builders are shared with the Study page: `metric_bars` (plotly, grouped bars with 95% error
-bars), `confusion_figure` (seaborn heatmaps, one per arm), `recall_delta_figure` and
-`curve_figure` (matplotlib).
+Everything here reads a `StudySummary` (lab/study.py) and the arms' result.json. The text and
+table (`yardsticks`, `arm_table`) and the figure builders are shared with the Study page:
+`metric_bars` (plotly, grouped bars with 95% error bars), `confusion_figure` (seaborn heatmaps,
+one per arm), `recall_delta_figure` and `curve_figure` (matplotlib).
 """
 from __future__ import annotations
 
@@ -23,22 +23,61 @@ import seaborn as sns  # noqa: E402
 from classifier.evaluate import METRIC_LABELS, METRICS  # noqa: E402
 from data.files import atomic_write_text, csv_text  # noqa: E402
 from lab.study import StudySummary  # noqa: E402
+from lab.study_verdicts import detectable_difference, metric_name  # noqa: E402
+from metrics.stats import PairedComparison  # noqa: E402
 
 
 def report_rows(summary: StudySummary) -> list[dict]:
-    """One row per (arm, metric): mean and interval, and the paired delta vs the baseline."""
+    """One row per (arm, metric): mean and interval, the paired delta vs the baseline and, for generator
+    arms, vs the strongest reference arm with the minimum detectable difference; a leaky arm's flag in
+    every row of it."""
     rows = []
     for arm in summary.arms:
         for m in METRICS:
-            est, comparison = arm.metrics[m], arm.vs_baseline.get(m)
-            delta = {"delta": "", "delta_lo": "", "delta_hi": "", "p_value": "", "significant": ""}
-            if comparison is not None:
-                d = comparison.delta
-                delta = {"delta": d.mean, "delta_lo": d.lo, "delta_hi": d.hi, "p_value": comparison.p_value,
-                         "significant": comparison.significant}
-            rows.append({"arm": arm.arm, "kind": arm.kind, "synthetic_set": arm.synthetic_set or "",
-                         "metric": m, "mean": est.mean, "lo": est.lo, "hi": est.hi, "n": est.n, **delta})
+            est = arm.metrics[m]
+            row = {"arm": arm.arm, "kind": arm.kind, "balance": arm.balance,
+                   "source": arm.synthetic_set or arm.recipe, "caution": arm.leak,
+                   "metric": m, "mean": est.mean, "lo": est.lo, "hi": est.hi, "n": est.n,
+                   **_delta_columns("", arm.vs_baseline.get(m)),
+                   "reference": arm.reference, **_delta_columns("ref_", arm.against_reference.get(m) if arm.reference
+                                                                else None),
+                   "copy_rate": arm.copy_rate.mean if arm.copy_rate is not None else ""}
+            rows.append(row)
     return rows
+
+
+def arm_table(summary: StudySummary) -> list[dict]:
+    """One row per arm for the page and the CLI: the primary metric (points) with its interval, the
+    difference from the arm it is judged against, the minimum detectable difference, the copy rate
+    and the caution of a leaky arm."""
+    metric, rows = summary.primary_metric, []
+    for arm in summary.arms:
+        m = arm.metrics[metric]
+        comparison = arm.against_reference.get(metric)
+        d = comparison.delta if comparison is not None else None
+        rows.append({"arm": arm.arm, "kind": arm.kind, "balance": arm.balance,
+                     METRIC_LABELS[metric]: f"{100 * m.mean:.1f}" + _points_interval(m.lo, m.hi, "{:.1f}"),
+                     "vs": (arm.reference or summary.baseline) if d is not None else "",
+                     "difference (points)": "" if d is None else f"{100 * d.mean:+.1f}"
+                                                                 + _points_interval(d.lo, d.hi, "{:+.1f}"),
+                     "detectable (points)": "" if d is None or not np.isfinite(detectable_difference(d))
+                     else f"{100 * detectable_difference(d):.1f}",
+                     "copies": "" if arm.copy_rate is None else f"{100 * arm.copy_rate.mean:.1f}%",
+                     "caution": arm.leak})
+    return rows
+
+
+def _points_interval(lo: float, hi: float, fmt: str) -> str:
+    return f" [{fmt.format(100 * lo)}, {fmt.format(100 * hi)}]" if np.isfinite(lo) else ""
+
+
+def _delta_columns(prefix: str, comparison: PairedComparison | None) -> dict:
+    names = [f"{prefix}{k}" for k in ("delta", "delta_lo", "delta_hi", "p_value", "significant", "detectable")]
+    if comparison is None:
+        return dict.fromkeys(names, "")
+    d = comparison.delta
+    return dict(zip(names, (d.mean, d.lo, d.hi, comparison.p_value, comparison.significant,
+                            detectable_difference(d))))
 
 
 def metric_bars(summary: StudySummary):
@@ -135,14 +174,36 @@ def write_report(out: Path, summary: StudySummary, results: list[dict]) -> None:
     """report.csv, per-seed results.csv and report.html into the folder `out` (a study's artifacts)."""
     rows = report_rows(summary)
     atomic_write_text(out / "report.csv", csv_text(rows))
+    cautions = {arm.arm: arm.leak for arm in summary.arms}
     per_seed = [{"arm": r["arm"], "seed": r["seed"], "steps": r["steps"], "best_step": r["best_step"],
-                 **{m: r["test"][m] for m in METRICS}} for r in results]
+                 **{m: r["test"][m] for m in METRICS}, "copy_rate": r.get("copy_rate", ""),
+                 "caution": cautions.get(r["arm"], "")} for r in results]
     atomic_write_text(out / "results.csv", csv_text(per_seed))
     figures = {"Test scores": bars_figure(summary), "Per-class recall vs baseline": recall_delta_figure(summary),
                "Confusion matrices (test, summed over seeds)": confusion_figure(summary),
                "Validation curves": curve_figure(results)}
     images = {title: _png(fig) for title, fig in figures.items()}
     atomic_write_text(out / "report.html", _html(summary, rows, per_seed, images))
+
+
+def yardsticks(summary: StudySummary) -> str:
+    """What the arms are measured against, in sentences: the trivial classifier, the baseline's margin
+    above it, the strongest reference arm (and, when the baseline does not beat the trivial
+    classifier, that the study cannot judge augmentation)."""
+    parts = []
+    trivial, margin = summary.trivial, summary.baseline_margin
+    if trivial is not None and margin is not None:
+        interval = f" [{100 * margin.lo:+.1f}, {100 * margin.hi:+.1f}]" if np.isfinite(margin.lo) else ""
+        parts.append(f"Always predicting the majority class ({trivial.majority_class}) scores accuracy "
+                     f"{100 * trivial.majority_rate:.1f}% and {metric_name(summary.primary_metric)} "
+                     f"{100 * trivial.scores[summary.primary_metric]:.1f}%; the baseline {summary.baseline}'s "
+                     f"accuracy margin above it is {100 * margin.mean:+.1f} points{interval}.")
+    if summary.strongest_reference:
+        parts.append(f"Strongest reference arm on {metric_name(summary.primary_metric)}: "
+                     f"{summary.strongest_reference}; every generator arm is judged against it.")
+    if summary.cannot_judge:
+        parts.append(f"This study cannot judge augmentation: {summary.cannot_judge}.")
+    return " ".join(parts)
 
 
 def _html(summary: StudySummary, rows: list[dict], per_seed: list[dict], images: dict[str, str]) -> str:
@@ -160,8 +221,10 @@ def _html(summary: StudySummary, rows: list[dict], per_seed: list[dict], images:
             f"primary metric {e(summary.primary_metric)}, baseline <b>{e(summary.baseline)}</b>. "
             f"Every arm took the same number of optimizer steps; synthetic images were used for training only; "
             f"models were selected on the real validation split and tested once on the real test split. "
-            f"Generated {time.strftime('%Y-%m-%d %H:%M')}.</p><h2>Verdicts</h2><ul>{verdicts}</ul>"
-            f"<h2>Figures</h2>{figs}<h2>All numbers (mean, 95% t-interval; paired delta vs baseline)</h2>{table}"
+            f"Generated {time.strftime('%Y-%m-%d %H:%M')}.</p><p>{e(yardsticks(summary))}</p>"
+            f"<h2>Verdicts</h2><ul>{verdicts}</ul>"
+            f"<h2>Figures</h2>{figs}<h2>All numbers (mean, 95% t-interval; paired delta vs the baseline and vs "
+            f"the strongest reference arm, with the minimum detectable difference)</h2>{table}"
             f"<h2>Per seed</h2>{seeds}</body></html>")
 
 

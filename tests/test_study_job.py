@@ -18,6 +18,7 @@ from lab.children import read_children
 from lab.kinds.study import run_arm, run_study
 from lab.runs import Run
 from lab.study import ArmConfig, StudyConfig, StudySummary, fingerprints, read_summary, standard_augment
+from pages.common import plain
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "study.py"
 SEEDS = [0, 1, 2]
@@ -128,7 +129,7 @@ def test_study_page_shows_verdicts_charts_downloads_and_gradcam(study, monkeypat
 
     from data.datasets import DatasetSpec
 
-    run, _ = study
+    run, synthetic_path = study
     monkeypatch.setenv("LAB_RUNS_DIR", str(run.path.parent.parent))
     at = AppTest.from_file(str(PAGE), default_timeout=180)
     at.session_state["dataset_spec"] = DatasetSpec(name="pneumoniamnist")
@@ -136,27 +137,42 @@ def test_study_page_shows_verdicts_charts_downloads_and_gradcam(study, monkeypat
     at.run()
     assert not at.exception, at.exception
     text = " ".join(m.value for m in at.markdown)
-    assert "real + noisy" in text and "points balanced accuracy" in text
+    assert plain("real + noisy") in text and "points balanced accuracy" in text
     bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     assert [b["name"] for b in bars] == ["real only", "real + noisy"]
     assert len(at.get("download_button")) == 3
     assert len(at.image) >= 2  # eight test images and their Grad-CAM overlays (pyplot figures count too)
-    assert any("noisy" in str(o) for o in at.multiselect[0].options), "the synthetic set is offered as an arm"
+    assert at.multiselect(key="study_recipes").value == ["dcgan"], "the quick study defaults to a DCGAN recipe arm"
+    assert any("With 3 seeds, a difference between two arms will carry a 95% interval of about ±" in c.value
+               for c in at.caption)
+    assert not at.warning
+    at.number_input(key="study_seeds").set_value(2).run()
+    assert any("below 3 seeds" in w.value for w in at.warning)
+    at.toggle(key="study_fixed").set_value(True).run()
+    offered = at.multiselect(key="study_sets")
+    assert any("noisy" in str(o) for o in offered.options), "the synthetic set is offered as an (advanced) arm"
+    offered.set_value([f"{synthetic_path.parent.parent.name}/noisy"]).run()
+    assert not at.exception, at.exception
+    assert any("unknown" in w.value and plain("real + ") in w.value for w in at.warning), \
+        "a set of unknown provenance is flagged before launch"
 
 
-def test_cli_resolves_a_preset_with_synthetic_arms(tmp_path, capsys):
+def test_cli_resolves_a_preset_with_reference_and_synthetic_arms(tmp_path, capsys, derma):
     from lab.cli import main
 
-    assert main(["study", "--preset", "quick", "--synthetic", str(tmp_path / "a.npz"), "--print-config"]) == 0
+    a_set = save_set(noisy_flipped_copies(derma.train, 20), tmp_path, "a")
+    assert main(["study", "--preset", "quick", "--synthetic", str(a_set), "--print-config"]) == 0
     config = json.loads(capsys.readouterr().out)
-    assert [a["kind"] for a in config["arms"]] == ["real", "synthetic"]
+    assert [(a["kind"], a["balance"]) for a in config["arms"]] == [
+        ("real", "none"), ("real", "sampler"), ("standard_aug", "none"), ("standard_aug", "sampler"),
+        ("synthetic", "none")]
     assert config["train"]["steps"] == 400 and config["seeds"] == [0, 1, 2] and config["train_fraction"] == 0.1
     path = tmp_path / "study.json"
     path.write_text(json.dumps({"preset": "paper", "seeds": [5, 6, 7], "train": {"steps": 99}}))
     assert main(["study", str(path), "--print-config"]) == 0
     config = json.loads(capsys.readouterr().out)
     assert config["seeds"] == [5, 6, 7] and config["train"]["steps"] == 99 and config["train"]["batch_size"] == 128
-    assert [a["kind"] for a in config["arms"]] == ["real", "standard_aug"]
+    assert [a["kind"] for a in config["arms"]] == ["real", "real", "standard_aug", "standard_aug"]
 
 
 def test_summary_reads_back_as_the_same_json(study):

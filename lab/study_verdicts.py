@@ -1,0 +1,168 @@
+"""How a study judges its arms, in numbers and in sentences.
+
+- `Trivial`: the classifier that always predicts the training subset's majority class. A
+  baseline that does not clearly beat it (`trivial_check`) has learned too little for any
+  augmentation to be judged, and every verdict then says so first.
+- `detectable_difference`: the smallest true difference a study's seeds would detect (80% power).
+- `verdict`: one paragraph per arm that hides no loss: the difference on the primary metric with
+  its interval (a generator arm against the strongest reference arm and against the baseline),
+  the minimum detectable difference, every significant drop on another metric, the copy rate of a
+  recipe arm, and first of all the caution of a leaky fixed set.
+Scores are fractions in [0, 1]; sentences speak in percent and points.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import stats
+
+from classifier.evaluate import METRIC_LABELS, METRICS, classification_metrics
+from metrics.stats import Estimate
+
+if TYPE_CHECKING:  # the summaries are built in lab/study.py, which imports this module
+    from lab.study import ArmSummary, StudySummary
+
+POWER = 0.8  # of the minimum detectable difference
+
+
+@dataclass
+class Trivial:
+    """The trivial classifier: always the training subset's majority class, scored on the test split."""
+    majority_class: str
+    scores: dict[str, float]  # METRICS -> its test score, fractions in [0, 1]
+
+    @property
+    def majority_rate(self) -> float:
+        """Share of the test split in the majority class: the trivial classifier's accuracy."""
+        return self.scores["accuracy"]
+
+    @classmethod
+    def of(cls, train_labels: np.ndarray, test_labels: np.ndarray, class_names: list[str]) -> "Trivial":
+        majority = int(np.bincount(train_labels, minlength=len(class_names)).argmax())
+        probs = np.full((len(test_labels), len(class_names)), 0.5 / len(class_names))
+        probs[:, majority] += 0.5  # the same scores for every image: AUC 0.5
+        scores = classification_metrics(test_labels, probs)
+        return cls(class_names[majority], {m: scores[m] for m in METRICS})
+
+    def to_dict(self) -> dict:
+        return {"majority_class": self.majority_class, "scores": self.scores}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Trivial":
+        return cls(d["majority_class"], {m: float(v) for m, v in d["scores"].items()})
+
+
+def trivial_check(base: ArmSummary, trivial: Trivial, metric: str) -> str:
+    """Why the baseline does not clearly beat the trivial classifier ("" when it does): its accuracy must
+    not be below the majority-class rate, and its primary-metric interval must lie above the trivial score."""
+    accuracy, primary, floor = base.metrics["accuracy"], base.metrics[metric], trivial.scores[metric]
+    if accuracy.mean < trivial.majority_rate:
+        return (f"the baseline {base.arm} (accuracy {_pct(accuracy.mean)}) does worse than always predicting "
+                f"the majority class {trivial.majority_class} ({_pct(trivial.majority_rate)})")
+    lowest = primary.lo if np.isfinite(primary.lo) else primary.mean
+    if not lowest > floor:
+        return (f"the baseline {base.arm}'s {metric_name(metric)} ({_pct(primary.mean)}"
+                f"{_interval_pct(primary)}) is not clearly above the trivial classifier's ({_pct(floor)})")
+    return ""
+
+
+def detectable_difference(delta: Estimate, power: float = POWER) -> float:
+    """The smallest true difference (a fraction) these seeds would find significant with probability `power`
+    (two-sided paired t-test at 5%), given the spread of the observed differences; NaN below 2 seeds."""
+    if delta.n < 2 or not np.isfinite(delta.hi):
+        return float("nan")
+    t_half = stats.t.ppf(0.975, delta.n - 1)
+    return float((t_half + stats.t.ppf(power, delta.n - 1)) * (delta.hi - delta.mean) / t_half)
+
+
+def verdict(arm: ArmSummary, summary: StudySummary) -> str:
+    """What a reader can act on, in sentences: the baseline's level and its margin over the trivial
+    classifier; for other arms the difference on the primary metric (generator arms: against the
+    strongest reference arm and against the baseline), the minimum detectable difference, every
+    significant drop on another metric, the copy rate and the leak flag."""
+    metric, label = summary.primary_metric, metric_name(summary.primary_metric)
+    if arm.arm == summary.baseline:
+        return _baseline_verdict(arm, summary)
+    parts = [f"[{arm.leak}]"] if arm.leak else []
+    if summary.cannot_judge:
+        parts.append(f"Cannot judge augmentation: {summary.cannot_judge}. Measured anyway:")
+    reference = arm.reference or summary.baseline
+    comparison = arm.against_reference[metric]
+    d = comparison.delta
+    if d.n < 2 or not np.isfinite(d.lo):
+        parts.append(f"{_points(d.mean)} {label} vs {reference} from {_seeds(d.n)}: too few seeds for an "
+                     f"interval; no conclusion.")
+    else:
+        named = f"{reference} (the strongest reference arm)" if arm.reference else reference
+        text = f"{_points(d.mean)} {label} vs {named}, 95% interval {_interval_points(d)} over {d.n} paired seeds"
+        if comparison.significant:
+            parts.append(f"{text}: {'better' if d.mean > 0 else 'worse'} than {reference} (the interval excludes "
+                         f"zero).")
+        else:
+            parts.append(f"No detectable difference: {text} (the interval includes zero).")
+        if arm.vs_reference:
+            base = arm.vs_baseline[metric]
+            state = ("better" if base.delta.mean > 0 else "worse") if base.significant else \
+                "no detectable difference"
+            parts.append(f"Vs {summary.baseline}: {_points(base.delta.mean)} {_interval_points(base.delta)}, "
+                         f"{state}.")
+        parts.append(f"Minimum detectable difference: {100 * detectable_difference(d):.1f} points.")
+    drops = _drops(arm, summary)
+    if drops:
+        parts.append(f"Significant drop{'s' if len(drops) > 1 else ''}: {'; '.join(drops)}.")
+    if arm.copy_rate is not None:
+        parts.append(f"Suspected copies of its seed's real images: {_pct(arm.copy_rate.mean)} of its synthetic "
+                     f"images.")
+    return " ".join(parts)
+
+
+def _baseline_verdict(arm: ArmSummary, summary: StudySummary) -> str:
+    m = arm.metrics[summary.primary_metric]
+    text = (f"Baseline: {metric_name(summary.primary_metric)} {_pct(m.mean)}"
+            f"{_interval_pct(m)} over {_seeds(m.n)}.")
+    trivial, margin = summary.trivial, summary.baseline_margin
+    if trivial is not None and margin is not None:
+        text += (f" Always predicting the majority class ({trivial.majority_class}) scores accuracy "
+                 f"{_pct(trivial.majority_rate)}; the baseline's accuracy is {_points(margin.mean)}"
+                 f"{' ' + _interval_points(margin) if np.isfinite(margin.lo) else ''} above it.")
+    if summary.cannot_judge:
+        text += f" This study cannot judge augmentation: {summary.cannot_judge}."
+    return text
+
+
+def _drops(arm: ArmSummary, summary: StudySummary) -> list[str]:
+    """Every metric besides the primary one on which the arm is significantly worse than a comparison arm."""
+    comparisons = {summary.baseline: arm.vs_baseline}
+    if arm.vs_reference:
+        comparisons = {arm.reference: arm.vs_reference, **comparisons}
+    return [f"{metric_name(m)} {_points(c.delta.mean)} {_interval_points(c.delta)} vs {name}"
+            for name, against in comparisons.items() for m, c in against.items()
+            if m != summary.primary_metric and c.significant and c.delta.mean < 0]
+
+
+def metric_name(metric: str) -> str:
+    """A metric's label inside a sentence: "balanced accuracy", "macro-F1", "AUC (one-vs-rest)"."""
+    label = METRIC_LABELS[metric]
+    return label if label[:2].isupper() else label[0].lower() + label[1:]
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'' if n == 1 else 's'}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f} points"
+
+
+def _interval_pct(e: Estimate) -> str:
+    return f", 95% interval [{100 * e.lo:.1f}, {100 * e.hi:.1f}]" if np.isfinite(e.lo) else ""
+
+
+def _interval_points(e: Estimate) -> str:
+    return f"[{100 * e.lo:+.1f}, {100 * e.hi:+.1f}]"
