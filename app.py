@@ -5,12 +5,18 @@ Navigation over the page scripts, and a sidebar panel with the jobs that are run
 import streamlit as st
 
 from lab import jobs
-from pages.common import STATE_ICONS, current_spec, format_seconds
+from lab.executors import executor_summary
+from lab.manage import label
+from pages.common import POLL_S, current_spec, fraction_done, plain, status_text
 
 st.set_page_config(page_title="GAN Augmentation Lab", page_icon=":material/science:", layout="wide")
 
 PAGES = {
-    "Data": [st.Page("pages/dataset.py", title="Data", icon=":material/dataset:", default=True)],
+    "Lab": [
+        st.Page("pages/start.py", title="Start", icon=":material/home:", default=True),
+        st.Page("pages/dataset.py", title="Data", icon=":material/dataset:"),
+        st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:"),
+    ],
     "Generate": [
         st.Page("pages/train_gan.py", title="Train GAN", icon=":material/model_training:"),
         st.Page("pages/samples.py", title="Samples", icon=":material/photo_library:"),
@@ -20,38 +26,44 @@ PAGES = {
         st.Page("pages/quality.py", title="Quality", icon=":material/straighten:"),
         st.Page("pages/study.py", title="Augmentation study", icon=":material/balance:"),
     ],
+    "Teach": [
+        st.Page("pages/quiz.py", title="Real or synthetic?", icon=":material/quiz:"),
+        st.Page("pages/gan_steps.py", title="GAN step by step", icon=":material/footprint:"),
+    ],
 }
 
 
-def job_panel(poll: bool) -> None:
-    """Running and queued jobs; polls every 2 s only while something is active."""
+def queue_order(run) -> tuple[int, int]:
+    """Running jobs first, then the queued ones in the order they will start."""
+    place = jobs.queue_position(run)
+    return (0, 0) if place is None else (1, place.position)
 
-    @st.fragment(run_every=2 if poll else None)
+
+def job_panel(active: bool) -> None:
+    """Running and queued jobs, re-read every POLL_S seconds while any is active; when the last one
+    ends the whole page runs once more (its tables and results show the outcome, polling stops)."""
+
+    @st.fragment(run_every=POLL_S if active else None)
     def panel():
-        active = jobs.active_runs()
-        if not active:
+        runs = sorted(jobs.active_runs(), key=queue_order)
+        if not runs:
             st.caption("No jobs running.")
-            if st.session_state.pop("jobs_were_active", False):
-                st.rerun()  # a job just ended: refresh the page once, which stops the polling
+            if active:
+                st.rerun()
             return
-        st.session_state["jobs_were_active"] = True
-        for run in active:
+        for run in runs:
             status = run.status()
-            progress = status.get("progress") or {}
-            done, total = progress.get("done", 0), max(progress.get("total", 1), 1)
-            eta = progress.get("eta_s")
-            label = f"{STATE_ICONS.get(status.get('state'), '')} {run.kind} · {run.id[-13:]}"
-            if eta is not None and status.get("state") == "running":
-                label += f" · {format_seconds(eta)} left"
-            st.progress(min(done / total, 1.0), text=label)
+            st.progress(fraction_done(status), text=f"{plain(label(run))}  \n{status_text(run, status)}")
 
     panel()
 
 
 navigation = st.navigation(PAGES)
 with st.sidebar:
-    st.markdown(f"**Dataset:** {current_spec().label}")
+    st.markdown(f"**Dataset:** {plain(current_spec().label)}")
     st.markdown("**Jobs**")
+    st.caption(executor_summary())
     jobs.schedule()  # starts anything left queued (for example after a restart)
-    job_panel(poll=bool(jobs.active_runs()))
-navigation.run()
+    job_panel(active=bool(jobs.active_runs()))
+with st.spinner(f"Opening {navigation.title}…"):  # the page's first load (torch, the dataset) takes seconds
+    navigation.run()

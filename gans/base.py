@@ -10,6 +10,11 @@ DermaMNIST 28 px images in minutes on a 2-core CPU (small widths, a couple of th
 and "paper", the paper's architecture width, batch size and optimizer, with step counts sized
 for MedMNIST-scale datasets.
 
+Two options help on small data (gans/diffaugment.py and `update_ema`): DiffAugment transforms
+real and fake images alike at the discriminator's input, in both steps; an exponential moving
+average of the generator's weights (Yazıcı et al. 2019) is what samples, grids and generator
+files come from when `ema` > 0, while the optimizer keeps training the raw generator.
+
 Unconditional GANs can be stacked per class (`per_class=True`): one independent
 generator/discriminator pair per class, run as one grouped network (see gans/blocks.py).
 Their real batches then hold `batch` images of every class side by side in the channels
@@ -18,12 +23,16 @@ the stack, so every model gets exactly the gradient it would get alone.
 """
 from __future__ import annotations
 
+import copy
 from typing import Iterator
 
 import torch
 from torch import nn
 
+from gans.diffaugment import DiffAugment
 from gans.losses import LOSSES
+
+EMA_WARMUP = 10  # the average's decay is at most (1 + t) / (EMA_WARMUP + t) at step t
 
 
 class GAN:
@@ -36,7 +45,7 @@ class GAN:
     def __init__(self, image_size: int, channels: int, num_classes: int, *, latent: int = 100, width: int = 64,
                  per_class: bool = False, lr_g: float = 2e-4, lr_d: float = 2e-4,
                  betas: tuple[float, float] = (0.5, 0.999), label_smoothing: float = 0.0, d_steps: int = 1,
-                 device: str | torch.device = "cpu"):
+                 diffaugment: str = "", ema: float = 0.0, device: str | torch.device = "cpu"):
         self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
         self.latent, self.width, self.label_smoothing = latent, width, label_smoothing
         self.d_steps = d_steps
@@ -44,6 +53,9 @@ class GAN:
         self.device = torch.device(device)
         self.generator = self.build_generator().to(self.device)
         self.discriminator = self.build_discriminator().to(self.device)
+        self.augment = DiffAugment(diffaugment, channels)
+        self.ema = ema
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema > 0 else None
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=tuple(betas))
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=tuple(betas))
         self.steps_done, self.train_seconds = 0, 0.0  # how far training got (kept by gans/train.py)
@@ -70,15 +82,24 @@ class GAN:
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.groups * self.latent, device=self.device, generator=generator)
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return self.generator(z, labels) if self.conditional else self.generator(z)
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator images come from: the weights' moving average when `ema` > 0, else the trained one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None,
+                 generator: nn.Module | None = None) -> torch.Tensor:
+        """`generator`'s images (default: the trained generator) for noise z and, if conditional, labels."""
+        generator = self.generator if generator is None else generator
+        return generator(z, labels) if self.conditional else generator(z)
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """`d_steps` discriminator updates (one real chunk each), then one generator update.
 
         `real` holds d_steps · batch images. The generator step reuses the last fake batch
-        (as the PyTorch DCGAN example does). Returns detached loss tensors, per model: the
-        trainer reads them every few steps, so no step waits for the device.
+        (as the PyTorch DCGAN example does). The discriminator sees every image, real or fake,
+        through `augment`; the average generator follows each update. Returns detached loss
+        tensors, per model: the trainer reads them every few steps, so no step waits for the device.
         """
         chunks = real.chunk(self.d_steps)
         label_chunks = labels.chunk(self.d_steps) if labels is not None else [None] * len(chunks)
@@ -87,15 +108,34 @@ class GAN:
             fake_labels = self.random_labels(len(chunk))
             with torch.set_grad_enabled(last):  # only the last fake batch feeds the generator step
                 fake = self.generate(self.noise(len(chunk)), fake_labels)
-            loss_d = self.d_loss(chunk, chunk_labels, fake.detach(), fake_labels)
+            loss_d = self.d_loss(self.augment(chunk), chunk_labels, self.augment(fake.detach()), fake_labels)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-        loss_g = self.g_loss(fake, fake_labels)
+        loss_g = self.g_loss(self.augment(fake), fake_labels)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
+        if self.generator_ema is not None:
+            self.update_ema()
         return {"loss_d": loss_d.detach() / self.groups, "loss_g": loss_g.detach() / self.groups}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the average generator towards the trained one: w ← d·w + (1 − d)·w_trained.
+
+        The decay d is `ema`, held lower during the first steps, (1 + t) / (EMA_WARMUP + t) at step t,
+        so the average forgets the random initial weights quickly. Batch-norm statistics are
+        averaged the same way, so they match the averaged weights.
+        """
+        t = self.steps_done
+        decay = min(self.ema, (1 + t) / (EMA_WARMUP + t))
+        trained = self.generator.state_dict()
+        for name, average in self.generator_ema.state_dict().items():
+            if average.is_floating_point():
+                average.lerp_(trained[name], 1 - decay)
+            else:
+                average.copy_(trained[name])
 
     def random_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         if not self.conditional:
@@ -131,12 +171,13 @@ class GAN:
         For a per-class stack the label picks which class's generator each image comes from;
         an unconditional GAN trained on the whole dataset ignores the labels.
         """
-        was_training = self.generator.training
-        self.generator.eval()
+        generator = self.sampling_generator
+        was_training = generator.training
+        generator.eval()
         try:
-            images = self.generate(z, labels if self.conditional else None)
+            images = self.generate(z, labels if self.conditional else None, generator)
         finally:
-            self.generator.train(was_training)
+            generator.train(was_training)
         if self.per_class:
             images = images.view(len(z), self.groups, self.channels, *images.shape[2:])
             images = images[torch.arange(len(z), device=self.device), labels]
@@ -144,11 +185,16 @@ class GAN:
 
     # --- persistence ------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        state = {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        if self.generator_ema is not None:
+            state["generator_ema"] = self.generator_ema.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        if self.generator_ema is not None:
+            self.generator_ema.load_state_dict(state["generator_ema"])

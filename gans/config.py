@@ -15,6 +15,7 @@ import torch
 from data.config import Config, ConfigError, option
 from data.datasets import DatasetSpec
 from gans import PRESET_NAMES, REGISTRY
+from gans.diffaugment import TRANSFORMS, parse_policy
 
 
 @dataclass
@@ -51,6 +52,14 @@ class GanConfig(Config):
                                          "Wasserstein losses ignore it).")
     d_steps: int = option(1, label="D steps per G step", min=1, max=10,
                           help="Discriminator updates per generator update (5 for WGAN-GP).")
+    diffaugment: str = option("", label="DiffAugment policy",
+                              help=f"Differentiable augmentation of real and fake images at the discriminator's "
+                                   f"input (Zhao et al. 2020), for small training sets: comma-separated from "
+                                   f"{', '.join(TRANSFORMS)}; empty: off.")
+    ema: float = option(0.0, label="Generator EMA decay", min=0.0, max=0.9999, step=1e-3,
+                        help="Samples, grids and the generator file come from an exponential moving average of "
+                             "the generator's weights with this decay per step (e.g. 0.999; held at most "
+                             "(1 + t)/(10 + t) at step t, so early steps forget the initial weights); 0: off.")
     seed: int = option(0, label="Seed", min=0, max=2 ** 31 - 1)
     device: str = option("auto", label="Device", choices=("auto", "cpu", "cuda"),
                          help="auto: CUDA when present, else CPU.")
@@ -66,6 +75,10 @@ class GanConfig(Config):
             raise ConfigError(f"GanConfig.preset: {self.gan} has no preset '{self.preset}' "
                               f"(it has: {', '.join(presets)})")
         DatasetSpec.from_dict(self.dataset, where="GanConfig.dataset")
+        try:
+            parse_policy(self.diffaugment)
+        except ValueError as e:
+            raise ConfigError(f"GanConfig.diffaugment: {e}") from None
 
     @property
     def spec(self) -> DatasetSpec:
@@ -102,4 +115,5 @@ def build_gan(config: GanConfig, image_size: int, channels: int, num_classes: in
     return REGISTRY[config.gan](
         image_size, channels, num_classes, latent=config.latent, width=config.width, per_class=config.per_class,
         lr_g=config.lr_g, lr_d=config.lr_d, betas=(config.beta1, config.beta2),
-        label_smoothing=config.label_smoothing, d_steps=config.d_steps, device=device)
+        label_smoothing=config.label_smoothing, d_steps=config.d_steps, diffaugment=config.diffaugment,
+        ema=config.ema, device=device)

@@ -172,7 +172,7 @@ def report_level(model: SinGAN, hooks: Hooks, seconds: float) -> None:
     if hooks.samples is None:
         return
     grid = torch.cat([model.reals[stage].cpu(), model.reconstruct().clamp(-1, 1).cpu(), model.sample(6, seed=stage)])
-    path = save_png(make_grid(from_tensor(grid), ncol=4), hooks.samples / f"stage_{stage}.png")
+    path = save_png(make_grid(from_tensor(grid), ncol=4, marked=[0]), hooks.samples / f"stage_{stage}.png")
     hooks.event(type="sample", stage=stage, path=str(path))
 
 

@@ -4,7 +4,7 @@
 batches from it, and calls the GAN's `train_step`. Through its hooks (data/hooks.py) it reports
 the losses and seconds every `log_every` steps (the only time losses leave the device, so steps
 never wait on a sync), writes sample grids from fixed noise, keeps a resumable `last.pt` and
-resumes from it, and stops cleanly when asked; it fails loudly on NaN/inf losses. What becomes
+resumes from it, and stops cleanly when asked; it fails loudly on exploding losses. What becomes
 of the trained GAN (generator file, synthetic set) is the caller's business (lab/kinds/gan.py).
 """
 from __future__ import annotations
@@ -25,10 +25,13 @@ from gans.config import GanConfig, build_gan, resolve_device
 from gans.sampling import class_grid
 
 GRID_SEED_OFFSET = 1000  # the fixed-noise grid uses seed + this, apart from the training stream
+# A mean loss beyond ±this is an explosion, not training (GAN losses stay within a few hundred, WGAN
+# critics' within a few thousand): a run whose losses reached 5.8e19 must not end "done".
+DIVERGED_LOSS = 1e6
 
 
 class Diverged(RuntimeError):
-    """Losses became NaN or infinite: training cannot recover, the run fails."""
+    """Losses became NaN, infinite or absurd (|loss| > DIVERGED_LOSS): training cannot recover, the run fails."""
 
 
 class RealBatches:
@@ -84,7 +87,7 @@ def train(config: GanConfig, images: ImageSet | None = None, hooks: Hooks = NO_H
     steps, at the end and when `hooks.should_stop()` (then Interrupted is raised), and a call
     that finds a `last.pt` continues from it. Sample grids go to `hooks.samples` when set.
     The returned GAN's `steps_done` and `train_seconds` say how long it trained (all calls).
-    Raises Diverged when the losses become NaN or infinite.
+    Raises Diverged when the losses become NaN, infinite or larger than ±DIVERGED_LOSS.
     """
     device = resolve_device(config.device)
     images = images if images is not None else training_images(config)
@@ -123,13 +126,14 @@ def train(config: GanConfig, images: ImageSet | None = None, hooks: Hooks = NO_H
 
 
 def mean_losses(pending: list[dict], step: int) -> dict[str, float]:
-    """Average the recent steps' losses (one device sync); raise Diverged on NaN/inf."""
+    """Average the recent steps' losses (one device sync); raise Diverged on NaN, inf or |loss| > DIVERGED_LOSS."""
     names = list(pending[0])
     values = torch.stack([torch.stack([p[k] for p in pending]) for k in names]).float().mean(1).tolist()
     losses = dict(zip(names, values))
-    bad = [k for k, v in losses.items() if not np.isfinite(v)]
+    bad = [k for k, v in losses.items() if not np.isfinite(v) or abs(v) > DIVERGED_LOSS]
     if bad:
-        raise Diverged(f"training diverged near step {step}: {', '.join(bad)} became NaN/inf "
+        raise Diverged(f"training diverged near step {step}: {', '.join(bad)} became NaN, infinite or "
+                       f"beyond ±{DIVERGED_LOSS:g} "
                        f"(try lower learning rates, fewer discriminator steps or a different GAN)")
     return {k: round(v, 5) for k, v in losses.items()}
 

@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 from lab import jobs, worker
-from lab.runs import ACTIVE_STATES, find_run, list_runs
+from lab.runs import ACTIVE_STATES, UNREADABLE, Run, find_run, list_runs, load_object
 
-FAMILY_COMMANDS = ["lab.cli_data", "lab.cli_gan", "lab.cli_singan", "lab.cli_score", "lab.cli_study"]
+MANAGE_ACTIONS = ["rename", "tag", "note", "delete"]
+FAMILY_COMMANDS = ["lab.cli_data", "lab.cli_gan", "lab.cli_singan", "lab.cli_score", "lab.cli_study",
+                   "lab.cli_cluster"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,11 +44,14 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.set_defaults(func=lambda a: worker.main(a.run_dir))
 
-    p = sub.add_parser("runs", help="list runs, or show / cancel / resume one")
-    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "cancel", "resume"])
+    p = sub.add_parser("runs", help="list runs, or show / cancel / resume one, or move a queued one to the front")
+    p.add_argument("action", nargs="?", default="list",
+                   choices=["list", "show", "cancel", "resume", "front", *MANAGE_ACTIONS])
     p.add_argument("run", nargs="?", help="run id, id prefix or path")
     p.add_argument("--kind", help="only runs of this kind")
+    add_manage_arguments(p)
     p.set_defaults(func=cmd_runs)
+    add_sets_command(sub)
 
     p = sub.add_parser("run", help="run a job from a config.json (as written in a run directory)")
     p.add_argument("config", type=Path)
@@ -60,6 +65,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def cmd_runs(args) -> int:
+    if args.action in MANAGE_ACTIONS:
+        return manage_run(args)
     if args.action == "list":
         runs = list_runs(kind=args.kind)
         if not runs:
@@ -71,20 +78,33 @@ def cmd_runs(args) -> int:
         raise ValueError(f"'runs {args.action}' needs a run id")
     run = find_run(args.run)
     if args.action == "show":
-        print(json.dumps({"path": str(run.path), "status": run.status(), "config": run.config}, indent=2))
-    elif args.action == "cancel":
-        print(f"{run.id}: {jobs.cancel(run)}")
+        status = run.status()
+        print(json.dumps({"path": str(run.path), "status": status, "note": jobs.state_note(run, status),
+                          "config": run.config}, indent=2))
+        return 0
+    if args.action == "cancel":
+        jobs.cancel(run)
     elif args.action == "resume":
         jobs.resume(run)
-        print(f"{run.id}: {run.state}")
+    elif args.action == "front":
+        jobs.move_to_front(run)
+    print(state_line(run))
     return 0
 
 
+def state_line(run: Run) -> str:
+    """"<run id>: <state>", with the run's error or its note (where it waits in the queue) if it has one."""
+    status = run.status()
+    detail = status.get("error") or jobs.state_note(run, status)
+    return f"{run.id}: {status['state']}" + (f" ({detail})" if detail else "")
+
+
 def cmd_run(args) -> int:
-    config = json.loads(args.config.read_text())
+    config = load_object(args.config.read_bytes(), str(args.config))
     kind = config.pop("kind", None)
     if not kind:
         raise ValueError(f"{args.config} has no 'kind' field")
+    config.pop("parent", None)  # a run reproduced from a child run's config.json stands on its own
     run = jobs.submit(kind, config)
     print(f"{run.id}: queued at {run.path}")
     return 0 if args.detach else follow(run)
@@ -114,17 +134,81 @@ def follow(run) -> int:
 
 
 def progress_line(status: dict) -> str:
-    p = status.get("progress") or {}
+    p = status.get("progress")
     if not p:
-        return status.get("state", "?")
-    done, total = p.get("done", 0), max(p.get("total", 1), 1)
-    bar = "#" * int(30 * done / total)
+        return status["state"]
+    done, total = p["done"], p["total"]
+    bar = "#" * min(30, 30 * done // max(total, 1))
     eta = f" ETA {p['eta_s']:.0f}s" if p.get("eta_s") is not None else ""
     return f"[{bar:<30}] {done}/{total} {p.get('message', '')}{eta}"
 
 
 def describe(run) -> str:
+    """One line of `runs list`: id, kind, state and share done; an unreadable run says why."""
     status = run.status()
-    p = status.get("progress") or {}
-    pct = f"{100 * p['done'] / max(p['total'], 1):5.1f}%" if p else "      "
-    return f"{run.id:44s} {run.kind:10s} {status.get('state', '?'):10s} {pct}"
+    p = status.get("progress")
+    pct = f"{100 * p['done'] / p['total']:5.1f}%" if p and p["total"] else "      "
+    line = f"{run.id:44s} {run.kind:10s} {status['state']:10s} {pct}"
+    return f"{line}  {status['error']}" if status["state"] == UNREADABLE else line
+
+
+# --- rename, tag, note, delete: runs and synthetic sets (lab/manage.py) ------------------------------
+
+def add_manage_arguments(parser: argparse.ArgumentParser) -> None:
+    """What rename|tag|note|delete take besides the run or set."""
+    parser.add_argument("words", nargs="*", help="rename: the new name; tag: tags to add; note: the note's text")
+    parser.add_argument("--untag", action="append", default=[], metavar="TAG", help="tag: remove this tag")
+    parser.add_argument("--force", action="store_true", help="delete even when other runs use it")
+
+
+def add_sets_command(sub) -> None:
+    p = sub.add_parser("sets", help="list synthetic sets, or rename / tag / note / delete one")
+    p.add_argument("action", nargs="?", default="list", choices=["list", *MANAGE_ACTIONS])
+    p.add_argument("set", nargs="?", help='set id ("<run id>/<set name>") or npz path')
+    p.add_argument("--all", action="store_true", help="list: include duplicates")
+    add_manage_arguments(p)
+    p.set_defaults(func=cmd_sets)
+
+
+def manage_run(args) -> int:
+    if not args.run:
+        raise ValueError(f"'runs {args.action}' needs a run id")
+    return manage_target(find_run(args.run), args)
+
+
+def cmd_sets(args) -> int:
+    from lab import manage
+    from lab.sets import list_sets, resolve_set
+
+    if args.action == "list":
+        sets = list_sets(duplicates=args.all)
+        if not sets:
+            print("no synthetic sets yet")
+        for s in sets:
+            tags = manage.meta(s.path)["tags"]
+            tagged = f"  [{', '.join(tags)}]" if tags else ""
+            print(f"{s.id:60s} {s.meta.get('count', '?'):>6} images  {s.name}{tagged}")
+        return 0
+    if not args.set:
+        raise ValueError(f"'sets {args.action}' needs a set id or path")
+    return manage_target(resolve_set(args.set), args)
+
+
+def manage_target(target, args) -> int:
+    """rename | tag | note | delete a run (a Run) or a set (its npz path)."""
+    from lab import manage
+
+    what = f"run {target.id}" if isinstance(target, Run) else f"set {target.stem}"
+    if args.action == "rename":
+        manage.rename(target, " ".join(args.words))
+        print(f"{what}: named '{manage.meta(target)['name']}'")
+    elif args.action == "tag":
+        tags = manage.tag(target, add=args.words, remove=args.untag)
+        print(f"{what}: tags {', '.join(tags) or '(none)'}")
+    elif args.action == "note":
+        manage.note(target, " ".join(args.words))
+        print(f"{what}: note saved")
+    else:
+        for path in manage.delete(target, force=args.force):
+            print(f"deleted {path}")
+    return 0

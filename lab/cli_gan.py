@@ -26,7 +26,8 @@ def add_commands(sub) -> None:
     p.add_argument("--whole", action="store_true", help="one unconditional generator for all classes "
                                                         "(default: one per class, so images carry labels)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any setting listed below, e.g. --set steps=3000 --set lr_d=4e-4 (repeatable)")
+                   help="any setting listed below, e.g. --set steps=3000 --set lr_d=4e-4 "
+                        "--set diffaugment=color,translation,cutout --set ema=0.999 (repeatable)")
     p.add_argument("--name", default="", help="a name for the run directory")
     p.add_argument("--detach", action="store_true", help="queue it and return at once")
     p.set_defaults(func=cmd_train_gan)

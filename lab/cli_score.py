@@ -19,7 +19,14 @@ def add_commands(sub) -> None:
                    help="partner of each synthetic image: nearest real image of its class (default) or random")
     p.add_argument("--dataset", default="", help="MedMNIST flag to compare with (default: from the sets' metadata)")
     p.add_argument("--size", type=int, default=28, help="with --dataset: image size (default 28)")
-    p.add_argument("--no-distribution", action="store_true", help="skip FID/KID/precision/recall/density/coverage")
+    p.add_argument("--no-distribution", action="store_true",
+                   help="skip FID/KID/precision/recall/density/coverage in every feature space")
+    p.add_argument("--no-inception", action="store_true",
+                   help="skip the Inception-v3 feature space (slow on a CPU: about 0.1-0.3 s per image)")
+    p.add_argument("--inception-real", type=int, default=2000,
+                   help="training images in Inception's real reference, cached per dataset (default 2000)")
+    p.add_argument("--inception-synthetic", type=int, default=1000,
+                   help="images of each set seen by Inception; larger sets are sampled down (default 1000)")
     p.add_argument("--small", default="upsample", choices=["upsample", "skip"],
                    help="images below a metric's minimum size: upsample (default) or report not applicable")
     p.add_argument("--out", type=Path, help="directory to copy scores.json, scores.csv and galleries into")
@@ -37,7 +44,9 @@ def cmd_score(args) -> int:
     config = ScoreConfig(sets=[str(p) for p in paths],
                          dataset=DatasetSpec(name=args.dataset, size=args.size).to_dict() if args.dataset else None,
                          pairings=["nearest", "random"] if args.pairing == "both" else [args.pairing],
-                         distribution=not args.no_distribution, small=args.small)
+                         distribution=not args.no_distribution, inception=not args.no_inception,
+                         inception_real_images=args.inception_real,
+                         inception_synthetic_images=args.inception_synthetic, small=args.small)
     run = jobs.submit("score", config.to_dict(), name="score")
     print(f"{run.id}: scoring {len(paths)} set(s), queued at {run.path}")
     if args.detach:
@@ -74,24 +83,33 @@ def resolve_sets(refs: list[str]) -> list[Path]:
 
 
 def format_table(scores: Scores) -> str:
-    """A plain-text table: one line per set and pairing, metric means with their intervals."""
+    """A plain-text table: one line per set and pairing, metric means with their intervals; the
+    distribution metrics per feature space, the encoder's validation accuracy beside its numbers."""
+    from metrics.scores import ENCODER
+    from metrics.stats import percent_interval
+
     lines = []
-    if scores.encoder_name:
-        lines.append(f"distribution metrics in the feature space of {scores.encoder_name}")
+    if scores.inception is not None:
+        lines.append(f"Inception: {scores.inception.feature_space}; {scores.inception.sample_text}")
+    if scores.encoder is not None:
+        lines.append(f"encoder: {scores.encoder.name}: " + (scores.encoder.withheld or scores.encoder.accuracy_text))
     for s in scores.sets:
         lines.append(f"\n{s.name}  ({s.generator}, {s.count} images)")
         for pairing, block in s.pairings.items():
             cells = [f"{scores.metrics[k].name}{scores.metrics[k].arrow} {e.mean:.4g} [{e.lo:.4g}, {e.hi:.4g}]"
                      for k, e in block.metrics.items()]
             lines.append(f"  {pairing:8s} n={block.pairs}  " + "  ".join(cells))
-        for d, title in ((s.distribution, "vs train split"), (s.distribution_class_matched, "class-matched")):
-            if d is not None:
-                lines.append(f"  {title:14s} FID↓ {d.fid:.4g}  KID↓ {d.kid:.4g}±{d.kid_std:.2g}  "
-                             f"precision↑ {d.precision:.3f}  recall↑ {d.recall:.3f}  "
-                             f"density↑ {d.density:.3f}  coverage↑ {d.coverage:.3f}  (real n={d.n_real})")
+        for d in s.distribution:
+            space = "encoder" if d.space == ENCODER else "Inception"
+            note = f", {scores.feature_space_note(d.space)}" if scores.feature_space_note(d.space) else ""
+            lines.append(f"  {space:9s} {d.reference:13s} FID↓ {d.fid:.4g}  KID↓ {d.kid:.4g}±{d.kid_std:.2g}  "
+                         f"precision↑ {d.precision:.3f}  recall↑ {d.recall:.3f}  "
+                         f"density↑ {d.density:.3f}  coverage↑ {d.coverage:.3f}  "
+                         f"(real n={d.n_real}, synthetic n={d.n_synthetic}{note})")
+        if scores.encoder is not None and scores.encoder.withheld:
+            lines.append(f"  encoder   withheld: {scores.encoder.withheld}")
         m = s.memorization
-        f = m.suspected_fraction
-        lines.append(f"  memorization  suspected copies {m.suspected_count}/{s.count} = {f.mean:.3f} "
-                     f"[{f.lo:.3f}, {f.hi:.3f}] (expected ≈{m.expected_fraction:.2f} for new images; "
-                     f"threshold {m.threshold:.4f} RMS)")
+        lines.append(f"  memorization  suspected copies {m.suspected_count}/{s.count} = "
+                     f"{percent_interval(m.suspected_fraction)} (expected ≈{m.expected_fraction:.0%} for new "
+                     f"images; threshold {m.threshold:.4f} RMS)")
     return "\n".join(lines)

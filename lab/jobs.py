@@ -1,8 +1,12 @@
 """The job queue: run directories executed by detached worker processes.
 
-`submit` writes a queued run and calls `schedule`, which starts workers for the oldest queued
-runs while fewer than `max_concurrent()` run. A finishing worker calls `schedule` again, so
-the queue drains without any resident daemon. The disk is the only shared state.
+`submit` builds the kind's config first (a bad one is refused before anything is written), writes
+a queued run and calls `schedule`, which starts workers for queued runs, in queue order, while
+fewer than `max_concurrent()` run. A finishing worker calls `schedule` again, so the queue drains
+without any resident daemon. The disk is the only shared state.
+
+`cancel` signals a process only when /proc proves it is the run's own worker (lab.runs.locate):
+the pid in a status.json could name any process.
 """
 from __future__ import annotations
 
@@ -15,15 +19,20 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from data.paths import runs_dir
-from lab.runs import ACTIVE_STATES, Run, list_runs, process_start_ticks
+from lab import executors
+from lab.runs import ACTIVE_STATES, Run, Status, list_runs, locate, process_start_ticks
+
+if TYPE_CHECKING:
+    from lab.kinds import JobKind
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def job_function(kind: str):
-    """The adapter that runs a job of `kind` (imported on first use: it loads torch)."""
+def job_kind(kind: str) -> JobKind:
+    """The registered job kind: its config class and its adapter (imported on first use: it loads torch)."""
     from lab.kinds import JOB_KINDS
 
     if kind not in JOB_KINDS:
@@ -32,11 +41,16 @@ def job_function(kind: str):
 
 
 def max_concurrent() -> int:
-    return max(1, int(os.environ.get("LAB_MAX_JOBS", "1")))
+    return executors.slots()
 
 
 def submit(kind: str, config: dict, name: str = "", root: Path | None = None, start: bool = True) -> Run:
-    job_function(kind)  # fail now, not in the worker, for an unknown kind
+    """Queue a run of `kind` with `config`, its settings (without "kind").
+
+    The kind's config is built from them first, so an unknown kind (KeyError) or a bad setting
+    (ConfigError, naming it) is refused before anything is written.
+    """
+    job_kind(kind).config.from_dict(config)
     run = Run.create(kind, config, root=root, name=name)
     if start:
         schedule(root)
@@ -55,25 +69,44 @@ def queue_lock(root: Path):
 def schedule(root: Path | None = None) -> list[Run]:
     """Start workers for queued runs while there is room. Returns the runs it started."""
     root = Path(root or runs_dir())
-    started = []
     with queue_lock(root):
-        runs = list_runs(root=root)
-        running = 0
-        for run in runs:
-            status = run.status()
-            if status.get("dead"):  # persist what the liveness check found
-                run.write_status("failed", error=status["error"], finished=time.time())
-            elif status.get("state") == "running":
-                running += 1
-        queued = sorted((r for r in runs if r.raw_status().get("state") == "queued"),
-                        key=lambda r: r.raw_status().get("queued_at", r.raw_status().get("created", 0)))
-        for run in queued[: max(0, max_concurrent() - running)]:
+        running, queued, dead = _survey(root)
+        for run, status in dead:  # record what the liveness check found
+            run.write_status("failed", dead=True, error=status["error"], finished=time.time())
+        starting = queued[: max(0, max_concurrent() - len(running))]
+        for run in starting:
             _start_worker(run)
-            started.append(run)
-    return started
+    return starting
+
+
+def _survey(root: Path) -> tuple[list[Run], list[Run], list[tuple[Run, Status]]]:
+    """The runs holding a slot, the queued runs in the order they will start, and the runs whose
+    status.json still says running though their process is gone. Unreadable runs are in none."""
+    running, queued, dead = [], [], []
+    for run in list_runs(root=root):
+        status = run.status()
+        if status.get("dead") and run.raw_status()["state"] == "running":
+            dead.append((run, status))
+        elif status["state"] == "running":
+            running.append(run)
+        elif status["state"] == "queued":
+            queued.append((_queue_key(status), run))
+    queued.sort(key=lambda pair: pair[0])
+    return running, [run for _, run in queued], dead
+
+
+def _queue_key(status: Status) -> float:
+    """Queued runs start in the order they were queued (or made), unless one is moved to the front."""
+    for key in ("queued_at", "created"):
+        if status.get(key) is not None:
+            return status[key]
+    return 0.0
 
 
 def _start_worker(run: Run) -> None:
+    if executors.executor_name() == "ray":
+        return executors.start_on_ray(run)
+    run.write_status(executor="local")
     env = {**os.environ, "LAB_RUNS_DIR": str(run.path.parent.parent), "PYTHONUNBUFFERED": "1"}
     with open(run.log_path, "a") as log:
         proc = subprocess.Popen(
@@ -84,34 +117,62 @@ def _start_worker(run: Run) -> None:
     # Reap the child when it exits so a long-lived parent (the app) collects no zombies.
     threading.Thread(target=proc.wait, daemon=True).start()
     status = run.raw_status()
-    if status.get("state") != "queued":  # the worker already reported (it can be that fast)
+    if status["state"] != "queued":  # the worker already reported (it can be that fast)
         return
+    # Popen returns once the child has exec'd: its command line names the run, so locate() proves
+    # it from now on, and a run that says running without such a process is dead at once.
     run.write_status("running", pid=proc.pid, pid_start=process_start_ticks(proc.pid),
-                     started=status.get("started", time.time()), resumed=time.time(),
-                     done_at_resume=(status.get("progress") or {}).get("done", 0))
+                     started=status.get("started") or time.time())
 
 
 def cancel(run: Run) -> str:
-    """Stop a run. A queued run is cancelled at once; a running one gets SIGTERM and saves."""
-    status = run.status()
-    state = status.get("state")
-    if state == "queued":
-        run.write_status("cancelled", finished=time.time())
-    elif state == "running":
-        try:
-            os.killpg(status["pid"], signal.SIGTERM)
-        except ProcessLookupError:
+    """Stop a run; returns its state afterwards.
+
+    A queued run is cancelled at once. A running one whose process /proc proves to be its own
+    worker gets SIGTERM and saves; one executing in an ancestor's worker or in this process gets
+    its cancel flag instead and stops at its next step (signalling that process would stop the
+    ancestor and every sibling). A running run whose process cannot be proven is not running: it
+    is marked failed. No other process is ever signalled.
+    """
+    with queue_lock(run.path.parent.parent):  # so schedule cannot start a queued run meanwhile
+        status = run.status()
+        if status["state"] == "queued":
             run.write_status("cancelled", finished=time.time())
+            return "cancelled"
+    if status.get("dead"):
+        run.write_status("failed", dead=True, error=status["error"], finished=time.time())
+    elif status["state"] == "running":
+        if locate(run, status) == "worker":
+            if not (status.get("executor") == "ray" and executors.cancel_on_ray(run)):
+                _terminate(status["pid"])
+        else:
+            run.request_stop()
     return run.state
 
 
+def _terminate(pid: int) -> None:
+    """SIGTERM to a proven worker: to its process group when it leads one of its own (as
+    `_start_worker` starts it), never to this process's group."""
+    try:
+        group = os.getpgid(pid)
+        if group == pid and group != os.getpgrp():
+            os.killpg(group, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it ended meanwhile; the liveness check reports how
+
+
 def resume(run: Run, root: Path | None = None) -> Run:
-    """Queue a cancelled or failed run again; its job continues from checkpoints/last.pt."""
+    """Queue a cancelled or failed run of the runs folder again; its job continues from its checkpoint."""
+    root = Path(root or runs_dir()).resolve()
+    if run.path.parent.parent != root:
+        raise ValueError(f"{run.path} is not a run in the runs folder {root}")
     state = run.state
     if state not in ("cancelled", "failed"):
         raise ValueError(f"Only a cancelled or failed run can be resumed; {run.id} is {state}")
-    run.write_status("queued", error=None, dead=None, queued_at=time.time())
-    schedule(root or run.path.parent.parent)
+    run.requeue()
+    schedule(root)
     return run
 
 
@@ -127,3 +188,55 @@ def wait(run: Run, timeout: float | None = None, poll: float = 0.5) -> str:
 
 def active_runs(root: Path | None = None) -> list[Run]:
     return [r for r in list_runs(root=root) if r.state in ACTIVE_STATES]
+
+
+# --- the queue as a user sees it --------------------------------------------------------------------
+
+class QueuePlace(NamedTuple):
+    position: int  # 1 for the queued run that starts next
+    ahead: list[Run]  # what it waits for: the runs holding a slot, then the queued runs before it
+    limit: int  # how many runs may run at once (LAB_MAX_JOBS)
+
+
+def queue_position(run: Run) -> QueuePlace | None:
+    """Where a queued run stands in its runs folder's queue; None when it is not queued."""
+    running, queued, _ = _survey(run.path.parent.parent)
+    paths = [r.path for r in queued]
+    if run.path not in paths:
+        return None
+    index = paths.index(run.path)
+    return QueuePlace(index + 1, running + queued[:index], max_concurrent())
+
+
+def move_to_front(run: Run) -> None:
+    """Let a queued run start before every other queued run: a short job need not wait behind long ones."""
+    root = run.path.parent.parent
+    with queue_lock(root):
+        _, queued, _ = _survey(root)
+        if run.path not in [r.path for r in queued]:
+            raise ValueError(f"{run.id} is not queued; it is {run.state}")
+        run.write_status(queued_at=_queue_key(queued[0].raw_status()) - 1)
+
+
+def state_note(run: Run, status: Status | None = None) -> str:
+    """Why a run is not moving, in a sentence for pages and the CLI; "" when there is nothing to say.
+
+    A queued run: "2nd in line behind study 20250101-…; one job at a time: LAB_MAX_JOBS=1".
+    A run cancelled while queued: "cancelled while queued: it never started".
+    """
+    status = status or run.status()
+    if status["state"] == "cancelled" and status.get("started") is None:
+        return "cancelled while queued: it never started"
+    place = queue_position(run) if status["state"] == "queued" else None
+    if place is None:
+        return ""
+    if not place.ahead:
+        return "next to start"
+    at_once = "one job at a time" if place.limit == 1 else f"{place.limit} jobs at a time"
+    before = place.ahead[-1]
+    return f"{_ordinal(place.position)} in line behind {before.kind} {before.id}; {at_once}: LAB_MAX_JOBS={place.limit}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -4,8 +4,10 @@ Reads every finished score job's `artifacts/scores.json` (the newest score of a 
 every finished study's summary (downstream gain of the arm that used the set). Both are matched
 by set id ("<run id>/<set name>", lab.sets), never by absolute path, so moving the runs folder
 keeps every join; a set drawn twice with the same draw counts as the first one made.
-Fidelity: FID, precision, density and nearest-pair SSIM; diversity: recall and coverage;
-memorization: share of suspected copies. A run whose file cannot be read is left out, never the
+Fidelity: FID, KID, precision, density and nearest-pair SSIM; diversity: recall and coverage;
+memorization: share of suspected copies. Distribution metrics come in two feature spaces, each
+column naming its own: Inception-v3 (the standard numbers) and the lab encoder (with its
+validation balanced accuracy, or why its numbers were withheld). A run whose file cannot be read is left out, never the
 whole board.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from lab.runs import list_runs
 from lab.sets import duplicate_ids, list_sets, resolve_set, set_id
 from lab.study import ArmSummary, read_summary
-from metrics.scores import Scores, SetScores
+from metrics.scores import CLASS_MATCHED, ENCODER, INCEPTION, EncoderSummary, Scores, SetScores
 from metrics.stats import PairedComparison
 
 
@@ -24,7 +26,7 @@ from metrics.stats import PairedComparison
 class ScoredSet:
     """The newest score of one set, with where it came from."""
     scores: SetScores
-    encoder: str | None  # feature space of its distribution metrics
+    encoder: EncoderSummary | None  # the encoder of its encoder-space metrics
     score_run: str  # id of the score job
 
 
@@ -48,7 +50,7 @@ def latest_scores(root: Path | None = None) -> dict[str, ScoredSet]:
         except ValueError:
             continue
         for s in scores.sets:
-            found.setdefault(same.get(s.set_id, s.set_id), ScoredSet(s, scores.encoder_name, run.id))
+            found.setdefault(same.get(s.set_id, s.set_id), ScoredSet(s, scores.encoder, run.id))
     return found
 
 
@@ -76,25 +78,38 @@ def leaderboard_rows(root: Path | None = None) -> list[dict]:
     rows = []
     for key, scored in latest_scores(root).items():
         s = scored.scores
-        d, matched = s.distribution, s.distribution_class_matched
+        inception, encoder = s.distribution_in(INCEPTION), s.distribution_in(ENCODER)
+        matched = s.distribution_in(ENCODER, CLASS_MATCHED)
         nearest = s.pairings.get("nearest")
         ssim = nearest.metrics.get("ssim") if nearest is not None else None
         study = gains.get(key)
         gain = study.comparison.delta if study is not None else None
         rows.append({
             "set": s.name, "generator": s.generator, "images": s.count,
-            "FID ↓": d and d.fid, "FID class-matched ↓": matched and matched.fid,
-            "precision ↑": d and d.precision, "density ↑": d and d.density,
+            "FID (Inception) ↓": inception and inception.fid, "KID (Inception) ↓": inception and inception.kid,
+            "precision (Inception) ↑": inception and inception.precision,
+            "recall (Inception) ↑": inception and inception.recall,
+            "density (Inception) ↑": inception and inception.density,
+            "coverage (Inception) ↑": inception and inception.coverage,
+            "FID (encoder) ↓": encoder and encoder.fid, "FID class-matched (encoder) ↓": matched and matched.fid,
+            "precision (encoder) ↑": encoder and encoder.precision, "recall (encoder) ↑": encoder and encoder.recall,
+            "encoder": _encoder_text(scored.encoder),
             "SSIM nearest ↑": ssim and ssim.mean,
-            "recall ↑": d and d.recall, "coverage ↑": d and d.coverage,
             "suspected copies ↓": s.memorization.suspected_fraction.mean,
             "train time (s)": s.train_seconds,
             "downstream gain (points)": None if gain is None else 100 * gain.mean,
             "gain interval": None if gain is None else f"[{100 * gain.lo:+.1f}, {100 * gain.hi:+.1f}]",
             "verdict": study.arm.verdict if study is not None else None,
-            "encoder": scored.encoder, "score run": scored.score_run, "set id": key, "path": _current_path(key, root),
+            "score run": scored.score_run, "set id": key, "path": _current_path(key, root),
         })
     return rows
+
+
+def _encoder_text(encoder: EncoderSummary | None) -> str | None:
+    """The encoder's validation accuracy, or why its numbers are withheld; None when it was not used."""
+    if encoder is None:
+        return None
+    return f"withheld: {encoder.withheld}" if encoder.withheld else encoder.accuracy_text
 
 
 def _current_path(key: str, root: Path | None) -> str:

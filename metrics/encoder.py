@@ -1,17 +1,29 @@
-"""A small CNN trained on the real training split: the lab's offline feature space.
+"""A small CNN trained on the real training split: the lab's domain feature space.
 
-FID, KID, precision/recall and density/coverage need image features. Inception weights are
-not available offline and were never trained on medical images, so the lab trains a compact
-classifier on the dataset's own training images and uses its penultimate layer (`features`).
-The same model doubles as a quick real-data classifier (`predict`) for other parts of the lab.
+FID, KID, precision/recall and density/coverage need image features. Beside the standard
+Inception-v3 space (metrics.inception), which was never trained on medical images, the lab
+trains a compact classifier on the dataset's own training images and uses its penultimate layer
+(`features`). The same model doubles as a quick real-data classifier (`predict`).
+
+Training fits the data: at least `min_steps` optimizer steps however small the dataset (546
+images at batch 128 would otherwise be 4 steps an epoch), with early stopping on the validation
+split's balanced accuracy (measured every `eval_every` steps; the best weights are kept).
+
+A feature space is only worth its numbers if the encoder learned something: `withheld_reason`
+says why its metrics must not be reported when its validation balanced accuracy is not clearly
+above chance. The rule: the balanced accuracy must beat chance (1 / classes) by at least
+MIN_MARGIN and a label-permutation test must give p < MAX_P_VALUE. The accuracy is measured on
+the split that picked the checkpoint, so it is slightly optimistic; the margin absorbs that.
 
 A trained encoder is cached on disk under `cache_dir()/encoders/`, keyed by a fingerprint of
-the training images, labels and the config, so every job on the same data reuses it. Several
-jobs may fill the cache at once: each writes under its own temporary name and moves the file
-into place, so a reader sees a whole checkpoint or none.
+the training images, labels, the config and the training recipe (RECIPE), so every job on the
+same data reuses it and a changed training loop never reuses an old encoder. Several jobs may
+fill the cache at once: each writes under its own temporary name and moves the file into place,
+so a reader sees a whole checkpoint or none.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import pickle
@@ -29,6 +41,11 @@ from data.files import atomic_save
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet, to_tensor
 from data.paths import cache_dir
+from metrics.stats import balanced_accuracy, balanced_accuracy_p_value
+
+RECIPE = "v2: step budget max(min_steps, epochs), early stopping on validation balanced accuracy"
+MIN_MARGIN = 0.10  # balanced accuracy points above chance an encoder must reach for its numbers to be reported
+MAX_P_VALUE = 0.01  # and its label-permutation p-value must be below this
 
 
 @dataclass(frozen=True)
@@ -37,7 +54,13 @@ class EncoderConfig(Config):
                              help="side the network sees; 0 = the images' own side, at most 64")
     width: int = option(24, label="Width", min=1, help="channels of the first block; doubled per block")
     feature_dim: int = option(128, label="Feature dimension", min=1, help="length of the feature vector")
-    epochs: int = option(4, label="Epochs", min=1)
+    epochs: int = option(4, label="Epochs", min=1, help="passes over the training images, unless min_steps asks for more")
+    min_steps: int = option(400, label="Minimum steps", min=1,
+                            help="optimizer steps at least, however small the dataset")
+    eval_every: int = option(25, label="Validate every (steps)", min=1,
+                             help="steps between measurements of validation balanced accuracy")
+    patience: int = option(6, label="Patience (validations)", min=1,
+                           help="stop after this many validations in a row without a better balanced accuracy")
     batch_size: int = option(128, label="Batch size", min=1)
     lr: float = option(3e-3, label="Learning rate", min=0, min_exclusive=True)
     seed: int = option(0, label="Seed")
@@ -70,13 +93,34 @@ class Encoder:
         self.net = net.eval()
         self.config = config
         self.class_names = class_names
-        self.info = info  # source, val_accuracy, train_seconds, fingerprint
+        # source, fingerprint, train_images, steps, best_step, train_seconds and, with a validation
+        # split: val_images, val_accuracy, val_balanced_accuracy, val_balanced_chance, val_p_value
+        self.info = info
 
     @property
     def name(self) -> str:
         acc = self.info.get("val_balanced_accuracy")
         acc_text = f", val balanced acc {acc:.2f}" if acc is not None else ""
         return f"lab-cnn-{self.config.feature_dim}d ({self.info.get('source', '?')}{acc_text})"
+
+    @property
+    def accuracy_text(self) -> str:
+        """ "val balanced acc 0.83, chance 0.50": what to print next to every number the encoder produces."""
+        acc = self.info.get("val_balanced_accuracy")
+        if acc is None:
+            return "val balanced acc unknown (no validation split)"
+        return f"val balanced acc {acc:.2f}, chance {self.info['val_balanced_chance']:.2f}"
+
+    def withheld_reason(self) -> str:
+        """Why the encoder's metrics must not be reported ("" when they may): see the module docstring."""
+        acc, chance, p = (self.info.get(k) for k in ("val_balanced_accuracy", "val_balanced_chance", "val_p_value"))
+        if acc is None or p is None:
+            return "encoder not validated (no validation split): encoder-space metrics withheld"
+        if acc >= chance + MIN_MARGIN and p < MAX_P_VALUE:
+            return ""
+        return (f"encoder at balanced accuracy {acc:.2f}, chance {chance:.2f} (permutation p = {p:.2g} on "
+                f"{self.info['val_images']} validation images; needs +{MIN_MARGIN:.2f} and p < {MAX_P_VALUE}): "
+                f"not clearly above chance, encoder-space metrics withheld")
 
     def _batches(self, images: np.ndarray, batch_size: int = 512):
         for start in range(0, len(images), batch_size):
@@ -109,7 +153,7 @@ def fingerprint(images: ImageSet, config: EncoderConfig) -> str:
     h = hashlib.sha1()
     h.update(np.ascontiguousarray(images.images).tobytes())
     h.update(images.labels.tobytes())
-    h.update(json.dumps([images.class_names, config.to_dict()], sort_keys=True).encode())
+    h.update(json.dumps([images.class_names, config.to_dict(), RECIPE], sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -120,19 +164,26 @@ def cache_path(source: str, key: str) -> Path:
 
 def train_encoder(train: ImageSet, val: ImageSet | None = None, config: EncoderConfig = EncoderConfig(),
                   cache: bool = True, hooks: Hooks = NO_HOOKS) -> Encoder:
-    """Train (or load from the disk cache) an encoder on `train`; `val` only measures accuracy.
+    """Train (or load from the disk cache) an encoder on `train`, stopping early on `val`.
 
-    Training reports each step through `hooks.progress` and raises `Interrupted` when
-    `hooks.should_stop()` (a few epochs: there is nothing worth checkpointing).
+    Without a validation split it trains the whole budget and records no accuracy (so its
+    numbers are withheld). Training reports each step through `hooks.progress` and raises
+    `Interrupted` when `hooks.should_stop()` (minutes at most: nothing is checkpointed).
     """
     key = fingerprint(train, config)
     path = cache_path(train.source, key)
     if cache and path.exists():
         return load_encoder(path, train.channels)
-    encoder = _train(train, val, config, key, hooks)
+    encoder = _train(train, val if val is not None and len(val) else None, config, key, hooks)
     if cache:
         save_encoder(encoder, path)
     return encoder
+
+
+def step_budget(train_images: int, config: EncoderConfig) -> tuple[int, int]:
+    """(steps per epoch, total optimizer steps): `epochs` passes, but never fewer than `min_steps`."""
+    steps_per_epoch = max(1, train_images // config.batch_size)
+    return steps_per_epoch, max(config.min_steps, config.epochs * steps_per_epoch)
 
 
 def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: str, hooks: Hooks) -> Encoder:
@@ -141,44 +192,62 @@ def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: st
     with torch.random.fork_rng():  # a seeded initialisation without touching the caller's global RNG
         torch.manual_seed(config.seed)
         net = EncoderNet(train.channels, train.num_classes, config)
+    encoder = Encoder(net, config, list(train.class_names), {"source": train.source, "fingerprint": key,
+                                                              "train_images": len(train)})
     x_all = to_input(train.images, config.input_size)
     y_all = torch.from_numpy(train.labels)
     # Class-balanced loss: medical sets are skewed and the features must separate rare classes too
     # (so judge it by balanced accuracy; plain accuracy can fall below the majority-class rate).
     counts = torch.from_numpy(train.class_counts()).float().clamp_(min=1)
     weights = (counts.sum() / counts) / (counts.sum() / counts).mean()
-    steps_per_epoch = max(1, len(train) // config.batch_size)
-    total = config.epochs * steps_per_epoch
+    steps_per_epoch, total = step_budget(len(train), config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
-    step = 0
-    net.train()
-    for epoch in range(config.epochs):
-        order = torch.randperm(len(train), generator=gen)
-        for b in range(steps_per_epoch):
-            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x = x_all[idx]
-            flip = torch.rand(len(x), generator=gen) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            _, logits = net(x)
-            loss = F.cross_entropy(logits, y_all[idx], weight=weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-            hooks.progress(step, total, f"training encoder, epoch {epoch + 1}/{config.epochs}")
-            hooks.stop_if_asked()
-    encoder = Encoder(net.eval(), config, list(train.class_names),
-                      {"source": train.source, "fingerprint": key, "train_seconds": round(time.time() - started, 1),
-                       "train_images": len(train)})
-    if val is not None and len(val):
-        predicted = encoder.predict(val.images)
-        recalls = [(predicted[val.labels == k] == k).mean() for k in np.unique(val.labels)]
-        encoder.info["val_accuracy"] = float((predicted == val.labels).mean())
-        encoder.info["val_balanced_accuracy"] = float(np.mean(recalls))
-        encoder.info["val_balanced_chance"] = 1 / len(recalls)
+    best_accuracy, best_step, best_state, since_best = -1.0, 0, None, 0
+    for step in range(1, total + 1):
+        if (step - 1) % steps_per_epoch == 0:
+            order = torch.randperm(len(train), generator=gen)
+        b = (step - 1) % steps_per_epoch
+        idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+        x = x_all[idx]
+        flip = torch.rand(len(x), generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        net.train()
+        _, logits = net(x)
+        loss = F.cross_entropy(logits, y_all[idx], weight=weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if val is not None and (step % config.eval_every == 0 or step == total):
+            net.eval()
+            accuracy = balanced_accuracy(encoder.predict(val.images), val.labels)
+            if accuracy > best_accuracy:
+                best_accuracy, best_step, best_state, since_best = accuracy, step, copy.deepcopy(net.state_dict()), 0
+            else:
+                since_best += 1
+            hooks.progress(step, total, f"training encoder, step {step}/{total}", val_balanced_accuracy=accuracy)
+        else:
+            hooks.progress(step, total, f"training encoder, step {step}/{total}")
+        hooks.stop_if_asked()
+        if since_best >= config.patience:
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    encoder.info.update(steps=step, best_step=best_step or step, train_seconds=round(time.time() - started, 1))
+    if val is not None:
+        encoder.info.update(validation(encoder.predict(val.images), val.labels))
     return encoder
+
+
+def validation(predicted: np.ndarray, labels: np.ndarray) -> dict:
+    """What the encoder's validation predictions say: accuracy, balanced accuracy, its chance level
+    (1 / classes present) and the one-sided label-permutation p-value of the balanced accuracy."""
+    return {"val_images": len(labels), "val_accuracy": float((predicted == labels).mean()),
+            "val_balanced_accuracy": balanced_accuracy(predicted, labels),
+            "val_balanced_chance": 1 / len(np.unique(labels)),
+            "val_p_value": balanced_accuracy_p_value(predicted, labels)}
 
 
 def save_encoder(encoder: Encoder, path: Path) -> None:

@@ -10,18 +10,25 @@ Preprocessing (clean-fid's "clean" protocol), for uint8 images N×H×W×C with C
 1. a grayscale image is repeated to three channels;
 2. each channel, as a float32 PIL image (mode "F", values 0..255), is resized to 299×299 with PIL
    bicubic (whatever the image's size, small or large; aspect ratio is not kept), clipped to
-   [0, 255] and not rounded back to integers;
+   [0, 255] and not rounded back to integers. So a 28 px MedMNIST image is upsampled about 10.7×
+   by bicubic interpolation of float values, with no uint8 rounding in between (clean-fid's fix of
+   the aliasing and quantisation that make pytorch-fid's resizing disagree across libraries);
 3. (x − 128) / 128, the TF graph's input scaling, so the network sees values in [−1, 0.9921875];
 4. the pool3 output (2048-d) is returned in float64.
 
 Every metric returns a dict whose "feature_space" names this space, so its numbers are never
 confused with those of the lab's domain encoder (metrics.encoder).
+
+On a CPU the network costs about a tenth of a second or more per image, so real statistics are
+cached per dataset (`reference_set`) and each computation of them records this machine's pace
+(`seconds_per_image`), which the pages use for their estimates.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import json
+import time
 import warnings
 import zipfile
 from contextlib import contextmanager
@@ -34,7 +41,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.files import atomic_save, slug
+from data.files import atomic_save, atomic_write_json, read_json, slug
+from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
 from data.paths import cache_dir
 from metrics.distribution import (distribution_scores, feature_statistics, frechet_distance, kid,
@@ -52,6 +60,8 @@ INPUT_SIDE = 299
 SIFID_MIN_SIDE = 299
 FEATURE_DIM = 2048
 PROTOCOL = "tf-fid-inception-v3 pool3, pil-bicubic-float 299, (x-128)/128, v1"  # in every cache key
+PREPROCESSING = ("clean-fid's resizing: grayscale repeated to RGB, each image (a 28 px one too) resized to 299×299 "
+                 "by PIL bicubic on float channels, no rounding to uint8, then (x − 128) / 128")
 
 
 class InceptionUnavailable(ModuleNotFoundError):
@@ -124,15 +134,20 @@ def _network_input(images: np.ndarray, height: int, width: int, device: str) -> 
 
 
 @torch.inference_mode()
-def inception_features(images: np.ndarray, batch: int = 50, device: str = "auto") -> np.ndarray:
+def inception_features(images: np.ndarray, batch: int = 50, device: str = "auto", hooks: Hooks = NO_HOOKS) -> np.ndarray:
     """Pool3 features of uint8 images N×H×W×C (C = 1 or 3): float64 N×2048 (see the module docstring).
-    `device` is "auto" (CUDA when present), "cpu" or "cuda[:i]"."""
+    `device` is "auto" (CUDA when present), "cpu" or "cuda[:i]". Reports images done through
+    `hooks.progress` and raises `Interrupted` between batches when `hooks.should_stop()`."""
     images = _as_rgb(images)
     device = resolve_device(device)
     network = load_network(device)
+    features = []
     with _float32_convolutions():
-        features = [network(_network_input(images[start:start + batch], INPUT_SIDE, INPUT_SIDE, device)).cpu()
-                    for start in range(0, len(images), batch)]
+        for start in range(0, len(images), batch):
+            features.append(network(_network_input(images[start:start + batch], INPUT_SIDE, INPUT_SIDE, device)).cpu())
+            done = start + len(features[-1])
+            hooks.progress(done, len(images), f"Inception features, {done}/{len(images)} images")
+            hooks.stop_if_asked()
     return torch.cat(features).double().numpy() if features else np.zeros((0, FEATURE_DIM))
 
 
@@ -155,9 +170,9 @@ class InceptionSet:
         return len(self.features)
 
 
-def inception_set(images: np.ndarray, batch: int = 50, device: str = "auto") -> InceptionSet:
+def inception_set(images: np.ndarray, batch: int = 50, device: str = "auto", hooks: Hooks = NO_HOOKS) -> InceptionSet:
     """Features and statistics of uint8 images N×H×W×C, computed now (not cached)."""
-    return InceptionSet.of_features(inception_features(images, batch, device))
+    return InceptionSet.of_features(inception_features(images, batch, device, hooks))
 
 
 def reference_key(real: ImageSet, spec: DatasetSpec | None = None) -> str:
@@ -171,20 +186,42 @@ def reference_key(real: ImageSet, spec: DatasetSpec | None = None) -> str:
     return f"{slug(name)}-{slug(real.split)}-{digest.hexdigest()[:16]}"
 
 
+def reference_path(real: ImageSet, spec: DatasetSpec | None = None) -> Path:
+    """Where `reference_set` keeps the Inception set of `real`."""
+    return cache_dir() / "inception" / f"{reference_key(real, spec)}.npz"
+
+
 def reference_set(real: ImageSet, spec: DatasetSpec | None = None, cache: bool = True, batch: int = 50,
-                  device: str = "auto") -> InceptionSet:
+                  device: str = "auto", hooks: Hooks = NO_HOOKS) -> InceptionSet:
     """The Inception set of real images, computed once per dataset and split and kept on disk at
-    `cache_dir()/inception/<key>.npz` (`spec` is the DatasetSpec the images came from, if any)."""
-    path = cache_dir() / "inception" / f"{reference_key(real, spec)}.npz"
+    `reference_path(real, spec)` (`spec` is the DatasetSpec the images came from, if any)."""
+    path = reference_path(real, spec)
     if cache and path.exists():
         cached = _load_reference(path, len(real))
         if cached is not None:
             return cached
-    result = inception_set(real.images, batch, device)
+    started = time.perf_counter()
+    result = inception_set(real.images, batch, device, hooks)
     if cache:  # the network emits float32: storing the features in float32 loses nothing
         atomic_save(path, lambda tmp: np.savez(tmp, protocol=np.array(PROTOCOL), mu=result.mu, sigma=result.sigma,
                                                features=result.features.astype(np.float32)))
+        if len(real) >= batch:
+            _record_pace(resolve_device(device), (time.perf_counter() - started) / len(real))
     return result
+
+
+def seconds_per_image(device: str = "auto") -> float | None:
+    """Inception's pace on this machine and device (the latest real-statistics computation); None
+    before the first one."""
+    pace = read_json(cache_dir() / "inception" / "pace.json", {})
+    value = pace.get(resolve_device(device).split(":")[0]) if isinstance(pace, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _record_pace(device: str, seconds: float) -> None:
+    path = cache_dir() / "inception" / "pace.json"
+    pace = read_json(path, {})
+    atomic_write_json(path, {**(pace if isinstance(pace, dict) else {}), device.split(":")[0]: round(seconds, 4)})
 
 
 def _load_reference(path: Path, n: int) -> InceptionSet | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metrics.stats import bootstrap_mean
+from metrics.stats import Estimate, proportion
 
 EXACT_COPY = 0.5 / 255  # below half a grey level per pixel, two images are the same picture
 
@@ -26,8 +26,9 @@ class Memorization:
     heldout_distance: np.ndarray
 
     @property
-    def fraction(self):
-        return bootstrap_mean(self.suspected.astype(float))
+    def fraction(self) -> Estimate:
+        """Share of suspected copies with its exact (Clopper–Pearson) 95% interval."""
+        return proportion(int(self.suspected.sum()), len(self.suspected))
 
     def closest(self, k: int = 16) -> np.ndarray:
         """Indices of the k synthetic images nearest to a training image, closest first."""

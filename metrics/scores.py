@@ -1,13 +1,17 @@
 """What a score job reports, as typed results, and the files they are saved as.
 
-`Scores` is a job's `artifacts/scores.json`: the dataset and config it scored with, the encoder
-of the distribution metrics, the facts of each piqa metric, and one `SetScores` per synthetic
-set. `SetScores` holds, per pairing strategy, each piqa metric as a `MetricScore` (mean,
-bootstrap 95% interval and number of pairs, overall and per class); the distribution metrics
-against the whole training split and against a class-matched real sample; and the
-memorization check. `to_dict`/`from_dict` map each class to the JSON on disk, `Scores.load`
-reads a file (a malformed one is an error naming it), and `Scores.to_csv` flattens everything
-into one row per set × pairing × metric × class.
+`Scores` is a job's `artifacts/scores.json`: the dataset and config it scored with, the two
+feature spaces of the distribution metrics (`InceptionSummary`: the standard TF-FID Inception-v3
+and how many images it saw; `EncoderSummary`: the lab's domain encoder, its validation balanced
+accuracy and, when it is not clearly above chance, why its numbers are withheld), the facts of
+each piqa metric, and one `SetScores` per synthetic set. `SetScores` holds, per pairing strategy,
+each piqa metric as a `MetricScore` (mean, bootstrap 95% interval and number of pairs, overall
+and per class); one `DistributionScores` per feature space and real reference (the training
+split, and a sample of it in the set's class mix), each naming its space; and the memorization
+check. `to_dict`/`from_dict` map each class to the JSON on disk, `Scores.load` reads a file (a
+malformed one is an error naming it), and `Scores.to_csv` flattens everything into one row per
+set × pairing × metric × class, distribution rows naming their feature space (and, in the
+encoder's, its validation balanced accuracy).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from data.files import atomic_write_json, csv_text
+from data.synthetic import set_id
 from metrics.distribution import DISTRIBUTION_METRICS
 from metrics.quality import METRICS, QualityMetric
 from metrics.stats import Estimate
@@ -52,9 +57,13 @@ class PairingScores:
                    {key: MetricScore.from_dict(m) for key, m in d["metrics"].items()})
 
 
+INCEPTION, ENCODER = "inception", "encoder"  # the feature spaces (DistributionScores.space)
+TRAIN_SPLIT, CLASS_MATCHED = "train split", "class-matched"  # the real references (DistributionScores.reference)
+
+
 @dataclass
 class DistributionScores:
-    """The distribution metrics of one set against one real reference, in one encoder's space."""
+    """The distribution metrics of one set against one real reference, in one feature space."""
     fid: float
     kid: float
     kid_std: float  # spread of KID over random subsets
@@ -64,7 +73,9 @@ class DistributionScores:
     coverage: float
     n_real: int
     n_synthetic: int
-    encoder: str  # name of the feature space
+    space: str  # INCEPTION or ENCODER
+    reference: str  # TRAIN_SPLIT (the whole split, or its capped sample for Inception) or CLASS_MATCHED
+    feature_space: str  # the space's full name, e.g. "inception-v3 (TF-FID pool3)"
 
     def value(self, key: str) -> float:
         """A metric of `DISTRIBUTION_METRICS` by key."""
@@ -119,8 +130,7 @@ class SetScores:
     applicability: dict[str, str]  # metric key -> "native", "upsampled a→b px" or "not applicable …"
     pairings: dict[str, PairingScores]
     memorization: MemorizationScores
-    distribution: DistributionScores | None = None  # against the whole training split
-    distribution_class_matched: DistributionScores | None = None  # against real images in the set's class mix
+    distribution: list[DistributionScores] = field(default_factory=list)  # per feature space and reference
     path: str = ""  # the set's npz
     name: str = ""
     generator: str = "?"
@@ -129,15 +139,23 @@ class SetScores:
     seconds: float = 0.0  # time spent scoring it
     gallery: str = ""  # memorization gallery PNG in the score run's artifacts; "" for none
 
+    @property
+    def set_id(self) -> str:
+        """The set's id ("<run id>/<set name>", data.synthetic.set_id): what joins its scores to studies,
+        unchanged when the runs folder moves."""
+        return set_id(self.path) if self.path else self.name
+
+    def distribution_in(self, space: str, reference: str = TRAIN_SPLIT) -> DistributionScores | None:
+        """The distribution metrics in feature space `space` against `reference`; None when not measured."""
+        return next((d for d in self.distribution if d.space == space and d.reference == reference), None)
+
     def to_dict(self) -> dict:
-        d = {"path": self.path, "name": self.name, "generator": self.generator, "run_id": self.run_id,
-             "train_seconds": self.train_seconds, "count": self.count, "class_counts": self.class_counts,
-             "applicability": self.applicability,
-             "pairings": {key: p.to_dict() for key, p in self.pairings.items()}}
-        for block in ("distribution", "distribution_class_matched"):
-            if getattr(self, block) is not None:
-                d[block] = getattr(self, block).to_dict()
-        return {**d, "memorization": self.memorization.to_dict(), "seconds": self.seconds, "gallery": self.gallery}
+        return {"path": self.path, "name": self.name, "generator": self.generator, "run_id": self.run_id,
+                "train_seconds": self.train_seconds, "count": self.count, "class_counts": self.class_counts,
+                "applicability": self.applicability,
+                "pairings": {key: p.to_dict() for key, p in self.pairings.items()},
+                "distribution": [d.to_dict() for d in self.distribution],
+                "memorization": self.memorization.to_dict(), "seconds": self.seconds, "gallery": self.gallery}
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_json(path, self.to_dict())
@@ -152,13 +170,56 @@ class SetScores:
         return cls(int(d["count"]), list(d["class_counts"]), dict(d["applicability"]),
                    {key: PairingScores.from_dict(p) for key, p in d["pairings"].items()},
                    MemorizationScores.from_dict(d["memorization"]),
-                   _distribution(d.get("distribution")), _distribution(d.get("distribution_class_matched")),
+                   [DistributionScores.from_dict(block) for block in d["distribution"]],
                    d.get("path", ""), d.get("name", ""), d.get("generator", "?"), d.get("run_id"),
                    d.get("train_seconds"), d.get("seconds", 0.0), d.get("gallery", ""))
 
 
-def _distribution(d: dict | None) -> DistributionScores | None:
-    return DistributionScores.from_dict(d) if d else None
+@dataclass
+class EncoderSummary:
+    """The lab encoder of a score job: which one, how well it learned, whether its numbers are reported."""
+    name: str  # its feature space's full name
+    val_balanced_accuracy: float | None  # on the validation split; None without one
+    chance: float | None  # balanced accuracy of guessing: 1 / classes
+    p_value: float | None  # label-permutation test of the balanced accuracy against chance
+    withheld: str  # why its metrics are not reported (metrics.encoder's rule); "" when they are
+    info: dict  # what the encoder recorded: source, fingerprint, images, steps, seconds
+    config: dict  # its EncoderConfig
+
+    @property
+    def accuracy_text(self) -> str:
+        """ "val balanced acc 0.83, chance 0.50": printed next to every number the encoder produces."""
+        if self.val_balanced_accuracy is None:
+            return "val balanced acc unknown"
+        return f"val balanced acc {self.val_balanced_accuracy:.2f}, chance {self.chance:.2f}"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EncoderSummary":
+        return cls(**{name: d[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class InceptionSummary:
+    """The Inception-v3 feature space of a score job and the images it saw."""
+    feature_space: str
+    protocol: str  # preprocessing, as metrics.inception states it
+    real_images: int  # training images in the real reference (a stratified sample when the split is larger)
+    train_images: int  # in the training split
+    synthetic_cap: int  # each set's images beyond this are sampled down (seeded, stratified by class)
+    seed: int  # of both samples
+    device: str
+
+    @property
+    def sample_text(self) -> str:
+        """ "2000 of 7007 training images (stratified, seed 0); at most 1000 per synthetic set" """
+        real = (f"all {self.train_images}" if self.real_images == self.train_images
+                else f"{self.real_images} of {self.train_images}")
+        return (f"real reference: {real} training images (stratified by class, seed {self.seed}); "
+                f"at most {self.synthetic_cap} images per synthetic set")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InceptionSummary":
+        return cls(**{name: d[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -181,22 +242,34 @@ class Scores:
     dataset: dict  # DatasetSpec dict of the real data
     config: dict  # the ScoreConfig dict
     created: float  # Unix time
-    encoder: dict | None  # name, info and config of the distribution metrics' encoder; None without them
+    inception: InceptionSummary | None  # None when Inception was skipped
+    encoder: EncoderSummary | None  # None without distribution metrics
     metrics: dict[str, MetricInfo]
     sets: list[SetScores]
 
     @property
     def encoder_name(self) -> str | None:
-        return None if self.encoder is None else self.encoder["name"]
+        return None if self.encoder is None else self.encoder.name
+
+    def feature_space_note(self, space: str) -> str:
+        """What to print beside a number of `space`: the encoder's validation accuracy; nothing for Inception."""
+        return self.encoder.accuracy_text if space == ENCODER and self.encoder is not None else ""
 
     def to_dict(self) -> dict:
-        return {"dataset": self.dataset, "config": self.config, "created": self.created, "encoder": self.encoder,
+        return {"dataset": self.dataset, "config": self.config, "created": self.created,
+                "inception": None if self.inception is None else asdict(self.inception),
+                "encoder": None if self.encoder is None else asdict(self.encoder),
                 "metrics": {key: asdict(m) for key, m in self.metrics.items()},
                 "sets": [s.to_dict() for s in self.sets]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Scores":
-        return cls(d["dataset"], d["config"], float(d["created"]), d.get("encoder"),
+        if "inception" not in d:
+            raise ValueError("written by an older lab (before Inception and the encoder's accuracy check): "
+                             "score the sets again")
+        return cls(d["dataset"], d["config"], float(d["created"]),
+                   InceptionSummary.from_dict(d["inception"]) if d["inception"] else None,
+                   EncoderSummary.from_dict(d["encoder"]) if d["encoder"] else None,
                    {key: MetricInfo(**m) for key, m in d["metrics"].items()},
                    [SetScores.from_dict(s) for s in d["sets"]])
 
@@ -209,7 +282,8 @@ class Scores:
         return _load(path, cls.from_dict)
 
     def table_rows(self) -> list[dict]:
-        """Flat rows: set × pairing × metric × class ("all" first), then distribution and memorization."""
+        """Flat rows: set × pairing × metric × class ("all" first), then distribution and memorization.
+        Distribution rows name their feature space and, in the encoder's, its validation accuracy."""
         rows = []
         for s in self.sets:
             base = {"set": s.name, "generator": s.generator, "path": s.path}
@@ -217,23 +291,26 @@ class Scores:
                 for key, score in block.metrics.items():
                     metric = METRICS[key]
                     for cls, e in [("all", score), *score.per_class.items()]:
-                        rows.append({**base, "pairing": pairing, "metric": metric.name, "direction": metric.arrow,
-                                     "class": cls, "mean": e.mean, "lo": e.lo, "hi": e.hi, "n": e.n})
-            for block in ("distribution", "distribution_class_matched"):
-                scores = getattr(s, block)
-                if scores is None:
-                    continue
+                        rows.append(_row(base, pairing, metric.name, metric.arrow, cls, e.mean, e.lo, e.hi, e.n))
+            for d in s.distribution:
                 for key, metric in DISTRIBUTION_METRICS.items():
-                    rows.append({**base, "pairing": block, "metric": metric.name, "direction": metric.arrow,
-                                 "class": "all", "mean": scores.value(key), "lo": None, "hi": None, "n": s.count})
+                    rows.append(_row(base, f"distribution, {d.reference}", metric.name, metric.arrow, "all",
+                                     d.value(key), None, None, d.n_synthetic, d.feature_space,
+                                     self.feature_space_note(d.space)))
             memo = s.memorization
             for cls, e in [("all", memo.suspected_fraction), *memo.per_class.items()]:
-                rows.append({**base, "pairing": "memorization", "metric": "suspected copies", "direction": "↓",
-                             "class": cls, "mean": e.mean, "lo": e.lo, "hi": e.hi, "n": e.n})
+                rows.append(_row(base, "memorization", "suspected copies", "↓", cls, e.mean, e.lo, e.hi, e.n))
         return rows
 
     def to_csv(self) -> str:
         return csv_text(self.table_rows())
+
+
+def _row(base: dict, pairing: str, metric: str, direction: str, cls: str, mean: float, lo: float | None,
+         hi: float | None, n: int, feature_space: str = "", encoder_accuracy: str = "") -> dict:
+    """One CSV row; every row has the same columns."""
+    return {**base, "pairing": pairing, "metric": metric, "direction": direction, "class": cls, "mean": mean,
+            "lo": lo, "hi": hi, "n": n, "feature space": feature_space, "encoder accuracy": encoder_accuracy}
 
 
 def _load(path: str | Path, build):

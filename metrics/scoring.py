@@ -1,12 +1,22 @@
 """Score synthetic sets against a dataset's real training split: everything the lab reports.
 
-`Reference` holds what every set is compared with (training images, the encoder, its real
-features and their statistics, the held-out distances that calibrate memorization) and is built
-once per job. `score_set` measures one set (a `SetScores`): per pairing strategy, each piqa
-metric as a mean with a bootstrap 95% interval and the number of pairs, overall and per class;
-the distribution metrics with the encoder that produced them, against the whole training split
-and against training images drawn in the set's own class proportions; and the memorization
-check. `score_sets` runs a whole job's worth (`Scores`), resumable set by set.
+`Reference` holds what every set is compared with (training images, the real images in each
+feature space with their statistics, the held-out distances that calibrate memorization) and is
+built once per job. `score_set` measures one set (a `SetScores`): per pairing strategy, each
+piqa metric as a mean with a bootstrap 95% interval and the number of pairs, overall and per
+class; the distribution metrics in each feature space, against the training split and against
+training images drawn in the set's own class proportions; and the memorization check.
+`score_sets` runs a whole job's worth (`Scores`), resumable set by set.
+
+Two feature spaces, each number naming its own:
+- Inception-v3 (TF-FID pool3, metrics.inception; clean-fid's resizing: every image, a 28 px one
+  too, goes to 299×299 by PIL bicubic on float channels, grayscale repeated to RGB). On a CPU it
+  costs about 0.1-0.3 s per image, so the real reference is a stratified, seeded sample of at
+  most `inception_real_images` training images (2000 by default; its statistics are computed once
+  per dataset and cached on disk), and each set is sampled down to `inception_synthetic_images`
+  (1000) the same way. FID is biased by the number of images: compare FIDs at equal counts.
+- the lab encoder (metrics.encoder), trained on the training split; its numbers are withheld,
+  with the reason, when its validation balanced accuracy is not clearly above chance.
 """
 from __future__ import annotations
 
@@ -24,12 +34,15 @@ from data.imageset import ImageSet
 from data.synthetic import load_set, read_meta
 from metrics.distribution import distribution_scores, feature_statistics
 from metrics.encoder import Encoder, EncoderConfig, train_encoder
+from metrics.inception import (FEATURE_SPACE, PREPROCESSING, inception_features, reference_path, reference_set,
+                               resolve_device)
 from metrics.memorization import memorization
 from metrics.pairing import STRATEGIES, Neighbours, nearest_neighbours, nearest_pairing, random_pairing
 from metrics.quality import METRICS, applicability, score_pairs
-from metrics.scores import (ClosePair, DistributionScores, MemorizationScores, MetricInfo, MetricScore,
+from metrics.scores import (CLASS_MATCHED, ENCODER, INCEPTION, TRAIN_SPLIT, ClosePair, DistributionScores,
+                            EncoderSummary, InceptionSummary, MemorizationScores, MetricInfo, MetricScore,
                             PairingScores, Scores, SetScores)
-from metrics.stats import bootstrap_mean
+from metrics.stats import bootstrap_mean, proportion
 
 
 @dataclass
@@ -42,7 +55,15 @@ class ScoreConfig(Config):
     metrics: list[str] = option(factory=lambda: list(METRICS), label="Metrics", help="piqa metric keys")
     small: str = option("upsample", label="Images below a metric's minimum size", choices=("upsample", "skip"))
     distribution: bool = option(True, label="Distribution metrics",
-                                help="FID, KID, precision/recall, density/coverage in the encoder's feature space")
+                                help="FID, KID, precision/recall, density/coverage (in Inception's space and the "
+                                     "lab encoder's)")
+    inception: bool = option(True, label="Inception-v3 feature space",
+                             help="the standard TF-FID Inception-v3 numbers (slow on a CPU: about 0.1-0.3 s per image)")
+    inception_real_images: int = option(2000, label="Inception real reference (images)", min=2,
+                                        help="training images whose Inception statistics are computed once per "
+                                             "dataset and cached (a stratified sample when the split is larger)")
+    inception_synthetic_images: int = option(1000, label="Inception images per set", min=2,
+                                             help="a larger set is sampled down to this many (stratified, seeded)")
     memorization_quantile: float = option(0.01, label="Memorization quantile", min=0, max=1, min_exclusive=True,
                                           help="share of held-out real images that sets the suspected-copy threshold")
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -69,30 +90,66 @@ def dataset_spec_for(config: ScoreConfig) -> DatasetSpec:
 
 
 @dataclass
+class RealFeatures:
+    """Real training images in one feature space: labels (N), features (N×D) and their Gaussian fit
+    (mean, covariance in float64) for FID."""
+    labels: np.ndarray
+    features: np.ndarray
+    statistics: tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
 class Reference:
     dataset: Dataset
-    encoder: Encoder | None
-    real_features: np.ndarray | None  # encoder features of the training images, N×D
-    real_statistics: tuple[np.ndarray, np.ndarray] | None  # their mean and covariance (float64), for FID
     heldout_distance: np.ndarray  # each validation image's distance to its nearest training image
+    encoder: Encoder | None = None  # None without distribution metrics
+    encoder_real: RealFeatures | None = None  # None also when the encoder's numbers are withheld
+    inception_real: RealFeatures | None = None  # the (sampled) training split in Inception's space
 
     @property
     def train(self) -> ImageSet:
         return self.dataset.train
 
 
-def build_reference(dataset: Dataset, encoder: Encoder | None) -> Reference:
-    """Everything that depends only on the real data (computed once per job)."""
+def sample_of(images: ImageSet, cap: int, seed: int = 0) -> ImageSet:
+    """`images` when there are at most `cap`, else exactly `cap` of them, each class keeping its share
+    (±1 image): every (N/cap)-th of the images ordered by class, randomly (seeded) within a class."""
+    if len(images) <= cap:
+        return images
+    order = np.lexsort((np.random.default_rng(seed).random(len(images)), images.labels))
+    return images.take(np.sort(order[np.arange(cap) * len(images) // cap]))
+
+
+def build_reference(dataset: Dataset, config: ScoreConfig, encoder: Encoder | None = None,
+                    hooks: Hooks = NO_HOOKS) -> Reference:
+    """Everything that depends only on the real data (computed once per job; Inception's real
+    statistics once per dataset, from the disk cache afterwards)."""
     if len(dataset.val) == 0:
         raise ValueError(f"{dataset.spec.label} has no validation images to calibrate memorization")
-    heldout = nearest_neighbours(dataset.val, dataset.train).any_distance
-    features = encoder.features(dataset.train.images) if encoder is not None else None
-    statistics = feature_statistics(features) if features is not None else None
-    return Reference(dataset, encoder, features, statistics, heldout)
+    reference = Reference(dataset, nearest_neighbours(dataset.val, dataset.train).any_distance, encoder)
+    if encoder is not None and not encoder.withheld_reason():
+        features = encoder.features(dataset.train.images)
+        reference.encoder_real = RealFeatures(dataset.train.labels, features, feature_statistics(features))
+    if config.distribution and config.inception:
+        sample = sample_of(dataset.train, config.inception_real_images, config.seed)
+        real = reference_set(sample, dataset.spec, hooks=hooks)
+        reference.inception_real = RealFeatures(sample.labels, real.features, (real.mu, real.sigma))
+    return reference
 
 
-def score_set(synthetic: ImageSet, reference: Reference, config: ScoreConfig) -> SetScores:
-    """Measure one synthetic set (its identity fields are left for the caller to fill)."""
+def inception_images(dataset: Dataset, config: ScoreConfig, set_sizes: list[int]) -> int:
+    """How many images Inception has to embed for a job: the real reference unless it is cached, plus
+    each set's sample (for an estimate before launching; 0 when Inception is off)."""
+    if not (config.distribution and config.inception):
+        return 0
+    sample = sample_of(dataset.train, config.inception_real_images, config.seed)
+    real = 0 if reference_path(sample, dataset.spec).exists() else len(sample)
+    return real + sum(min(n, config.inception_synthetic_images) for n in set_sizes)
+
+
+def score_set(synthetic: ImageSet, reference: Reference, config: ScoreConfig, hooks: Hooks = NO_HOOKS) -> SetScores:
+    """Measure one set (its identity fields are left for the caller to fill). `hooks` reports the
+    Inception features' progress and may stop them."""
     train = reference.train
     if synthetic.class_names and len(synthetic.class_names) != train.num_classes:
         raise ValueError(f"the set has {len(synthetic.class_names)} classes but {reference.dataset.spec.label} "
@@ -106,19 +163,28 @@ def score_set(synthetic: ImageSet, reference: Reference, config: ScoreConfig) ->
         pairings[strategy] = PairingScores(
             float(pairing.distance.mean()),
             {k: summarise(v, synthetic.labels, train.class_names) for k, v in values.items()})
-    distribution = matched = None
-    if config.distribution and reference.encoder is not None:
-        fake = reference.encoder.features(synthetic.images)
-        distribution = DistributionScores(
-            **distribution_scores(reference.real_features, fake, config.seed, reference.real_statistics),
-            encoder=reference.encoder.name)
-        index = class_matched_index(train.labels, synthetic.class_counts(), config.seed)
-        matched = DistributionScores(**distribution_scores(reference.real_features[index], fake, config.seed),
-                                     encoder=reference.encoder.name)
+    distribution = []
+    if reference.inception_real is not None:
+        sample = sample_of(synthetic, config.inception_synthetic_images, config.seed)
+        distribution += compare(reference.inception_real, inception_features(sample.images, hooks=hooks), sample,
+                                INCEPTION, FEATURE_SPACE, config.seed)
+    if reference.encoder_real is not None:
+        distribution += compare(reference.encoder_real, reference.encoder.features(synthetic.images), synthetic,
+                                ENCODER, reference.encoder.name, config.seed)
     return SetScores(len(synthetic), synthetic.class_counts().tolist(),
                      {k: applicability(METRICS[k], synthetic.size, config.small) for k in config.metrics},
-                     pairings, memorization_scores(synthetic, neighbours, reference, config),
-                     distribution, matched)
+                     pairings, memorization_scores(synthetic, neighbours, reference, config), distribution)
+
+
+def compare(real: RealFeatures, fake: np.ndarray, synthetic: ImageSet, space: str, feature_space: str,
+            seed: int) -> list[DistributionScores]:
+    """The distribution metrics of `synthetic` (features `fake`) against the whole real reference and
+    against real images drawn in the set's class mix."""
+    whole = distribution_scores(real.features, fake, seed, real.statistics)
+    index = class_matched_index(real.labels, synthetic.class_counts(), seed)
+    matched = distribution_scores(real.features[index], fake, seed)
+    return [DistributionScores(**whole, space=space, reference=TRAIN_SPLIT, feature_space=feature_space),
+            DistributionScores(**matched, space=space, reference=CLASS_MATCHED, feature_space=feature_space)]
 
 
 def memorization_scores(synthetic: ImageSet, neighbours: Neighbours, reference: Reference,
@@ -130,17 +196,18 @@ def memorization_scores(synthetic: ImageSet, neighbours: Neighbours, reference: 
         memo.threshold, memo.quantile, memo.fraction, int(memo.suspected.sum()), memo.quantile,
         float(np.median(memo.distance)) if len(memo.distance) else float("nan"),
         float(np.median(memo.heldout_distance)),
-        {class_names[c]: bootstrap_mean(memo.suspected[synthetic.labels == c].astype(float))
+        {class_names[c]: proportion(int(memo.suspected[synthetic.labels == c].sum()),
+                                    int((synthetic.labels == c).sum()))
          for c in np.unique(synthetic.labels)},
         [ClosePair(int(i), int(neighbours.any_index[i]), float(memo.distance[i]), bool(memo.suspected[i]))
          for i in memo.closest(config.gallery_size)])
 
 
-def score_saved_set(path: str | Path, reference: Reference, config: ScoreConfig) -> SetScores:
+def score_saved_set(path: str | Path, reference: Reference, config: ScoreConfig, hooks: Hooks = NO_HOOKS) -> SetScores:
     """Score the synthetic set saved at `path`, named from its metadata sidecar."""
     started = time.time()
     meta = read_meta(path)
-    scores = score_set(load_set(path), reference, config)
+    scores = score_set(load_set(path), reference, config, hooks)
     return replace(scores, path=str(Path(path).resolve()), name=meta.get("name") or Path(path).stem,
                    generator=meta.get("generator", "?"), run_id=meta.get("run_id"),
                    train_seconds=meta.get("train_seconds"), seconds=round(time.time() - started, 2))
@@ -149,45 +216,62 @@ def score_saved_set(path: str | Path, reference: Reference, config: ScoreConfig)
 def score_sets(dataset: Dataset, config: ScoreConfig, hooks: Hooks = NO_HOOKS) -> Scores:
     """Score every set of `config.sets` against `dataset`'s training split.
 
-    The encoder is trained (or loaded from its cache) and the reference built once; then the sets
-    are scored in turn. Each finished set is kept in `hooks.checkpoints` as `set_<i>.json`, so a
-    resumed job skips it. A stop request is honoured after the set in progress (which is kept):
-    `Interrupted` is raised. Progress counts the encoder's training steps (none when it comes
-    from the cache), then one step per set.
+    In stages, each reporting its own progress through `hooks`: the encoder is trained (or loaded
+    from its cache), the reference built (Inception's real statistics computed, or loaded from
+    their cache), then the sets are scored in turn. Each finished set is kept in
+    `hooks.checkpoints` as `set_<i>.json`, so a resumed job skips it. A stop request is honoured
+    within a stage and after each set (a finished set is kept): `Interrupted` is raised.
     """
     if not config.sets:
         raise ValueError("scoring needs at least one synthetic set")
-    encoder, encoder_steps = None, 0
+    encoder = None
     if config.distribution:
-        def encoder_progress(done: int, total: int, message: str = "", **metrics) -> None:
-            nonlocal encoder_steps
-            encoder_steps = total
-            hooks.progress(done, total + len(config.sets), message, **metrics)
-
         hooks.event(type="stage", stage="encoder")
-        encoder = train_encoder(dataset.train, dataset.val, config.encoder,
-                                hooks=replace(hooks, progress=encoder_progress))
-    total = encoder_steps + len(config.sets)
-    hooks.progress(encoder_steps, total, "computing real features", force=True)
-    reference = build_reference(dataset, encoder)
+        encoder = train_encoder(dataset.train, dataset.val, config.encoder, hooks=hooks)
+    hooks.event(type="stage", stage="reference")
+    hooks.progress(0, 1, "real reference: nearest distances, features", force=True)
+    reference = build_reference(dataset, config, encoder, staged(hooks, "real reference"))
+    hooks.event(type="stage", stage="sets")
     results = []
     for i, path in enumerate(config.sets):
         checkpoint = hooks.checkpoints / f"set_{i}.json" if hooks.checkpoints is not None else None
         if checkpoint is not None and checkpoint.exists():
             results.append(SetScores.load(checkpoint))
             continue
-        hooks.progress(encoder_steps + i, total, f"scoring {Path(path).name}", force=True)
-        result = score_saved_set(path, reference, config)
+        label = f"set {i + 1}/{len(config.sets)} {Path(path).name}"
+        hooks.progress(i, len(config.sets), f"scoring {label}", force=True)
+        result = score_saved_set(path, reference, config, staged(hooks, label))
         if checkpoint is not None:
             result.save(checkpoint)
         results.append(result)
         hooks.event(type="set", index=i, name=result.name, seconds=result.seconds)
         hooks.stop_if_asked()
-    hooks.progress(total, total, f"scored {len(results)} set(s)", force=True)
-    encoder_record = None if encoder is None else {"name": encoder.name, **encoder.info,
-                                                   "config": encoder.config.to_dict()}
-    return Scores(dataset.spec.to_dict(), config.to_dict(), time.time(), encoder_record,
-                  {key: MetricInfo.of(m) for key, m in METRICS.items()}, results)
+    hooks.progress(len(config.sets), len(config.sets), f"scored {len(results)} set(s)", force=True)
+    return Scores(dataset.spec.to_dict(), config.to_dict(), time.time(), inception_summary(reference, config),
+                  encoder_summary(encoder), {key: MetricInfo.of(m) for key, m in METRICS.items()}, results)
+
+
+def staged(hooks: Hooks, stage: str) -> Hooks:
+    """`hooks` whose progress messages start with the stage's name."""
+    def progress(done: int, total: int, message: str = "", **metrics) -> None:
+        hooks.progress(done, total, f"{stage}: {message}", **metrics)
+
+    return replace(hooks, progress=progress)
+
+
+def inception_summary(reference: Reference, config: ScoreConfig) -> InceptionSummary | None:
+    if reference.inception_real is None:
+        return None
+    return InceptionSummary(FEATURE_SPACE, PREPROCESSING, len(reference.inception_real.labels), len(reference.train),
+                            config.inception_synthetic_images, config.seed, resolve_device("auto"))
+
+
+def encoder_summary(encoder: Encoder | None) -> EncoderSummary | None:
+    if encoder is None:
+        return None
+    info = encoder.info
+    return EncoderSummary(encoder.name, info.get("val_balanced_accuracy"), info.get("val_balanced_chance"),
+                          info.get("val_p_value"), encoder.withheld_reason(), info, encoder.config.to_dict())
 
 
 def memorization_gallery(synthetic: np.ndarray, train: np.ndarray, memo: MemorizationScores) -> np.ndarray | None:

@@ -1,7 +1,9 @@
 """Intervals and paired comparisons used wherever the lab reports a number.
 
-Two regimes: many pairs (image-quality scores: a percentile bootstrap of the mean) and few
-seeds (classifier runs: Student-t intervals and a paired t-test against the baseline).
+Three regimes: many pairs (image-quality scores: a percentile bootstrap of the mean), counted
+events (the share of suspected copies: the exact Clopper–Pearson interval of a binomial
+proportion, which stays honest at 0 of n) and few seeds (classifier runs: Student-t intervals and
+a paired t-test against the baseline).
 """
 from __future__ import annotations
 
@@ -43,6 +45,57 @@ def bootstrap_mean(values, n_boot: int = 2000, confidence: float = 0.95, seed: i
     tail = (1 - confidence) / 2 * 100
     return Estimate(float(values.mean()), float(np.percentile(means, tail)),
                     float(np.percentile(means, 100 - tail)), n)
+
+
+def proportion(successes: int, n: int, confidence: float = 0.95) -> Estimate:
+    """The share `successes / n` with its exact Clopper–Pearson interval (from beta quantiles).
+
+    Never zero-width: 0 of 1400 is 0 [0, 0.00263], the share whose chance of showing no success
+    in 1400 tries is 2.5%. A bootstrap would say [0, 0] there, as if no rate above zero were possible.
+    """
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    tail = (1 - confidence) / 2
+    lo = float(stats.beta.ppf(tail, successes, n - successes + 1)) if successes > 0 else 0.0
+    hi = float(stats.beta.ppf(1 - tail, successes + 1, n - successes)) if successes < n else 1.0
+    return Estimate(successes / n, lo, hi, n)
+
+
+def percent(share: float) -> str:
+    """A share in [0, 1] as a percentage: one decimal, two below 1% so that a small share keeps two digits (0.26%)."""
+    return f"{share:.2%}" if 0 < abs(share) < 0.01 else f"{share:.1%}"
+
+
+def percent_interval(e: Estimate) -> str:
+    """ "0.0% [0.0%, 0.26%]": a share and its interval in percent."""
+    return f"{percent(e.mean)} [{percent(e.lo)}, {percent(e.hi)}]"
+
+
+def balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """Mean recall over the classes present in `labels` (int arrays of the same length), in [0, 1]."""
+    return float(np.mean([(predicted[labels == k] == k).mean() for k in np.unique(labels)]))
+
+
+def balanced_accuracy_p_value(predicted: np.ndarray, labels: np.ndarray, n_permutations: int = 2000,
+                              seed: int = 0) -> float:
+    """One-sided p-value of the balanced accuracy of fixed predictions against chance.
+
+    The null is "predictions carry no information about the labels": the labels are permuted
+    `n_permutations` times and p = (1 + permutations scoring at least as well) / (1 + n_permutations),
+    so it is never 0 and a constant classifier (every permutation ties) gets p = 1.
+    """
+    predicted, labels = np.asarray(predicted), np.asarray(labels)
+    observed = balanced_accuracy(predicted, labels)
+    classes = np.unique(labels)
+    counts = np.array([(labels == k).sum() for k in classes])
+    rng = np.random.default_rng(seed)
+    at_least, chunk = 0, max(1, 2_000_000 // max(len(labels), 1))  # bounded memory: chunk × n booleans
+    for start in range(0, n_permutations, chunk):
+        shuffled = rng.permuted(np.broadcast_to(labels, (min(chunk, n_permutations - start), len(labels))), axis=1)
+        hits = shuffled == predicted[None, :]
+        recalls = np.stack([(hits & (shuffled == k)).sum(1) / n for k, n in zip(classes, counts)], axis=1)
+        at_least += int((recalls.mean(1) >= observed - 1e-12).sum())
+    return (1 + at_least) / (1 + n_permutations)
 
 
 def t_interval(values, confidence: float = 0.95) -> Estimate:

@@ -1,19 +1,24 @@
-"""Shared UI pieces for the page scripts: the current dataset, job progress, run lists.
+"""Shared UI pieces for the page scripts: the current dataset, job progress, run lists, live updates,
+form values that survive a change of page.
 
 Only pages import this module; the library never imports streamlit.
 """
 from __future__ import annotations
 
-import time
+import re
 from dataclasses import Field
+from typing import Callable
 
 import numpy as np
 import streamlit as st
 
 from data.datasets import Dataset, DatasetSpec, load_dataset
-from data.grid import make_grid, upscale
+from data.grid import label_rows, make_grid, upscale
 from lab import jobs
+from lab.manage import label, meta, progress_text
 from lab.runs import ACTIVE_STATES, Run, list_runs
+
+POLL_S = 2  # how often a page's live part re-reads the runs while a job is queued or running
 
 
 def ensure_app_navigation() -> None:
@@ -31,7 +36,21 @@ def ensure_app_navigation() -> None:
         st.rerun()
 
 
-STATE_ICONS = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "cancelled": "⏹️"}
+MARKDOWN_CHARACTERS = re.compile(r"([!-/:-@\[-`{-~])")  # all ASCII punctuation: CommonMark escapes each
+
+
+def plain(text) -> str:
+    """`text` as it reads, for anything Streamlit renders as Markdown (markdown, error, warning,
+    caption, header, progress text): every ASCII punctuation character backslash-escaped, line
+    breaks made spaces. User strings (zip, file, folder, class and dataset names, run labels, an
+    error quoting one) go through it, so none becomes an image the browser fetches, a link, emphasis,
+    LaTeX or a heading."""
+    return MARKDOWN_CHARACTERS.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+# Material icons (the navigation's own), so no emoji font is needed; tables show the state in words.
+STATE_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:", "done": ":material/check_circle:",
+               "failed": ":material/error:", "cancelled": ":material/cancel:", "unreadable": ":material/broken_image:"}
 
 
 def current_spec() -> DatasetSpec:
@@ -54,8 +73,13 @@ def current_dataset() -> Dataset:
     try:
         return _load(spec)
     except Exception as e:  # noqa: BLE001 - any failure to load is a message for the user
-        st.error(f"Could not load {spec.label}: {e}")
+        st.error(f"Could not load {plain(spec.label)}: {plain(e)}")
         st.stop()
+
+
+def class_names_of(dataset: dict) -> list[str]:
+    """The class names of the dataset a run's config names (loaded once per server, like the current one)."""
+    return list(_load(DatasetSpec.from_dict(dataset)).class_names)
 
 
 def show_grid(images: np.ndarray, ncol: int = 8, caption: str = "", min_width: int = 320) -> None:
@@ -64,58 +88,179 @@ def show_grid(images: np.ndarray, ncol: int = 8, caption: str = "", min_width: i
     st.image(upscale(grid, factor), caption=caption or None, clamp=True)
 
 
+def show_labelled_grid(grid: np.ndarray, row_labels: list[str], caption: str = "", min_width: int = 480) -> None:
+    """A grid image whose rows are classes, with each row's class name written left of it."""
+    factor = max(1, -(-min_width // max(grid.shape[1], 1)))
+    st.image(label_rows(grid, row_labels, scale=factor), caption=caption or None, clamp=True)
+
+
+# --- runs: labels, states, progress ---------------------------------------------------------------
+
+def status_text(run: Run, status: dict | None = None) -> str:
+    """One line for a run: icon, state, progress, and the ETA or the place in the queue."""
+    status = run.status() if status is None else status
+    state = status.get("state", "unknown")
+    parts = [f"{STATE_ICONS.get(state, ':material/help:')} {state}",
+             plain(progress_text(status.get("progress"))), waiting_text(run, status)]
+    eta = (status.get("progress") or {}).get("eta_s") if isinstance(status.get("progress"), dict) else None
+    if state == "running" and isinstance(eta, (int, float)):
+        parts.append(f"{format_seconds(eta)} left")
+    return " · ".join(p for p in parts if p)
+
+
+def waiting_text(run: Run, status: dict) -> str:
+    """Why a run is not moving: "2nd in line behind DCGAN · quick · …, one job at a time (LAB_MAX_JOBS=1)"
+    for a queued run, "it never started" for one cancelled while queued; "" otherwise."""
+    if status.get("state") == "cancelled" and status.get("started") is None:
+        return "cancelled while queued: it never started"
+    place = jobs.queue_position(run) if status.get("state") == "queued" else None
+    if place is None:  # not queued, or it started (or was cancelled) since `status` was read
+        return ""
+    if not place.ahead:
+        return "starting"
+    position = place.position
+    suffix = "th" if 10 <= position % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(position % 10, "th")
+    return (f"{position}{suffix} in line behind {plain(label(place.ahead[-1]))}, "
+            f"{'one job' if place.limit == 1 else f'{place.limit} jobs'} at a time (LAB_MAX_JOBS={place.limit})")
+
+
+def fraction_done(status: dict) -> float:
+    progress = status.get("progress") if isinstance(status.get("progress"), dict) else {}
+    try:
+        return min(max(float(progress.get("done", 0)) / max(float(progress.get("total", 0)), 1.0), 0.0), 1.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def run_status_panel(run: Run, key: str = "") -> dict:
-    """Progress bar with ETA, state, error, and cancel/resume buttons for one run."""
+    """Progress bar with state, progress, ETA or queue place, the error, and cancel/resume buttons."""
     status = run.status()
     state = status.get("state", "?")
-    progress = status.get("progress") or {}
-    done, total = progress.get("done", 0), max(progress.get("total", 1), 1)
-    eta = progress.get("eta_s")
-    text = f"{STATE_ICONS.get(state, '')} {state} — {done}/{total} {progress.get('message', '')}"
-    if state == "running" and eta is not None:
-        text += f" · ETA {format_seconds(eta)}"
-    st.progress(min(done / total, 1.0), text=text)
+    message = (status.get("progress") or {}).get("message", "") if isinstance(status.get("progress"), dict) else ""
+    st.progress(fraction_done(status), text=f"**{plain(label(run))}** · {status_text(run, status)}"
+                + (f" · {plain(message)}" if message and state == "running" else ""))
     if status.get("error"):
-        st.error(f"{status['error']} (log: {run.log_path})")
+        st.error(f"{plain(status['error'])} (log: {plain(run.log_path)})")
     cols = st.columns(4)
-    if state in ACTIVE_STATES and cols[0].button("Cancel", key=f"cancel-{key}{run.id}"):
+    if state in ACTIVE_STATES and cols[0].button("Cancel", key=f"cancel-{key}{run.id}", icon=":material/stop:"):
         jobs.cancel(run)
         st.rerun()
-    if state in ("cancelled", "failed") and cols[0].button("Resume", key=f"resume-{key}{run.id}"):
+    if state == "queued" and cols[1].button("Move to the front", key=f"front-{key}{run.id}",
+                                            icon=":material/vertical_align_top:"):
+        jobs.move_to_front(run)
+        st.rerun()
+    if state in ("cancelled", "failed") and cols[0].button("Resume", key=f"resume-{key}{run.id}",
+                                                          icon=":material/play_arrow:"):
         jobs.resume(run)
         st.rerun()
     return status
 
 
-def runs_table(kind: str) -> list[Run]:
-    """A table of a kind's runs with state and progress; returns the runs. Runs that a parent
-    run queued (a seeds run's seed runs) are left to the parent's view."""
-    runs = [run for run in list_runs(kind=kind) if not run.config.get("parent")]
-    if runs:
-        rows = []
-        for run in runs:
-            status = run.status()
-            p = status.get("progress") or {}
-            rows.append({"run": run.id, "state": f"{STATE_ICONS.get(status.get('state'), '')} {status.get('state')}",
-                         "progress": p.get("done", 0) / max(p.get("total", 1), 1),
-                         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(status.get("created", 0)))})
-        st.dataframe(rows, hide_index=True, width="stretch",
-                     column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
-    else:
-        st.caption("No runs yet.")
-    return runs
+def top_level_runs(kind: str) -> list[Run]:
+    """A kind's runs, newest first, without the runs a parent run queued (shown under the parent)."""
+    return [run for run in list_runs(kind=kind) if not run.config.get("parent")]
 
 
-def pick_run(runs: list[Run], label: str, remembered: str) -> Run:
-    """A select box over runs that opens on the run named in `st.session_state[remembered]`
-    (the one this page just launched), else on the newest."""
+def run_rows(runs: list[Run]) -> list[dict]:
+    """One table row per run: readable name (with its start time), state in words, progress, what it
+    is doing or why it failed, tags. No None anywhere."""
+    rows = []
+    for run in runs:
+        status = run.status()
+        progress = status.get("progress") if isinstance(status.get("progress"), dict) else {}
+        rows.append({"run": label(run), "state": str(status.get("state", "unknown")),
+                     "progress": round(100 * fraction_done(status)),
+                     "detail": str(status.get("error") or progress.get("message") or ""),
+                     "tags": ", ".join(meta(run)["tags"])})
+    return rows
+
+
+PROGRESS_COLUMN = st.column_config.ProgressColumn("progress", min_value=0, max_value=100, format="%d%%")
+
+
+def runs_table(runs: list[Run]) -> None:
+    st.dataframe(run_rows(runs), hide_index=True, width="stretch",
+                 column_config={"progress": PROGRESS_COLUMN, "run": st.column_config.TextColumn("run", width="large")})
+
+
+def pick_run(runs: list[Run], label_text: str, remembered: str) -> Run:
+    """A select box over runs (by readable label) that opens on the run named in
+    `st.session_state[remembered]` (the one this page just launched), else on the newest."""
     ids = [r.id for r in runs]
+    labels = {r.id: label(r) for r in runs}
     default = ids.index(st.session_state[remembered]) if st.session_state.get(remembered) in ids else 0
-    return runs[ids.index(st.selectbox(label, ids, index=default))]
+    return runs[ids.index(st.selectbox(label_text, ids, index=default, format_func=labels.get))]
 
 
 def any_active(runs: list[Run]) -> bool:
     return any(r.state in ACTIVE_STATES for r in runs)
+
+
+# --- live updates --------------------------------------------------------------------------------
+
+def live(render: Callable[[], bool], active: bool) -> None:
+    """Draw a page's one live part: `render` in a fragment that re-runs every POLL_S seconds while
+    `active` (something it shows is queued or running).
+
+    `render` draws and returns whether anything it shows is still active; when that turns false the
+    whole page re-runs once, so what a finished job made appears and the polling stops.
+    """
+    @st.fragment(run_every=POLL_S if active else None)
+    def fragment() -> None:
+        if not render() and active:
+            st.rerun()
+
+    fragment()
+
+
+def runs_section(kind: str, remembered: str, view: Callable[[Run], None], picker: str = "Run") -> Run | None:
+    """A kind's runs as the page's live part: the table, a picker, and `view(run)` for the picked run,
+    updated every POLL_S seconds while any of them is queued or running. Returns the picked run as
+    this page run saw it (None when there are none), for results drawn below the live part."""
+    runs = top_level_runs(kind)
+    if not runs:
+        st.caption("No runs yet.")
+        return None
+    picked: list[Run] = []
+
+    def section() -> bool:
+        now = top_level_runs(kind)
+        runs_table(now)
+        run = pick_run(now, picker, remembered)
+        view(run)
+        if not picked:
+            picked.append(run)
+        elif picked[0].id != run.id:
+            st.rerun()  # another run picked: the results below the live part follow it
+        return any_active(now)
+
+    live(section, any_active(runs))
+    return picked[0]
+
+
+def launch(kind: str, config: dict, name: str, remembered: str) -> None:
+    """Queue a job, remember it as the page's picked run, and redraw the page (the sidebar and the
+    run table then show it, and poll while it is active)."""
+    run = jobs.submit(kind, config, name=name)
+    st.session_state[remembered] = run.id
+    st.rerun()
+
+
+# --- form values that survive a change of page ----------------------------------------------------
+
+def remember(key: str, default, options: list | None = None) -> str:
+    """The key of a widget whose value survives a change of page: pass it as `key=` and give the
+    widget no value of its own. Streamlit forgets a widget's value when a page without it runs; a
+    copy under another key brings it back (or `default`, when the copy is no longer among `options`)."""
+    copy = f"remembered:{key}"
+    if key not in st.session_state:
+        value = st.session_state.get(copy, default)
+        if options is not None:
+            value = [v for v in value if v in options] if isinstance(value, list) else \
+                value if value in options else default
+        st.session_state[key] = value
+    st.session_state[copy] = st.session_state[key]
+    return key
 
 
 def format_seconds(seconds: float) -> str:

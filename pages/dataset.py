@@ -12,7 +12,8 @@ from data.datasets import DatasetSpec, load_dataset
 from data.medmnist_source import DatasetError
 from lab import jobs
 from lab.runs import Run
-from pages.common import current_dataset, current_spec, ensure_app_navigation, run_status_panel, set_spec, show_grid
+from pages.common import (current_dataset, current_spec, ensure_app_navigation, plain, run_status_panel, set_spec,
+                          show_grid)
 
 FOLDER_SIZES = (28, 32, 64, 128)
 CHANNELS = {0: "detect", 1: "grayscale", 3: "RGB"}
@@ -66,13 +67,14 @@ def use_folder(chosen: DatasetSpec) -> None:
     try:
         imported = folder.is_imported(chosen)
     except DatasetError as e:
-        st.error(str(e))
+        st.error(plain(e))
         return
     if imported:
         adopt(chosen)
     else:
         run = jobs.submit("import", {"dataset": chosen.to_dict()}, name=chosen.name)
         st.session_state["import_run"] = str(run.path)
+        st.rerun(scope="app")  # the sidebar and the import panel then follow the job
 
 
 def choose_folder() -> None:
@@ -94,7 +96,7 @@ def choose_zip() -> None:
     try:
         extracted = uploads.extract_dataset_zip(upload.getvalue())
     except DatasetError as e:
-        st.error(str(e))
+        st.error(plain(e))
         return
     use_folder(DatasetSpec(source="folder", name=upload.name.removesuffix(".zip"), path=str(extracted), **options))
 
@@ -113,7 +115,7 @@ def import_progress() -> None:
             del st.session_state["import_run"]
             adopt(DatasetSpec.from_dict(run.config["dataset"]))
 
-    st.markdown(f"**Importing** `{run.config['dataset']['path']}`")
+    st.markdown(f"**Importing** {plain(run.config['dataset']['path'])}")
     panel()
 
 
@@ -123,14 +125,14 @@ source = st.radio("Source", source_names, format_func=SOURCES.get, horizontal=Tr
 {"medmnist": choose_medmnist, "folder": choose_folder, "zip": choose_zip}[source]()
 import_progress()
 if error := st.session_state.pop("folder_error", None):
-    st.error(error)
+    st.error(plain(error))
 
 dataset = current_dataset()
 spec = dataset.spec
 train = dataset.train
 class_names = [short(c) for c in dataset.class_names]
 
-st.header(spec.label)
+st.header(plain(spec.label))
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Images", sum(len(s) for s in dataset.splits.values()))
 c2.metric("Classes", len(class_names))
@@ -140,10 +142,10 @@ skipped = uploads.skipped_members(spec.path) + \
     [line.removeprefix("skipped ") for line in dataset.report if line.startswith("skipped")]
 if skipped:
     more = f"\n- … and {len(skipped) - 50} more" if len(skipped) > 50 else ""
-    st.warning(f"{len(skipped)} files were skipped:\n\n" + "\n".join(f"- {s}" for s in skipped[:50]) + more)
+    st.warning(f"{len(skipped)} files were skipped:\n\n" + "\n".join(f"- {plain(s)}" for s in skipped[:50]) + more)
 for line in dataset.report:
     if not line.startswith("skipped"):
-        (st.warning if line.startswith("warning") else st.info)(line)
+        (st.warning if line.startswith("warning") else st.info)(plain(line))
 
 st.subheader("Class counts per split")
 counts = pd.DataFrame({split: images.class_counts() for split, images in dataset.splits.items()}, index=class_names)
@@ -172,7 +174,7 @@ for label, name in enumerate(dataset.class_names):
     idx = np.flatnonzero(train.labels == label)
     pick = rng.choice(idx, size=min(8, len(idx)), replace=False)
     with cols[label % 2]:
-        show_grid(train.images[pick], ncol=8, caption=f"{name} ({len(idx)} train images)")
+        show_grid(train.images[pick], ncol=8, caption=f"{plain(name)} ({len(idx)} train images)")
 
 st.subheader("Augmentation preview")
 st.caption("The same images before and after a standard augmentation pipeline (what the study's "

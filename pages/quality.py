@@ -8,17 +8,18 @@ import streamlit as st
 from PIL import Image
 
 from data.grid import upscale
+from data.synthetic import read_meta
 from data.uploads import register_upload
-from lab import jobs
 from lab.leaderboard import leaderboard_rows
-from lab.runs import list_runs
 from lab.sets import compatible_sets
 from metrics.distribution import DISTRIBUTION_METRICS
 from metrics.quality import METRICS
-from metrics.scores import Scores
-from metrics.scoring import ScoreConfig
-from metrics.stats import Estimate
-from pages.common import current_dataset, current_spec, ensure_app_navigation, pick_run, run_status_panel
+from metrics.inception import FEATURE_SPACE, PREPROCESSING, seconds_per_image
+from metrics.scores import ENCODER, Scores
+from metrics.scoring import ScoreConfig, inception_images
+from metrics.stats import Estimate, percent_interval
+from pages.common import (current_dataset, current_spec, ensure_app_navigation, launch, plain, remember,
+                          run_status_panel, runs_section)
 
 ensure_app_navigation()
 st.title("Image quality")
@@ -37,8 +38,12 @@ with st.expander("What the metrics mean"):
         + [{"metric": m.name, "better": m.arrow, "range": "", "ideal": m.ideal, "min size (px)": None,
             "meaning": m.meaning} for m in DISTRIBUTION_METRICS.values()]), hide_index=True, width="stretch")
     st.caption("Images below a metric's minimum size are upsampled (bilinear) or, if you choose, reported as not "
-               "applicable. Distribution metrics use a small CNN trained on this dataset's training split "
-               "(no Inception weights offline); each table names its encoder.")
+               "applicable. Distribution metrics come in two feature spaces, each number naming its own: "
+               f"**{FEATURE_SPACE}**, the standard one (its weights ship in a package, offline; {PREPROCESSING}; "
+               "on a CPU the real reference is a stratified sample of the training split, cached per dataset, and "
+               "large sets are sampled down, so compare FIDs only at equal image counts), and a small CNN trained on "
+               "this dataset's training split, whose numbers are shown only when its validation balanced accuracy "
+               "is clearly above chance (at least 0.10 above it and a permutation test p < 0.01).")
 
 # --- choose sets and score them -------------------------------------------------------------------
 with st.expander("Upload a synthetic set (npz or zip of class folders)"):
@@ -47,54 +52,63 @@ with st.expander("Upload a synthetic set (npz or zip of class folders)"):
         try:
             path = register_upload(upload.getvalue(), upload.name, spec, dataset.class_names,
                                    dataset.train.channels)
-            st.success(f"Registered {path.parent.parent.name}/{path.name}")
+            converted = read_meta(path).get("converted") or []  # e.g. float images in [0, 1] scaled to 0-255
+            st.success(plain(f"Registered {path.parent.parent.name}/{path.name}"
+                             + "".join(f"; {note}" for note in converted)))
         except ValueError as e:
-            st.error(str(e))
+            st.error(plain(e))
 
 same_data = compatible_sets(spec, dataset.train.channels, len(dataset.class_names))
 if not same_data:
-    st.info(f"No synthetic sets for {spec.label} yet: train a GAN or SinGAN, or upload a set above.")
+    st.info(f"No synthetic sets for {plain(spec.label)} yet: train a GAN or SinGAN, or upload a set above.")
 else:
     labels = {s.label: s for s in same_data}
-    chosen = st.multiselect("Synthetic sets to score", list(labels), default=list(labels)[:1])
+    chosen = st.multiselect("Synthetic sets to score", list(labels),
+                            key=remember("quality_sets", list(labels)[:1], list(labels)))
     c1, c2, c3 = st.columns(3)
     pairings = c1.multiselect("Pairing", ["nearest", "random"], default=["nearest"])
     distribution = c2.checkbox("Distribution metrics (FID, KID, precision/recall, density/coverage)", value=True)
+    inception = c2.checkbox("In Inception-v3's feature space too (the standard FID; slow on a CPU)", value=True,
+                            disabled=not distribution)
     small = c3.radio("Images below a metric's minimum size", ["upsample", "skip"], horizontal=True)
+    defaults = ScoreConfig()
+    with st.expander("Inception sample sizes"):
+        real_cap = st.number_input("Real reference: training images (stratified, cached per dataset)", min_value=2,
+                                   value=defaults.inception_real_images, step=500)
+        synthetic_cap = st.number_input("Images per synthetic set (larger sets are sampled down)", min_value=2,
+                                        value=defaults.inception_synthetic_images, step=500)
+    config = ScoreConfig(sets=[str(labels[c].path) for c in chosen], dataset=spec.to_dict(),
+                         pairings=pairings or defaults.pairings, distribution=distribution, inception=inception,
+                         inception_real_images=int(real_cap), inception_synthetic_images=int(synthetic_cap),
+                         small=small)
+    images = inception_images(dataset, config, [labels[c].meta.get("count", 0) for c in chosen])
+    if images:
+        pace = seconds_per_image()
+        st.caption(f"Inception will embed {images} images: about {images * pace / 60:.0f} min at this machine's "
+                   f"{pace:.2f} s per image." if pace else
+                   f"Inception will embed {images} images (not yet timed here: on a 2-core CPU about 0.1-0.3 s per "
+                   f"image; the real reference is then cached for this dataset).")
     if st.button("Score", type="primary", disabled=not chosen or not pairings):
-        config = ScoreConfig(sets=[str(labels[c].path) for c in chosen], dataset=spec.to_dict(),
-                             pairings=pairings, distribution=distribution, small=small)
-        run = jobs.submit("score", config.to_dict(), name="score")
-        st.session_state["quality_run"] = run.id
-        st.rerun()
+        launch("score", config.to_dict(), name="score", remembered="quality_run")
 
 # --- results -----------------------------------------------------------------------------------
-score_runs = list_runs("score")
-if not score_runs:
-    st.stop()
-run = pick_run(score_runs, "Score run", "quality_run")
-
-
-@st.fragment(run_every=2 if run.state in ("queued", "running") else None)
-def live_status():
-    status = run_status_panel(run, key="quality")
-    if status.get("state") == "done" and st.session_state.get("quality_waiting") == run.id:
-        st.session_state.pop("quality_waiting")
-        st.rerun()
-    if status.get("state") in ("queued", "running"):
-        st.session_state["quality_waiting"] = run.id
-
-
-live_status()
-if not (run.artifacts / "scores.json").exists():
+st.subheader("Score runs")
+run = runs_section("score", "quality_run", lambda picked: run_status_panel(picked, key="quality"),
+                   picker="Score run")
+if run is None or not (run.artifacts / "scores.json").exists():
     st.stop()
 try:
     scores = Scores.load(run.artifacts / "scores.json")
 except ValueError as e:
-    st.error(str(e))
+    st.error(plain(e))
     st.stop()
-if scores.encoder_name:
-    st.caption(f"Distribution metrics: feature space of **{scores.encoder_name}**.")
+if scores.inception is not None:
+    st.caption(f"Inception: **{scores.inception.feature_space}**; {scores.inception.sample_text}; "
+               f"{scores.inception.protocol}.")
+if scores.encoder is not None and scores.encoder.withheld:
+    st.warning(f"Lab encoder {plain(scores.encoder.name)}: {scores.encoder.withheld}.")
+elif scores.encoder is not None:
+    st.caption(f"Lab encoder: **{plain(scores.encoder.name)}**, {scores.encoder.accuracy_text}.")
 
 
 def interval(e: Estimate) -> str:
@@ -138,13 +152,12 @@ if any(s.distribution for s in scores.sets):
     st.subheader("Fidelity and diversity (distribution level)")
     st.caption("Against the whole training split, and against training images drawn in the set's own class "
                "proportions (a class-balanced set differs from a skewed training split by design).")
-    st.dataframe(pd.DataFrame([{"set": s.name, "reference": reference,
+    st.dataframe(pd.DataFrame([{"set": s.name, "feature space": "encoder" if d.space == ENCODER else "Inception",
+                                "reference": d.reference,
                                 **{f"{m.name} {m.arrow}": d.value(k) for k, m in DISTRIBUTION_METRICS.items()},
-                                "KID std": d.kid_std, "real images": d.n_real, "synthetic images": s.count}
-                               for s in scores.sets
-                               for d, reference in ((s.distribution, "train split"),
-                                                    (s.distribution_class_matched, "class-matched"))
-                               if d is not None]),
+                                "KID std": d.kid_std, "real images": d.n_real, "synthetic images": d.n_synthetic,
+                                "encoder accuracy": scores.feature_space_note(d.space)}
+                               for s in scores.sets for d in s.distribution]),
                  hide_index=True, width="stretch")
 
 st.subheader("Memorization")
@@ -152,9 +165,8 @@ st.caption("A synthetic image is a suspected copy when it is closer to a trainin
            "held-out (validation) images are; a generator that makes new images flags about 1%.")
 for s in scores.sets:
     m = s.memorization
-    f = m.suspected_fraction
-    st.markdown(f"**{s.name}** — suspected copies {m.suspected_count}/{s.count} = {f.mean:.1%} "
-                f"[{f.lo:.1%}, {f.hi:.1%}] (expected ≈{m.expected_fraction:.0%}; "
+    st.markdown(f"**{plain(s.name)}** — suspected copies {m.suspected_count}/{s.count} = "
+                f"{percent_interval(m.suspected_fraction)} (exact 95% interval; expected ≈{m.expected_fraction:.0%}; "
                 f"threshold {m.threshold:.4f} RMS, median distance {m.median_distance:.3f} vs held-out "
                 f"{m.heldout_median_distance:.3f})")
     gallery = run.artifacts / s.gallery

@@ -19,9 +19,9 @@ from gans import TITLES
 from gans.checkpoint import CheckpointError, load_generator
 from gans.sampling import class_grid, has_labels, interpolate
 from lab import jobs
-from lab.kinds.sample import SampleConfig
+from lab.kinds.sample import SampleConfig, sample_result
 from lab.runs import ACTIVE_STATES, Run, list_runs
-from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, option_input,
+from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, option_input, plain,
                           run_status_panel, show_grid)
 
 ensure_app_navigation()
@@ -65,12 +65,12 @@ try:
         gan, config, class_names = generator_from_upload(upload.getvalue(), upload.name)
         origin = f"upload:{upload.name}"
 except CheckpointError as e:
-    st.error(f"Checkpoint refused. {e}")
+    st.error(f"Checkpoint refused. {plain(e)}")
     st.stop()
 
 mode = "conditional" if gan.conditional else "one generator per class" if gan.per_class else "whole dataset"
 st.caption(f"{TITLES.get(config.gan, config.gan)} · {gan.image_size} px · {gan.channels} channel(s) · {mode} · "
-           f"trained on {config.dataset.get('name')} · classes: {', '.join(class_names)}")
+           f"trained on {plain(config.dataset.get('name'))} · classes: {plain(', '.join(class_names))}")
 export_options = {option.name: option for option in SampleConfig.options()}
 seed = option_input(export_options["seed"], 0)
 
@@ -80,7 +80,7 @@ if has_labels(gan):
     cols = st.columns(min(len(class_names), 4))
     for k, name in enumerate(class_names):
         with cols[k % len(cols)]:
-            show_grid(images[8 * k: 8 * k + 8], ncol=4, caption=name, min_width=200)
+            show_grid(images[8 * k: 8 * k + 8], ncol=4, caption=plain(name), min_width=200)
 else:
     show_grid(images, ncol=8)
 
@@ -95,8 +95,8 @@ show_grid(interpolate(gan, int(label), steps, seed=int(seed)), ncol=steps,
 st.subheader("Real and synthetic side by side")
 spec = current_spec()
 if (spec.name, spec.size) != (config.dataset.get("name"), gan.image_size):
-    st.info(f"The current dataset is {spec.label}; choose {config.dataset.get('name')} at {gan.image_size} px on "
-            "the Data page to compare with its real images.")
+    st.info(f"The current dataset is {plain(spec.label)}; choose {plain(config.dataset.get('name'))} at "
+            f"{gan.image_size} px on the Data page to compare with its real images.")
 else:
     real = current_dataset().train
     for k, name in enumerate(class_names if has_labels(gan) else ["all classes"]):
@@ -106,10 +106,10 @@ else:
         picks = np.random.default_rng(int(seed)).choice(len(pool), size=min(8, len(pool)), replace=False)
         left, right = st.columns(2)
         with left:
-            show_grid(pool.images[picks], ncol=8, caption=f"real · {name}", min_width=300)
+            show_grid(pool.images[picks], ncol=8, caption=f"real · {plain(name)}", min_width=300)
         with right:
             start = 8 * k if has_labels(gan) else 0
-            show_grid(images[start:start + 8], ncol=8, caption=f"synthetic · {name}", min_width=300)
+            show_grid(images[start:start + 8], ncol=8, caption=f"synthetic · {plain(name)}", min_width=300)
 
 st.subheader("Export")
 e1, e2 = st.columns(2)
@@ -121,10 +121,11 @@ if st.button("Generate and register the set", type="primary"):
         sample_config = SampleConfig(generator=str(generator), origin=origin, per_class=int(per_class),
                                      seed=int(seed), name=name)
     except ConfigError as e:
-        st.error(str(e))
+        st.error(plain(e))
     else:
         job = jobs.submit("sample", sample_config.to_dict(), name=name)
         st.session_state["sample_job"] = (origin, str(job.path))
+        st.rerun()  # the sidebar and the export panel then follow the job
 
 if st.session_state.get("sample_job", (None,))[0] == origin:
     job = Run(st.session_state["sample_job"][1])
@@ -137,9 +138,18 @@ if st.session_state.get("sample_job", (None,))[0] == origin:
             st.rerun()  # the whole page, so this panel stops polling
         if state != "done":
             return
-        path = job.artifacts / f"{job.config.get('name', 'synthetic')}.npz"
-        st.success(f"Registered {read_meta(path).get('count', '?')} images as {path} — the Quality and Study "
-                   "pages list it now.")
+        result = sample_result(job)
+        if result is None or result.path is None:
+            st.error("The sample job finished but its set is gone (deleted since?).")
+            return
+        path = result.path
+        count = read_meta(path).get("count", "?")
+        if result.identical_to:
+            st.success(f"Identical to the set {plain(result.identical_to)} (same generator, seed and images per "
+                       f"class): nothing new drawn; its {count} images are listed on the Quality and Study pages.")
+        else:
+            st.success(f"Registered {count} images as {plain(result.set_id)} — the Quality and Study pages list "
+                       "it now.")
         d1, d2 = st.columns(2)
         d1.download_button("Download npz", path.read_bytes, file_name=path.name)
         d2.download_button("Download image-folder zip", lambda: to_folder_zip(load_set(path)),

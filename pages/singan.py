@@ -7,19 +7,21 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from data.files import atomic_write_bytes
+from data.files import atomic_write_bytes, read_json
+from data.folder import images_in
 from data.grid import make_grid
 from data.imageset import from_tensor
+from data.medmnist_source import DatasetError
 from data.paths import cache_dir
 from data.synthetic import to_folder_zip
 from gans.singan import SinGAN, SinGanSettings, load_image, pyramid_sizes
 from gans.singan_train import PRESETS, SinGanConfig, make_config
-from lab import jobs
 from lab.children import read_children
 from lab.kinds.singan import load_variations
 from lab.runs import Run
-from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, pick_run, run_status_panel,
-                          runs_table, show_grid)
+from lab.manage import label
+from pages.common import (PROGRESS_COLUMN, class_names_of, current_dataset, current_spec, ensure_app_navigation, launch,
+                          plain, remember, run_rows, run_status_panel, runs_section, show_grid, show_labelled_grid)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 LOSSES = ["critic", "adversarial", "rec_rmse"]
@@ -62,15 +64,15 @@ def choose_image() -> tuple[dict, np.ndarray] | None:
         folder = st.text_input("Folder path", placeholder="/data/OCT2017/train/CNV")
         if not folder:
             return None
-        root = Path(folder).expanduser()
-        if not root.is_dir():
-            st.error(f"{root} is not a folder")
+        try:
+            files = images_in(folder)  # that folder's own images only: never a walk through a whole disk
+        except DatasetError as e:
+            st.error(plain(e))
             return None
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:1000]
         if not files:
-            st.warning(f"No images in {root}")
+            st.warning(f"No images in {plain(folder)} (subfolders are not searched)")
             return None
-        path = st.selectbox("Image", files, format_func=lambda p: str(p.relative_to(root)))
+        path = st.selectbox("Image", files, format_func=lambda p: p.name)
     else:
         upload = st.file_uploader("An image (for example a full-resolution OCT B-scan)",
                                   type=[s.strip(".") for s in IMAGE_SUFFIXES])
@@ -79,12 +81,12 @@ def choose_image() -> tuple[dict, np.ndarray] | None:
         try:
             path = upload_path(upload)
         except ValueError as e:
-            st.error(str(e))
+            st.error(plain(e))
             return None
     try:
         return {"image_path": str(path)}, load_image(path)
     except ValueError as e:
-        st.error(str(e))
+        st.error(plain(e))
         return None
 
 
@@ -107,19 +109,17 @@ def train_one_image() -> None:
              + " → ".join(f"{w}×{h}" for h, w in sizes), width=min(512, max(256, image.shape[1])), clamp=True)
     if st.button("Train SinGAN", type="primary"):
         name = Path(fields.get("image_path", "")).stem or f"{current_spec().name}-{fields['image_index']}"
-        run = jobs.submit("singan", config.to_dict(), name=name)
-        st.session_state["singan_run"] = run.id
-        st.rerun()
+        launch("singan", config.to_dict(), name=name, remembered="singan_run")
 
 
 def train_seeds() -> None:
     spec = current_spec()
     dataset = current_dataset()
-    st.write(f"From **{spec.label}** ({dataset.train.num_classes} classes): k training images per class, "
+    st.write(f"From **{plain(spec.label)}** ({dataset.train.num_classes} classes): k training images per class, "
              "one SinGAN each, m variations each, saved as a labelled synthetic set at the dataset's size.")
     c1, c2, c3 = st.columns(3)
-    k = c1.number_input("Seeds per class (k)", 1, 20, 2)
-    m = c2.number_input("Variations per seed (m)", 1, 200, 10)
+    k = c1.number_input("Seeds per class (k)", 1, 20, key=remember("singan_seeds_k", 2))
+    m = c2.number_input("Variations per seed (m)", 1, 200, key=remember("singan_seeds_m", 10))
     preset = c3.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("tiny" if spec.size <= 32 else "quick"),
                           key="seeds_preset", help=PRESET_HELP)
     strength = st.slider("Variation strength (× trained noise; 5-10 adds visible texture)", 1.0, 20.0, 1.0, step=1.0)
@@ -129,9 +129,7 @@ def train_seeds() -> None:
     if st.button("Train seeds per class", type="primary"):
         config = make_config(preset, mode="seeds", dataset=spec.to_dict(), seeds_per_class=int(k),
                              variations=int(m), noise_scale=strength, max_side=min(per_seed.max_side, spec.size))
-        run = jobs.submit("singan", config.to_dict(), name=f"{spec.name}-seeds")
-        st.session_state["singan_run"] = run.id
-        st.rerun()
+        launch("singan", config.to_dict(), name=f"{spec.name}-seeds", remembered="singan_run")
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the generator…")
@@ -149,17 +147,15 @@ def loss_chart(run: Run) -> None:
 
 
 def live_view(run: Run) -> None:
-    status = run_status_panel(run)
+    run_status_panel(run)
     watched = run
     if run.config.get("mode") == "seeds":
         watched = seed_runs_view(run) or run
     stages = sorted(watched.samples.glob("*stage_*.png"), key=lambda p: p.stat().st_mtime)
     if stages:
-        st.image(str(stages[-1]), caption=f"{watched.id} · {stages[-1].stem}: real, reconstruction, "
-                 "6 random samples", width=480)
+        st.image(str(stages[-1]), caption=f"{plain(label(watched))} · {stages[-1].stem}: the real image (framed), "
+                 "its reconstruction, 6 random samples", width=480)
     loss_chart(watched)
-    if status.get("state") == "done":
-        results(run)
 
 
 def seed_runs_view(run: Run) -> Run | None:
@@ -167,12 +163,8 @@ def seed_runs_view(run: Run) -> Run | None:
     children = list(read_children(run).values())
     if not children:
         return None
-    rows = [{"seed run": c.id, "training image": c.config.get("image_index"), "state": c.state,
-             "progress": ((c.raw_status().get("progress") or {}).get("done", 0)
-                          / max((c.raw_status().get("progress") or {}).get("total", 1), 1))} for c in children]
     with st.expander(f"{len(children)} seed runs", expanded=run.state in ("queued", "running")):
-        st.dataframe(rows, hide_index=True, width="stretch", column_config={
-            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
+        st.dataframe(run_rows(children), hide_index=True, width="stretch", column_config={"progress": PROGRESS_COLUMN})
     running = [c for c in children if c.state == "running"]
     return running[0] if running else children[-1]
 
@@ -181,11 +173,12 @@ def results(run: Run) -> None:
     variations = load_variations(run)
     if run.config.get("mode") == "seeds":
         st.subheader("Seeds and their variations")
-        grid = run.samples / "seeds.png"
-        with Image.open(grid) as im:
-            width = min(900, 3 * im.width)  # 28-px tiles are unreadable at their own size
-        st.image(str(grid), caption="each row: the real seed, then its variations", width=width)
-        st.success(f"Synthetic set registered: {run.artifacts / 'singan_variations.npz'} "
+        names = class_names_of(run.config["dataset"])
+        row_labels = [names[k] for k in (read_json(run.artifacts / "seeds.json", {}) or {}).get("labels", [])]
+        with Image.open(run.samples / "seeds.png") as im:
+            show_labelled_grid(np.asarray(im), row_labels, min_width=min(900, 3 * im.width),  # 28-px tiles: enlarged
+                               caption="each row: the real seed (framed), then its variations")
+        st.success(f"Synthetic set registered: {plain(run.artifacts / 'singan_variations.npz')} "
                    f"({len(variations)} images) — pick it on the study page.")
     else:
         st.subheader("Variations")
@@ -214,12 +207,6 @@ with seeds:
     train_seeds()
 
 st.header("Runs")
-runs = runs_table("singan")
-if runs:
-    run = pick_run(runs, "Run", "singan_run")
-
-    @st.fragment(run_every=2 if any_active([run]) else None)
-    def live() -> None:
-        live_view(run)
-
-    live()
+picked = runs_section("singan", "singan_run", live_view)
+if picked is not None and picked.state == "done":
+    results(picked)

@@ -1,4 +1,5 @@
-"""Augmentation study page: configure arms, launch, follow each job, compare the arms."""
+"""Augmentation study page: configure the arms (reference arms, generators trained inside each seed, fixed sets
+checked for leaks), launch, follow each job, compare the arms."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -7,15 +8,16 @@ import streamlit as st
 
 from classifier.gradcam import gradcam, overlay
 from data.augment import AUGMENTATIONS, default_pipeline
-from data.config import ConfigError
 from data.synthetic import load_set
-from lab import jobs
+from gans import TITLES
 from lab.children import read_children
-from lab.sets import compatible_sets
-from lab.study import MIX_MODES, PRESETS, arm_model, preset, read_summary, study_results
-from lab.study_report import confusion_figure, curve_figure, metric_bars, recall_delta_figure
-from pages.common import (STATE_ICONS, any_active, current_dataset, current_spec, ensure_app_navigation, pick_run,
-                          run_status_panel, runs_table, show_grid)
+from lab.runs import Run
+from lab.sets import compatible_sets, resolve_set
+from lab.study import (GENERATORS, MIX_MODES, PRESETS, arm_model, check_sets, expected_interval, preset, read_summary,
+                       recipe_arms, reference_arms, set_label, study_results, synthetic_arms)
+from lab.study_report import arm_table, confusion_figure, curve_figure, metric_bars, recall_delta_figure, yardsticks
+from pages.common import (PROGRESS_COLUMN, current_dataset, current_spec, ensure_app_navigation, fraction_done, launch,
+                          plain, remember, run_status_panel, runs_section, show_grid)
 
 ensure_app_navigation()
 st.title("Augmentation study")
@@ -29,72 +31,90 @@ sets = compatible_sets(spec, data.train.channels, len(data.class_names))
 
 with st.expander("New study", expanded=True):
     preset_name = st.radio("Preset", PRESETS, horizontal=True,
-                           help="quick: 10% of the data, 400 steps, minutes on a CPU. paper: all data, 5500 steps.")
-    base = preset(preset_name, dataset=spec.to_dict())
+                           help="quick: 10% of the data with a budget sized to it (400 steps × 64 on DermaMNIST), "
+                                "minutes on a CPU. paper: all data, 5500 steps.")
     c1, c2, c3, c4 = st.columns(4)
-    fraction = c1.number_input("Real training fraction", 0.01, 1.0, base.train_fraction, 0.05)
-    n_seeds = c2.number_input("Seeds", 1, 10, len(base.seeds))
+    fraction = c1.number_input("Real training fraction", 0.01, 1.0, 0.1 if preset_name == "quick" else 1.0, 0.05)
+    base = preset(preset_name, dataset=spec, train_fraction=float(fraction))
+    n_seeds = int(c2.number_input("Seeds", 1, 10, key=remember("study_seeds", len(base.seeds))))
     steps = c3.number_input("Optimizer steps per arm", 10, 100_000, base.train.steps, 50)
-    batch = c4.number_input("Batch size", 8, 512, base.train.batch_size, 8)
-    arms = [{"name": "real only"}]
-    if st.checkbox("Real + standard augmentation"):
-        names = st.multiselect("Augmentations", list(AUGMENTATIONS), default_pipeline(spec.name),
-                               format_func=lambda n: f"{n} — {AUGMENTATIONS[n]}")
-        arms.append(dict(name="real + standard aug", kind="standard_aug", augment=names))
-    chosen = st.multiselect("Synthetic sets (one 'real + synthetic' arm each)", sets,
-                            format_func=lambda s: s.label)
-    if chosen:
-        m1, m2, m3 = st.columns(3)
-        mix = m1.radio("Mix", MIX_MODES, horizontal=True,
-                       help="ratio: ratio × (real images) synthetic images; balance: top up every class "
-                            "to the largest class")
-        ratio = m2.number_input("Synthetic per real image", 0.1, 10.0, 1.0, 0.1, disabled=mix != "ratio")
-        only = m3.checkbox("Also train on synthetic only (test on real)")
-        for s in chosen:
-            arms.append(dict(name=f"real + {s.name}", kind="synthetic", synthetic_set=str(s.path), mix=mix,
-                             ratio=ratio))
+    batch = c4.number_input("Batch size", 1, 512, base.train.batch_size, 8)
+    st.caption(expected_interval(n_seeds, spec, float(fraction), base.primary_metric).text)
+    if n_seeds < 3:
+        st.warning(f"{n_seeds} seed{'s' if n_seeds > 1 else ''}: below 3 seeds an interval is too wide to tell most "
+                   f"differences from noise.")
+
+    st.markdown("**Reference arms**: the cheap alternatives every generator must beat, at the same budget")
+    r1, r2, r3 = st.columns(3)
+    wanted = (True, r1.checkbox("Real + class-balanced sampler", True),
+              r2.checkbox("Real + standard augmentation", True), r3.checkbox("Real + augmentation + sampler", True))
+    augment = default_pipeline(spec.name)
+    if wanted[2] or wanted[3]:
+        augment = st.multiselect("Augmentations", list(AUGMENTATIONS), augment,
+                                 format_func=lambda n: f"{n} — {AUGMENTATIONS[n]}")
+    arms = [arm for arm, on in zip(reference_arms(augment or None), wanted) if on]
+
+    st.markdown("**Generators trained inside each seed**: each seed's generator learns from exactly the real "
+                "images that seed's classifier sees")
+    generators = st.multiselect("Generators (one 'real + recipe' arm each)", list(GENERATORS),
+                                key=remember("study_recipes", ["dcgan"], list(GENERATORS)),
+                                format_func=lambda g: TITLES.get(g, "SinGAN (seeds per class)"))
+    m1, m2 = st.columns(2)
+    mix = m1.radio("Mix", MIX_MODES, horizontal=True,
+                   help="ratio: ratio × (real images) synthetic images; balance: top up every class to the largest "
+                        "class")
+    ratio = m2.number_input("Synthetic per real image", 0.1, 10.0, 1.0, 0.1, disabled=mix != "ratio")
+    singan = {}
+    if "singan" in generators:
+        s1, s2 = st.columns(2)
+        singan = {"seeds_per_class": int(s1.number_input("SinGAN seeds per class", 1, 20, 2)),
+                  "variations": int(s2.number_input("SinGAN variations per seed", 1, 100, 8))}
+    arms += [arm.replace(mix=mix, ratio=float(ratio)) for arm in recipe_arms(generators, spec.size, **singan)]
+
+    chosen, allow_leak = [], False
+    if st.toggle("Advanced: fixed synthetic sets", key=remember("study_fixed", False),
+                 help="a set made before the study: its generator may have seen real images the classifier does not"):
+        by_id = {s.id: s for s in sets}
+        chosen = st.multiselect("Synthetic sets (one 'real + synthetic' arm each)", list(by_id),
+                                format_func=lambda i: by_id[i].label, key=remember("study_sets", [], list(by_id)))
+        allow_leak = st.checkbox("Allow leaky sets", help="run a set whose generator learned from real training "
+                                 "images outside a seed's subset; every verdict, table and report row of its arm "
+                                 "then says how many real images each side saw")
+        only = st.checkbox("Also train on synthetic only (test on real)")
+        for ref in chosen:
+            fixed = synthetic_arms([ref], allow_leak)[0].replace(mix=mix, ratio=float(ratio))
+            arms.append(fixed)
             if only:
-                arms.append(dict(name=f"only {s.name}", kind="synthetic_only", synthetic_set=str(s.path), mix=mix,
-                                 ratio=ratio))
-    elif not sets:
-        st.info("No synthetic sets for this dataset yet: train a GAN or SinGAN and export a set first.")
-    st.write(f"{len(arms)} arms × {int(n_seeds)} seeds = {len(arms) * int(n_seeds)} training jobs of "
-             f"{int(steps)} steps each.")
+                arms.append(fixed.replace(name=f"only {set_label(ref)}", kind="synthetic_only"))
+        if not sets:
+            st.info("No synthetic sets for this dataset yet: train a GAN or SinGAN and export a set first.")
+    st.write(f"{len(arms)} arms × {n_seeds} seeds = {len(arms) * n_seeds} classifier runs of {int(steps)} steps "
+             f"each" + (f", after {len(generators) * n_seeds} generator runs." if generators else "."))
     try:
-        config = base.replace(train_fraction=float(fraction), seeds=list(range(int(n_seeds))),
-                              arms=arms,
+        config = base.replace(train_fraction=float(fraction), seeds=list(range(n_seeds)), arms=arms,
                               train=base.train.replace(steps=int(steps), batch_size=int(batch),
                                                        eval_every=max(1, int(steps) // 4)))
-    except ConfigError as e:
-        config = None
-        st.error(str(e))
+        flags = check_sets(config, data) if chosen else {}
+    except (ValueError, FileNotFoundError) as e:  # a bad config, a refused or unreadable set
+        config, flags = None, {}
+        st.error(plain(e))
+    for name, flag in flags.items():
+        st.warning(f"Arm '{plain(name)}': {plain(flag)}. Every result of this arm will say so.")
     if st.button("Launch study", type="primary", disabled=config is None):
-        run = jobs.submit("study", config.to_dict(), name=f"{preset_name}-{spec.name}")
-        st.session_state["study_run"] = run.id
-        st.success(f"Queued {run.id}")
-
-st.subheader("Studies")
-runs = runs_table("study")
-if not runs:
-    st.stop()
-run = pick_run(runs, "Study", "study_run")
+        launch("study", config.to_dict(), name=f"{preset_name}-{spec.name}", remembered="study_run")
 
 
-@st.fragment(run_every=2 if any_active([run]) else None)
-def progress_view():
+def progress_view(run: Run) -> None:
     run_status_panel(run, key="study")
     children = read_children(run)
     if children:
         rows = []
         for key, child in children.items():
             status = child.status()
-            p = status.get("progress") or {}
             arm, seed = key.rsplit("|", 1)
-            rows.append({"arm": arm, "seed": seed,
-                         "state": f"{STATE_ICONS.get(status.get('state'), '')} {status.get('state')}",
-                         "progress": p.get("done", 0) / max(p.get("total", 1), 1)})
-        st.dataframe(rows, hide_index=True, width="stretch", column_config={
-            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
+            rows.append({"arm": arm, "seed": seed, "state": status.get("state", "unknown"),
+                         "progress": round(100 * fraction_done(status))})
+        st.dataframe(rows, hide_index=True, width="stretch", column_config={"progress": PROGRESS_COLUMN})
 
 
 def show_figure(fig) -> None:
@@ -102,18 +122,23 @@ def show_figure(fig) -> None:
     plt.close(fig)
 
 
-progress_view()
+st.subheader("Studies")
+run = runs_section("study", "study_run", progress_view, picker="Study")
+if run is None:
+    st.stop()
 try:
     summary = read_summary(run)
 except ValueError as e:
-    st.error(str(e))
+    st.error(plain(e))
     st.stop()
 if summary is None:
     st.stop()
 
 st.subheader("Results on the real test split")
+st.caption(yardsticks(summary))
 for arm in summary.arms:
-    st.markdown(f"**{arm.arm}** — {arm.verdict}")
+    st.markdown(f"**{plain(arm.arm)}** — {plain(arm.verdict)}")
+st.dataframe(arm_table(summary), hide_index=True, width="stretch")
 st.plotly_chart(metric_bars(summary), width="stretch")
 st.markdown("**Per-class recall vs the baseline**")
 show_figure(recall_delta_figure(summary))
@@ -138,13 +163,13 @@ if children:
     sources = ["real test images"] + [a.synthetic_set for a in summary.arms if a.synthetic_set]
     source = g2.selectbox("Images", list(dict.fromkeys(sources)))
     label = g3.selectbox("Class", range(len(summary.class_names)), format_func=lambda k: summary.class_names[k])
-    images = data.test if source == "real test images" else load_set(source)
+    images = data.test if source == "real test images" else load_set(resolve_set(source))
     pool = images.of_class(label)
     if len(pool):
         picked = pool.images[np.random.default_rng(0).permutation(len(pool))[:8]]
         heat, predicted, _ = gradcam(arm_model(children[key]), picked)
         show_grid(picked, ncol=8, caption="images")
         show_grid(overlay(picked, heat), ncol=8, caption="Grad-CAM; predicted: " +
-                  ", ".join(summary.class_names[p] for p in predicted))
+                  plain(", ".join(summary.class_names[p] for p in predicted)))
     else:
         st.caption("No images of this class in that set.")

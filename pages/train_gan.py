@@ -1,25 +1,27 @@
 """Train GAN page: pick a GAN, a preset and options; launch; watch losses and samples live."""
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
 from data.config import ConfigError
 from gans import REGISTRY, TITLES
 from gans.blocks import IMAGE_SIZES
 from gans.config import GanConfig, make_config
-from lab import jobs
-from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, format_seconds, option_input,
-                          pick_run, run_status_panel, runs_table)
+from lab.runs import ACTIVE_STATES, Run
+from pages.common import (class_names_of, current_dataset, current_spec, ensure_app_navigation, format_seconds, launch,
+                          option_input, plain, remember, run_status_panel, runs_section, show_labelled_grid)
 
 ensure_app_navigation()
 st.title("Train a GAN")
 spec = current_spec()
 data = current_dataset()
-st.caption(f"Dataset: **{spec.label}** · {len(data.train)} training images · {len(data.class_names)} classes "
+st.caption(f"Dataset: **{plain(spec.label)}** · {len(data.train)} training images · {len(data.class_names)} classes "
            f"· {data.train.channels} channel(s). Change it on the Data page.")
 if spec.size not in IMAGE_SIZES:
-    st.error(f"GANs here work at {', '.join(map(str, IMAGE_SIZES))} px; {spec.label} is {spec.size} px. "
+    st.error(f"GANs here work at {', '.join(map(str, IMAGE_SIZES))} px; {plain(spec.label)} is {spec.size} px. "
              "Pick another working size on the Data page.")
     st.stop()
 
@@ -34,8 +36,11 @@ def described(name: str) -> dict:
 
 with st.expander("New training run", expanded=True):
     c1, c2, c3 = st.columns(3)
-    gan = c1.selectbox(options=list(REGISTRY), format_func=TITLES.get, **described("gan"))
-    preset = c2.radio(options=list(REGISTRY[gan].presets), horizontal=True, **described("preset"))
+    gan = c1.selectbox(options=list(REGISTRY), format_func=TITLES.get,
+                       key=remember("gan_kind", "dcgan", list(REGISTRY)), **described("gan"))
+    presets = list(REGISTRY[gan].presets)
+    preset = c2.radio(options=presets, horizontal=True, key=remember(f"gan_preset_{gan}", presets[0], presets),
+                      **described("preset"))
     conditional = REGISTRY[gan].conditional
     per_class = c3.checkbox(value=True, disabled=conditional, **described("per_class"))
     base = make_config(gan, preset)
@@ -49,17 +54,9 @@ with st.expander("New training run", expanded=True):
         config = make_config(gan, preset, dataset=spec.to_dict(), per_class=per_class and not conditional, **values)
     except ConfigError as e:
         config = None
-        st.error(f"Fix this option first: {e}")
+        st.error(f"Fix this option first: {plain(e)}")
     if st.button("Launch training", type="primary", disabled=config is None):
-        run = jobs.submit("gan", config.to_dict(), name=f"{gan}-{spec.name}")
-        st.session_state["gan_run"] = run.id
-        st.success(f"Queued {run.id}")
-
-st.subheader("GAN runs")
-runs = runs_table("gan")
-if not runs:
-    st.stop()
-run = pick_run(runs, "Run", "gan_run")
+        launch("gan", config.to_dict(), name=f"{gan}-{spec.name}", remembered="gan_run")
 
 
 def loss_figure(events: list[dict]) -> go.Figure:
@@ -72,8 +69,7 @@ def loss_figure(events: list[dict]) -> go.Figure:
     return fig
 
 
-@st.fragment(run_every=2 if any_active([run]) else None)
-def live_view():
+def live_view(run: Run) -> None:
     status = run_status_panel(run, key="gan")
     settings = run.config
     events = run.events("progress")
@@ -81,17 +77,22 @@ def live_view():
     if events:
         left.plotly_chart(loss_figure(events), width="stretch")
         left.caption(f"{events[-1]['done']} steps in {format_seconds(events[-1].get('seconds', 0))}")
-    else:
+    elif status.get("state") in ACTIVE_STATES:
         left.info("Waiting for the first losses…")
     latest = run.samples / "latest.png"
     if latest.exists():
+        grid = np.asarray(Image.open(latest))
         labelled = settings.get("per_class") or getattr(REGISTRY.get(settings.get("gan")), "conditional", False)
-        right.image(latest.read_bytes(), caption=f"Fixed noise, {'one row per class' if labelled else 'random draws'}",
-                    width="stretch")
+        with right:
+            if labelled:
+                show_labelled_grid(grid, class_names_of(settings["dataset"]), caption="Fixed noise, one row per class")
+            else:
+                st.image(grid, caption="Fixed noise, random draws", width="stretch")
     if status.get("state") == "done":
         st.success("Finished: open it on the Samples page to draw, compare and export images.")
     with st.expander("Config"):
         st.json(settings)
 
 
-live_view()
+st.subheader("GAN runs")
+runs_section("gan", "gan_run", live_view)

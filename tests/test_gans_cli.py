@@ -27,6 +27,16 @@ def test_train_gan_queues_a_job_with_the_preset_and_the_overrides(runs_root, mon
     assert "bogus=1" in capsys.readouterr().err
 
 
+def test_train_gan_takes_the_small_data_options(runs_root, monkeypatch, capsys):
+    monkeypatch.setattr(jobs, "schedule", lambda root=None: [])
+    assert main(["train-gan", "--gan", "wgan_gp", "--set", "diffaugment=translation,cutout", "--set", "ema=0.99",
+                 "--detach"]) == 0
+    [run] = list_runs("gan")
+    assert (run.config["diffaugment"], run.config["ema"]) == ("translation,cutout", 0.99)
+    assert main(["train-gan", "--set", "diffaugment=flip", "--detach"]) == 1
+    assert "unknown DiffAugment transform(s) 'flip'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("setting,message", [
     ('per_class="no"', "GanConfig.per_class must be true or false; got 'no'"),
     ('steps="abc"', "GanConfig.steps must be a whole number; got 'abc'"),
@@ -50,6 +60,7 @@ def test_train_gan_help_lists_every_setting_with_its_type_and_range(capsys):
     out = capsys.readouterr().out
     assert "label_smoothing (float, 0.0..0.5)" in out and "export_per_class (int, ≥ 0)" in out
     assert "gan (str, one of dcgan, wgan_gp, acgan, sngan)" in out
+    assert "diffaugment (str): Differentiable augmentation" in out and "ema (float, 0.0..0.9999)" in out
 
 
 def test_sample_writes_a_zip_and_an_npz_and_registers_the_set(runs_root, tmp_path, pneumonia):

@@ -61,7 +61,7 @@ def test_cancel_then_resume_gives_the_same_generator_as_an_uninterrupted_run(run
 
     a, _, _ = load_generator(straight.checkpoints / "generator.pt")
     b, _, _ = load_generator(resumed.checkpoints / "generator.pt")
-    for (name, x), y in zip(a.generator.state_dict().items(), b.generator.state_dict().values()):
+    for (name, x), y in zip(a.sampling_generator.state_dict().items(), b.sampling_generator.state_dict().values()):
         assert torch.equal(x, y), f"{name} differs after resume"
 
 

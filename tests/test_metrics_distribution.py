@@ -1,15 +1,19 @@
-"""FID, KID, precision/recall, density/coverage: sanity anchors in a small trained encoder's space."""
+"""FID, KID, precision/recall, density/coverage: sanity anchors in a small trained encoder's space; the
+encoder's step budget, its chance check and its cache key."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy import linalg
 
+import metrics.encoder
 from data.hooks import Hooks, Interrupted
-from metrics.distribution import distribution_scores, feature_statistics, frechet_distance, kid
-from metrics.encoder import EncoderConfig, cache_path, fingerprint, load_encoder, train_encoder
+from data.imageset import ImageSet
+from metrics.distribution import distribution_scores, feature_statistics, fid, frechet_distance, kid
+from metrics.encoder import EncoderConfig, cache_path, fingerprint, load_encoder, step_budget, train_encoder
+from metrics.stats import balanced_accuracy_p_value
 
-TINY = EncoderConfig(width=8, feature_dim=32, epochs=2, batch_size=64)
+TINY = EncoderConfig(width=8, feature_dim=32, epochs=2, batch_size=64, min_steps=60, eval_every=10)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +41,8 @@ def counting_hooks(**fields) -> tuple[Hooks, list[int]]:
 
 def test_encoder_learns_the_real_data_beyond_chance(encoder, derma):
     assert encoder.info["val_balanced_accuracy"] > encoder.info["val_balanced_chance"] + 0.1
+    assert encoder.info["val_p_value"] < 0.01 and encoder.withheld_reason() == ""  # its numbers are reported
+    assert "val balanced acc" in encoder.accuracy_text
     predicted = encoder.predict(derma.test.images[:400])
     assert len(np.unique(predicted)) >= 2  # not a constant classifier
     assert encoder.features(derma.test.images[:5]).shape == (5, 32)
@@ -55,7 +61,7 @@ def test_encoder_is_cached_on_disk_reloads_without_training_and_retrains_without
     path.unlink()
     hooks, steps = counting_hooks()
     train_encoder(train_subset, derma.val, TINY, hooks=hooks)
-    assert steps == list(range(1, TINY.epochs * (len(train_subset) // TINY.batch_size) + 1))
+    assert steps == list(range(1, encoder.info["steps"] + 1))
     assert path.exists()
 
 
@@ -65,6 +71,50 @@ def test_encoder_training_stops_when_asked_and_caches_nothing(cache_dir, train_s
     with pytest.raises(Interrupted):
         train_encoder(train_subset, None, config, hooks=hooks)
     assert steps == [1] and not cache_path(train_subset.source, fingerprint(train_subset, config)).exists()
+
+
+def test_a_two_class_encoder_that_cannot_learn_has_its_numbers_withheld(cache_dir, pneumonia):
+    """Labels drawn at random: nothing in the images predicts them, so the encoder ends near chance."""
+    rng = np.random.default_rng(0)
+
+    def random_labels(images: np.ndarray, split: str) -> ImageSet:
+        return ImageSet(images, rng.integers(0, 2, len(images)), pneumonia.class_names, split, "random-labels")
+
+    train, val = random_labels(pneumonia.train.images[:300], "train"), random_labels(pneumonia.val.images[:200], "val")
+    encoder = train_encoder(train, val, TINY.replace(min_steps=40), cache=False)
+    reason = encoder.withheld_reason()
+    assert "not clearly above chance, encoder-space metrics withheld" in reason
+    assert f"balanced accuracy {encoder.info['val_balanced_accuracy']:.2f}, chance 0.50" in reason
+
+
+def test_the_step_budget_fits_the_data_a_small_set_gets_the_minimum_a_large_one_its_epochs():
+    assert step_budget(546, EncoderConfig()) == (4, 400)  # 4 epochs would be 16 steps
+    assert step_budget(100_000, EncoderConfig()) == (781, 4 * 781)
+    assert step_budget(50, EncoderConfig()) == (1, 400)  # fewer images than a batch: one batch a step
+
+
+def test_the_encoder_cache_key_changes_with_its_config_and_its_training_recipe(train_subset, monkeypatch):
+    key = fingerprint(train_subset, TINY)
+    assert fingerprint(train_subset, TINY.replace(min_steps=61)) != key
+    monkeypatch.setattr(metrics.encoder, "RECIPE", metrics.encoder.RECIPE + " changed")
+    assert fingerprint(train_subset, TINY) != key  # an encoder cached by an older training loop is not reused
+
+
+def test_the_permutation_p_value_of_balanced_accuracy_is_one_for_a_constant_guess_and_small_for_a_good_one():
+    labels = np.random.default_rng(0).integers(0, 3, 300)
+    assert balanced_accuracy_p_value(np.zeros(300, int), labels) == 1.0
+    assert balanced_accuracy_p_value(labels, labels, n_permutations=999) == pytest.approx(1 / 1000)
+    mostly = np.where(np.random.default_rng(1).random(300) < 0.3, (labels + 1) % 3, labels)
+    assert balanced_accuracy_p_value(mostly, labels) < 0.01
+
+
+def test_fid_from_features_with_fewer_samples_than_dimensions_equals_fid_from_statistics():
+    rng = np.random.default_rng(2)
+    real, fake = rng.normal(size=(40, 64)) ** 2, 1.5 * rng.normal(size=(25, 64)) + 0.2
+    from_statistics = frechet_distance(*feature_statistics(real), *feature_statistics(fake))
+    # the statistics' product is singular: their eigenvalue route adds square roots of ~1e-13 rounding residues
+    assert fid(real, fake) == pytest.approx(from_statistics, rel=1e-7)
+    assert np.isnan(fid(real, fake[:1]))
 
 
 def test_frechet_distance_matches_the_matrix_square_root_formula():

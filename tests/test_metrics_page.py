@@ -16,6 +16,9 @@ from lab import jobs
 from lab.kinds.score import run as score_job
 from lab.runs import Run, list_runs
 from lab.sets import list_sets
+from metrics.inception import FEATURE_SPACE, PREPROCESSING
+from metrics.scores import (CLASS_MATCHED, ENCODER, INCEPTION, TRAIN_SPLIT, DistributionScores, EncoderSummary,
+                            InceptionSummary, Scores)
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 SPEC = DatasetSpec(name="pneumoniamnist", size=28)
@@ -49,6 +52,15 @@ def test_score_button_queues_a_job_for_the_chosen_set(runs_root, pneumonia, monk
     [run] = list_runs("score")
     assert run.config["sets"] == [str(path)] and run.config["pairings"] == ["nearest"]
     assert run.config["dataset"]["name"] == "pneumoniamnist"
+    # Inception is on by default, with the documented samples, and the page says what it will cost
+    assert (run.config["inception"], run.config["inception_real_images"],
+            run.config["inception_synthetic_images"]) == (True, 2000, 1000)
+    assert any("Inception will embed 2060 images" in c.value for c in at.caption)  # 2000 real (not cached) + 60
+    next(c for c in at.checkbox if c.label.startswith("In Inception")).uncheck().run()
+    no_errors(next(b for b in at.button if b.label == "Score").click().run())
+    assert not any("Inception will embed" in c.value for c in at.caption)
+    newest = list_runs("score")[0]
+    assert newest.config["inception"] is False and newest.config["distribution"] is True
 
 
 def test_finished_scores_show_table_arrows_memorization_and_leaderboard(runs_root, pneumonia):
@@ -64,6 +76,42 @@ def test_finished_scores_show_table_arrows_memorization_and_leaderboard(runs_roo
     assert any("suspected copies" in m.value for m in at.markdown)
     board = next(f for f in frames if "suspected copies ↓" in f.columns)
     assert list(board["generator"]) == ["dcgan"]
+
+
+def test_distribution_table_names_each_feature_space_with_the_encoder_accuracy_or_why_it_is_withheld(
+        runs_root, pneumonia):
+    run = Run.create("score", {"sets": [str(noisy_set(pneumonia, runs_root))], "distribution": False})
+    score_job(run)
+    run.write_status("done")
+    scores = Scores.load(run.artifacts / "scores.json")
+    encoder_name = "lab-cnn-128d (pneumoniamnist@28, val balanced acc 0.91)"
+
+    def block(fid: float, space: str, reference: str, name: str) -> DistributionScores:
+        return DistributionScores(fid, 0.01, 0.002, 0.8, 0.7, 0.9, 0.85, 30, 20, space, reference, name)
+
+    scores.sets[0].distribution = [block(41.0, INCEPTION, TRAIN_SPLIT, FEATURE_SPACE),
+                                   block(43.0, INCEPTION, CLASS_MATCHED, FEATURE_SPACE),
+                                   block(0.7, ENCODER, TRAIN_SPLIT, encoder_name)]
+    scores.inception = InceptionSummary(FEATURE_SPACE, PREPROCESSING, 30, len(pneumonia.train), 20, 0, "cpu")
+    scores.encoder = EncoderSummary(encoder_name, 0.91, 0.5, 0.0005, "", {}, {})
+    scores.save(run.artifacts / "scores.json")
+    at = no_errors(page().run())
+    print([list(df.value.columns) for df in at.dataframe], [c.value for c in at.caption], [e.value for e in at.error])
+    table = next(df.value for df in at.dataframe if "feature space" in df.columns)
+    assert list(table["feature space"]) == ["Inception", "Inception", "encoder"]
+    assert list(table["encoder accuracy"]) == ["", "", "val balanced acc 0.91, chance 0.50"]
+    assert any(f"30 of {len(pneumonia.train)} training images" in c.value and "PIL bicubic" in c.value
+               for c in at.caption)
+    assert any("0.0% [0.0%, 6.0%]" in m.value for m in at.markdown)  # 0/60 copies: an exact interval
+
+    scores.sets[0].distribution = scores.sets[0].distribution[:2]
+    scores.encoder = EncoderSummary(encoder_name, 0.52, 0.5, 0.3, "encoder at balanced accuracy 0.52, chance 0.50 "
+                                    "(…): not clearly above chance, encoder-space metrics withheld", {}, {})
+    scores.save(run.artifacts / "scores.json")
+    at = no_errors(page().run())
+    assert any("not clearly above chance, encoder-space metrics withheld" in w.value for w in at.warning)
+    table = next(df.value for df in at.dataframe if "feature space" in df.columns)
+    assert list(table["feature space"]) == ["Inception", "Inception"]
 
 
 def test_an_uploaded_folder_zip_is_registered_as_a_set(runs_root, pneumonia):

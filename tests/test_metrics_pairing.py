@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from data.imageset import ImageSet
 from metrics.memorization import memorization
 from metrics.pairing import nearest_neighbours, nearest_pairing, random_pairing
+from metrics.stats import percent_interval, proportion
 
 
 def noisy_set(real: ImageSet, n: int, sigma: float, seed: int = 0) -> ImageSet:
@@ -63,3 +65,19 @@ def test_random_pairing_is_the_older_protocol_and_pairs_farther_than_nearest(der
     rand = random_pairing(synthetic, derma.train, seed=3)
     assert rand.strategy == "random" and len(rand.real_index) == 100
     assert rand.distance.mean() > 1.5 * nearest.distance.mean()
+
+
+def test_no_copies_among_1400_images_has_an_exact_interval_not_a_zero_width_one():
+    memo = memorization(np.full(1400, 0.2), np.full(500, 0.1))  # every synthetic image far from the training set
+    assert memo.suspected.sum() == 0
+    assert percent_interval(memo.fraction) == "0.0% [0.0%, 0.26%]"
+    # Clopper-Pearson: the upper end is the rate at which seeing no copy in 1400 images has a 2.5% chance
+    assert (1 - memo.fraction.hi) ** 1400 == pytest.approx(0.025)
+
+
+def test_the_proportion_interval_is_exact_at_both_ends_and_holds_its_share():
+    every = proportion(200, 200)
+    assert every.mean == every.hi == 1.0 and every.lo ** 200 == pytest.approx(0.025)
+    some = proportion(7, 100)
+    assert some.lo < 0.07 < some.hi and some.n == 100
+    assert np.isnan(proportion(0, 0).mean)

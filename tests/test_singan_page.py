@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from gans.singan_train import make_config
 from lab.kinds.singan import run as run_singan
+from lab.manage import label
 from lab.runs import Run
 from tests.conftest import DATA_DIR
 
@@ -51,6 +52,6 @@ def test_a_seeds_run_lists_its_seed_runs_under_it_not_beside_it(runs_root):
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
     runs_table = at.dataframe[0].value
-    assert runs_table["run"].tolist() == [run.id]  # the two seed runs are not separate rows
+    assert runs_table["run"].tolist() == [label(run)]  # the two seed runs are not separate rows
     assert any(s.value == "Seeds and their variations" for s in at.subheader)
     assert any(e.label == "2 seed runs" for e in at.expander)

@@ -1,0 +1,278 @@
+"""Where queued runs execute: on this machine, or on a Ray cluster.
+
+LAB_EXECUTOR=local (the default): lab/jobs.py starts `python -m lab worker <run dir>` as a detached
+process here, at most LAB_MAX_JOBS (default 1) at a time.
+
+LAB_EXECUTOR=ray: each run the queue starts becomes a Ray task that starts the same worker command
+on the node Ray picks and holds the task's resources until the job ends: one CPU, and one GPU when
+the job's device asks for CUDA ("auto" or "cuda...") and the cluster has GPUs. The queue lets as
+many runs run as the cluster has CPUs (LAB_MAX_JOBS still overrides). LAB_RAY_ADDRESS names the
+cluster: "auto" (the one `ray start` runs on this machine), a "ray://host:10001" client address, a
+GCS "host:port", or empty: the local one, started with `ray start --head` when none runs (it
+outlives the lab's processes; `ray stop` ends it).
+
+Requirement: every node sees the runs folder (LAB_RUNS_DIR), the lab's code and its Python
+environment at the same paths (a shared file system). Before the first run starts, a tiny task on
+every node checks that it can read a marker file written into the runs folder; the lab refuses to
+start runs otherwise (SharedStorageError names the nodes).
+
+A run stays a run directory. The worker writes status, events and checkpoints there as it does
+locally; cancel becomes `ray.cancel` of the task, which hands the worker the same SIGTERM, so it
+saves its checkpoint and ends cancelled; a node lost mid-run leaves the run's worker gone, so the
+run reads as failed and resumes from its last checkpoint. Tasks are never retried by Ray
+(max_retries=0): a resume is the user's call, as locally.
+
+The tasks belong to a detached actor, the dispatcher, not to the process that queued the run: a
+CLI that queues a study and exits must not take its jobs with it (Ray ends a task with its owner).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from data.files import atomic_write_text
+from lab.runs import ACTIVE_STATES, Run, list_runs
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXECUTORS = ("local", "ray")
+NAMESPACE = "gan-augmentation-lab"
+DISPATCHER = "lab-dispatcher"
+START_TIMEOUT_S = 120.0  # how long `start_on_ray` waits for a task's worker to report (a busy cluster)
+CHECK_TIMEOUT_S = 60.0
+
+
+class SharedStorageError(RuntimeError):
+    """A Ray node cannot see the runs folder at the path this machine uses."""
+
+
+def executor_name() -> str:
+    """The executor LAB_EXECUTOR names: "local" (default) or "ray"; ValueError for anything else."""
+    name = os.environ.get("LAB_EXECUTOR", "").strip().lower() or "local"
+    if name not in EXECUTORS:
+        raise ValueError(f"LAB_EXECUTOR={name!r} is not an executor (known: {', '.join(EXECUTORS)})")
+    return name
+
+
+def slots() -> int:
+    """How many runs may run at once: LAB_MAX_JOBS when set, else 1 locally and the cluster's CPUs on Ray."""
+    if os.environ.get("LAB_MAX_JOBS", "").strip():
+        return max(1, int(os.environ["LAB_MAX_JOBS"]))
+    if executor_name() == "local":
+        return 1
+    return max(1, int(connect().cluster_resources().get("CPU", 1)))
+
+
+def executor_summary() -> str:
+    """One line for the sidebar: which executor runs jobs and how many at once, e.g.
+    "Jobs run on Ray at auto: 8 slots (8 CPUs, 1 GPU)" or "Jobs run on this machine: 1 slot"."""
+    try:
+        if executor_name() == "local":
+            return f"Jobs run on this machine: {_plural(slots(), 'slot')} (LAB_MAX_JOBS)"
+        resources = connect().cluster_resources()
+    except Exception as e:  # noqa: BLE001 - the sidebar says what is wrong instead of failing the page
+        return f"Executor {os.environ.get('LAB_EXECUTOR', '')!r} unavailable: {type(e).__name__}: {e}"
+    address = os.environ.get("LAB_RAY_ADDRESS", "").strip() or "this machine"
+    return (f"Jobs run on Ray at {address}: {_plural(slots(), 'slot')} "
+            f"({_plural(int(resources.get('CPU', 0)), 'CPU')}, {_plural(int(resources.get('GPU', 0)), 'GPU')})")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+# --- connecting to Ray -----------------------------------------------------------------------------
+
+_checked_roots: set[Path] = set()
+
+
+def connect():
+    """The `ray` module, connected to LAB_RAY_ADDRESS's cluster (or to the one this process already
+    joined). RuntimeError with the install command when Ray is not installed."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("LAB_EXECUTOR=ray needs Ray: pip install -r requirements-ray.txt") from None
+    if not ray.is_initialized():
+        address = os.environ.get("LAB_RAY_ADDRESS", "").strip() or _local_cluster()
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR")
+    return ray
+
+
+def _local_cluster() -> str:
+    """"auto" for the Ray on this machine, started with `ray start --head` when none runs."""
+    if not Path("/tmp/ray/ray_current_cluster").exists():
+        ray_command = Path(sys.executable).parent / "ray"
+        subprocess.run([str(ray_command), "start", "--head", f"--num-cpus={os.cpu_count() or 1}",
+                        "--disable-usage-stats"], check=True, stdout=subprocess.DEVNULL)
+    return "auto"
+
+
+def _runtime_env() -> dict:
+    """The lab's code on the nodes' import path (at the same path as here: see the module docstring)."""
+    return {"env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}}
+
+
+def check_shared_storage(root: Path) -> None:
+    """Refuse (SharedStorageError) unless every alive node reads the marker file this machine writes
+    into the runs folder `root`. Checked once per process and folder."""
+    root = Path(root).resolve()
+    if root in _checked_roots:
+        return
+    ray = connect()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    token = uuid.uuid4().hex
+    marker = root / f".ray-check-{token}"
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, token)
+    try:
+        nodes = [node for node in ray.nodes() if node["Alive"]]
+        sees = ray.remote(num_cpus=0, max_retries=0)(_reads_marker)
+        checks = [sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+                               runtime_env=_runtime_env()).remote(str(marker), token) for node in nodes]
+        results = ray.get(checks, timeout=CHECK_TIMEOUT_S)
+    finally:
+        marker.unlink(missing_ok=True)
+    blind = [node["NodeManagerAddress"] for node, ok in zip(nodes, results) if not ok]
+    if blind:
+        raise SharedStorageError(
+            f"Ray node(s) {', '.join(blind)} cannot see the runs folder {root} (LAB_RUNS_DIR). Under "
+            f"LAB_EXECUTOR=ray every node must see the runs folder, the lab's code and its Python at the "
+            f"same paths (a shared file system); no run was started.")
+    _checked_roots.add(root)
+
+
+def _reads_marker(path: str, token: str) -> bool:
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
+
+
+# --- runs as Ray tasks -----------------------------------------------------------------------------
+
+def job_resources(run: Run, cluster_gpus: float) -> dict:
+    """A run's Ray resources: one CPU, and one GPU when its device asks for CUDA and the cluster has one."""
+    settings = run.settings
+    device = settings.get("device") or (settings.get("train") or {}).get("device") or "auto"
+    wants_cuda = isinstance(device, str) and (device == "auto" or device.startswith("cuda"))
+    return {"num_cpus": 1, "num_gpus": 1 if wants_cuda and cluster_gpus >= 1 else 0}
+
+
+def start_on_ray(run: Run) -> None:
+    """Hand a queued run to the cluster and wait until its worker reports (as Popen waits for the
+    exec), so the queue counts it as running. A run no node starts within START_TIMEOUT_S fails,
+    resumable, with a message saying so."""
+    ray = connect()
+    root = run.path.parent.parent
+    check_shared_storage(root)
+    run.write_status(executor="ray")
+    resources = job_resources(run, ray.cluster_resources().get("GPU", 0))
+    ray.get(dispatcher().start.remote(str(run.path), _worker_env(root), resources))
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while run.raw_status()["state"] == "queued":
+        if time.monotonic() > deadline:
+            ray.get(dispatcher().cancel.remote(str(run.path)))
+            run.write_status("failed", finished=time.time(),
+                             error=f"no Ray node started it within {START_TIMEOUT_S:.0f} s (is the cluster busy?)")
+            return
+        time.sleep(0.05)
+
+
+def cancel_on_ray(run: Run) -> bool:
+    """`ray.cancel` of the run's task: its worker gets SIGTERM and saves. False when the dispatcher
+    holds no task for the run (then the caller signals the worker itself)."""
+    return connect().get(dispatcher().cancel.remote(str(run.path)))
+
+
+def _worker_env(root: Path) -> dict:
+    """What a worker on a node needs from here: the lab's settings, this runs folder, unbuffered logs."""
+    lab = {key: value for key, value in os.environ.items() if key.startswith("LAB_")}
+    return {**lab, "LAB_RUNS_DIR": str(root), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+
+
+def run_worker(run_dir: str, env: dict) -> int:
+    """On a node: the run's worker process, to its end; returns its exit code. `ray.cancel` raises
+    KeyboardInterrupt here, which becomes one SIGTERM to the worker, as a local cancel sends."""
+    with open(Run(run_dir).log_path, "a") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "lab", "worker", run_dir], cwd=PROJECT_ROOT,
+                                  env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        while True:  # short waits: Ray's interrupt lands between Python steps, never inside a blocking wait
+            try:
+                return worker.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+    except KeyboardInterrupt:
+        worker.send_signal(signal.SIGTERM)
+        return worker.wait()
+
+
+class Dispatcher:
+    """The detached actor that owns the lab's Ray tasks, by run directory."""
+
+    def __init__(self):
+        self.tasks = {}
+
+    def start(self, run_dir: str, env: dict, resources: dict) -> None:
+        import ray
+
+        task = ray.remote(max_retries=0)(run_worker)
+        self.tasks[run_dir] = task.options(runtime_env=_runtime_env(), **resources).remote(run_dir, env)
+
+    def cancel(self, run_dir: str) -> bool:
+        import ray
+
+        task = self.in_flight().get(run_dir)
+        if task is None:
+            return False
+        ray.cancel(task)
+        return True
+
+    def in_flight(self) -> dict:
+        """The tasks not finished yet, by run directory."""
+        import ray
+
+        if self.tasks:
+            done, _ = ray.wait(list(self.tasks.values()), num_returns=len(self.tasks), timeout=0)
+            self.tasks = {run_dir: task for run_dir, task in self.tasks.items() if task not in done}
+        return self.tasks
+
+    def running(self) -> list[str]:
+        return list(self.in_flight())
+
+
+def dispatcher():
+    """The cluster's dispatcher actor, created on first use (detached: it outlives this process)."""
+    ray = connect()
+    actor = ray.remote(num_cpus=0)(Dispatcher)
+    return actor.options(name=DISPATCHER, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+                         runtime_env=_runtime_env()).remote()
+
+
+# --- the cluster as `python -m lab cluster` shows it ------------------------------------------------
+
+def cluster_report(root: Path | None = None) -> dict:
+    """The cluster's nodes and resources and the lab's runs on it: {"executor", "summary", "nodes":
+    [{"address", "alive", "cpus", "gpus"}], "total", "available", "runs": [{"id", "kind", "state"}],
+    "tasks": run directories whose task is in flight}."""
+    ray = connect()
+    runs = [run for run in list_runs(root=root)
+            if run.state in ACTIVE_STATES and run.raw_status().get("executor") == "ray"]
+    return {
+        "executor": executor_name(),
+        "summary": executor_summary(),
+        "nodes": [{"address": node["NodeManagerAddress"], "alive": node["Alive"],
+                   "cpus": node["Resources"].get("CPU", 0), "gpus": node["Resources"].get("GPU", 0)}
+                  for node in ray.nodes()],
+        "total": ray.cluster_resources(),
+        "available": ray.available_resources(),
+        "runs": [{"id": run.id, "kind": run.kind, "state": run.state} for run in runs],
+        "tasks": ray.get(dispatcher().running.remote()),
+    }

@@ -1,0 +1,259 @@
+"""Keeping what the lab made in order: readable labels, names, tags and notes of runs and synthetic
+sets, deleting them with what depends on them named first, and the series that compare runs.
+
+A run's name, tags and note live in `meta.json` in its directory (config.json stays as the job
+wrote it); a synthetic set's live in its sidecar JSON beside the npz. Nothing here imports
+streamlit: the Runs page and `python -m lab runs|sets …` call the same functions.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from data.files import atomic_write_json, read_json
+from data.paths import runs_dir
+from lab.runs import ACTIVE_STATES, Run, list_runs
+from lab.sets import set_id
+
+if TYPE_CHECKING:
+    from metrics.stats import Estimate
+
+RUN_META = "meta.json"
+
+
+class InUse(ValueError):
+    """Deleting would break other things; `dependents` says what (one sentence each)."""
+
+    def __init__(self, target: str, dependents: list[str]):
+        self.dependents = dependents
+        super().__init__(f"{target} is used by: " + "; ".join(dependents) + " (delete with force to go ahead)")
+
+
+# --- names, tags, notes ------------------------------------------------------------------------
+
+def meta(target: Run | Path) -> dict:
+    """{"name": str, "tags": [str], "note": str} of a run or a set's npz (blank when never set).
+
+    A set's name is its display name (the sidecar's "name", which every page shows).
+    """
+    stored = read_json(_meta_path(target), {})
+    stored = stored if isinstance(stored, dict) else {}
+    tags = stored.get("tags")
+    return {"name": str(stored.get("name") or ""), "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+            "note": str(stored.get("note") or "")}
+
+
+def rename(target: Run | Path, name: str) -> None:
+    """Give a run or set a name of the user's (a run's blank name: back to its generated label)."""
+    name = " ".join(name.split())
+    if not name and isinstance(target, Path):
+        raise ValueError("A set needs a name")
+    _update(target, name=name)
+
+
+def tag(target: Run | Path, add: list[str] = (), remove: list[str] = ()) -> list[str]:
+    """Add and remove tags (trimmed, unique, in the order added); returns the tags now."""
+    tags = [t for t in meta(target)["tags"] if t not in remove]
+    tags += [t for t in dict.fromkeys(" ".join(a.split()) for a in add) if t and t not in tags]
+    _update(target, tags=tags)
+    return tags
+
+
+def note(target: Run | Path, text: str) -> None:
+    _update(target, note=text.strip())
+
+
+def _meta_path(target: Run | Path) -> Path:
+    return target.path / RUN_META if isinstance(target, Run) else Path(target).with_suffix(".json")
+
+
+def _update(target: Run | Path, **changes) -> None:
+    path = _meta_path(target)
+    if isinstance(target, Path) and not target.exists():
+        raise FileNotFoundError(f"No synthetic set at {target}")
+    if isinstance(target, Run) and not (target.path / "config.json").exists():
+        raise FileNotFoundError(f"No run at {target.path}")
+    stored = read_json(path, {})
+    atomic_write_json(path, {**(stored if isinstance(stored, dict) else {}), **changes})
+
+
+# --- labels ------------------------------------------------------------------------------------
+
+def label(run: Run) -> str:
+    """The user's name for the run, else what it is in words, e.g. "DCGAN · dermamnist · 11-29 06:12",
+    "Study arm 'real + dcgan' seed 1"."""
+    return meta(run)["name"] or generated_label(run)
+
+
+def generated_label(run: Run) -> str:
+    config = run.config
+    kind = config.get("kind", run.path.parent.name)
+    dataset = config.get("dataset") if isinstance(config.get("dataset"), dict) else {}
+    data = dataset.get("name", "")
+    when = started_at(run)
+    if kind == "gan":
+        gan = str(config.get("gan", "gan")).upper().replace("_", "-")
+        return _join(gan, config.get("preset"), data, when)
+    if kind == "study":
+        arms, seeds = len(config.get("arms") or []), len(config.get("seeds") or [])
+        return _join("Study", f"{arms} arm{'s' * (arms != 1)} × {seeds} seed{'s' * (seeds != 1)}", data, when)
+    if kind == "study-arm":
+        arm = config.get("arm") if isinstance(config.get("arm"), dict) else {}
+        return f"Study arm '{arm.get('name', '?')}' seed {config.get('seed', '?')}"
+    if kind == "singan":
+        if config.get("mode") == "seeds":
+            return _join("SinGAN seeds", f"{config.get('seeds_per_class', '?')} per class", data, when)
+        if config.get("parent"):
+            return f"SinGAN on training image #{config.get('image_index')}"
+        image = Path(config.get("image_path") or "").stem or f"{data} #{config.get('image_index')}"
+        return _join("SinGAN", image, when)
+    if kind == "score":
+        sets = config.get("sets") or []
+        return _join("Scores", f"{len(sets)} set{'s' * (len(sets) != 1)}", when)
+    if kind == "sample":
+        return _join(f"Export '{config.get('name', '?')}'", when)
+    if kind == "import":
+        return _join("Import", Path(dataset.get("path") or "").name or data, when)
+    if kind == "count":
+        return _join(f"Count to {config.get('steps', '?')}", when)
+    return _join(kind, when)
+
+
+def started_at(run: Run) -> str:
+    """The run's creation time as "MM-DD HH:MM" (from its id's time stamp)."""
+    try:
+        return time.strftime("%m-%d %H:%M", time.strptime(run.id[:15], "%Y%m%d-%H%M%S"))
+    except ValueError:
+        return ""
+
+
+def _join(*parts) -> str:
+    return " · ".join(str(p) for p in parts if p)
+
+
+def progress_text(progress: dict | None, unit: str = "") -> str:
+    """A run's progress as the lab writes it everywhere: "42% · 630/1500 steps" ("" before any)."""
+    if not isinstance(progress, dict):
+        return ""
+    try:
+        done, total = int(progress.get("done", 0)), int(progress.get("total", 0))
+    except (TypeError, ValueError):
+        return ""
+    if total <= 0:
+        return ""
+    count = f"{done}/{total}{' ' + unit if unit else ''}"
+    return f"{min(100, int(100 * done / total))}% · {count}"
+
+
+# --- what depends on what ----------------------------------------------------------------------
+
+def sets_of(run: Run) -> list[Path]:
+    """The synthetic sets (npz with a sidecar) a run holds."""
+    return sorted(p for p in run.artifacts.glob("*.npz") if p.with_suffix(".json").exists())
+
+
+def children_of(run: Run, root: Path | None = None) -> list[Run]:
+    return [r for r in list_runs(root=root or run.path.parent.parent) if r.config.get("parent") == str(run.path)]
+
+
+def set_users(path: Path, root: Path | None = None, exclude: Path | None = None) -> list[str]:
+    """Sentences naming the runs that read the set at `path` (joined on set ids, so a moved runs
+    folder still joins): score runs and studies (a study's arm runs are named through their study),
+    outside the folder `exclude`."""
+    wanted = set_id(Path(path))
+    users = []
+    for run in list_runs(root=root or runs_dir()):
+        if exclude is not None and run.path.is_relative_to(exclude):
+            continue
+        config = run.config
+        if run.kind == "score" and wanted in [set_id(ref) for ref in config.get("sets") or []]:
+            users.append(f"scores {label(run)} ({run.id})")
+        elif run.kind == "study" and any(isinstance(arm, dict) and arm.get("synthetic_set")
+                                         and set_id(arm["synthetic_set"]) == wanted
+                                         for arm in config.get("arms") or []):
+            users.append(f"study {label(run)} ({run.id})")
+    return users
+
+
+def dependents(target: Run | Path, root: Path | None = None) -> list[str]:
+    """What deleting `target` (a run, or a set's npz) would leave without something it uses."""
+    if isinstance(target, Path):
+        return set_users(target, root)
+    run = target
+    found = []
+    parent = run.config.get("parent")
+    if parent:
+        found.append(f"its parent run {Path(parent).name}, which collects its results")
+    children = children_of(run, root)
+    if children:
+        found.append(f"{len(children)} child run(s) of its own, deleted with it")
+    for path in sets_of(run):
+        found += [f"set {path.stem}: {user}" for user in set_users(path, root, exclude=run.path)]
+    generator = run.checkpoints / "generator.pt"
+    for other in list_runs(root=root or run.path.parent.parent):
+        if other.kind == "sample" and other.config.get("generator") == str(generator):
+            found.append(f"export {label(other)} ({other.id}) drew its images from this generator")
+    return found
+
+
+def delete(target: Run | Path, force: bool = False, root: Path | None = None) -> list[Path]:
+    """Delete a run (with its child runs) or a set (npz and sidecar); returns what was removed.
+
+    Refuses a run that is queued or running, and raises InUse naming the dependents unless `force`.
+    """
+    if isinstance(target, Run):
+        if not (target.path / "config.json").exists():
+            raise FileNotFoundError(f"No run at {target.path}")
+        active = [r for r in [target, *children_of(target, root)] if r.state in ACTIVE_STATES]
+        if active:
+            raise ValueError(f"{label(active[0])} ({active[0].id}) is {active[0].state}: cancel it first")
+        name = f"run {target.id}"
+    elif not Path(target).exists():
+        raise FileNotFoundError(f"No synthetic set at {target}")
+    else:
+        name = f"set {Path(target).name}"
+    users = dependents(target, root)
+    blocking = [u for u in users if "deleted with it" not in u]
+    if blocking and not force:
+        raise InUse(name, blocking)
+    if isinstance(target, Path):
+        removed = [target, target.with_suffix(".json")]
+        for path in removed:
+            path.unlink(missing_ok=True)
+        return removed
+    removed = [child.path for child in children_of(target, root)] + [target.path]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+# --- comparing runs ----------------------------------------------------------------------------
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """Exponential moving average (TensorBoard's smoothing): weight 0 keeps the values, 0.99 is very
+    smooth. Debiased, so the first points are not pulled towards zero."""
+    out, average = [], 0.0
+    for i, value in enumerate(values):
+        average = weight * average + (1 - weight) * value
+        out.append(average / (1 - weight ** (i + 1)) if weight < 1 else value)
+    return out
+
+
+def series(run: Run, name: str) -> tuple[list[int], list[float]]:
+    """Steps and values of one number its progress events record (a loss, a metric), in order."""
+    points = [(e["done"], e[name]) for e in run.events("progress")
+              if isinstance(e.get(name), (int, float)) and isinstance(e.get("done"), (int, float))]
+    return [int(step) for step, _ in points], [float(value) for _, value in points]
+
+
+def recall_by_class(results: list[dict]) -> dict[str, list[Estimate]]:
+    """Per arm, each class's test recall over the seeds: mean with its 95% t-interval.
+    `results` are a study's arm results (lab.study.study_results)."""
+    from metrics.stats import t_interval  # scipy: loaded by a comparison, not by every page and command
+
+    by_arm: dict[str, list[list[float]]] = {}
+    for result in results:
+        by_arm.setdefault(result["arm"], []).append(result["test"]["per_class_recall"])
+    return {arm: [t_interval(column) for column in zip(*recalls)] for arm, recalls in by_arm.items()}
