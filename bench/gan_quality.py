@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="override a GAN option")
     parser.add_argument("--per-class", type=int, default=200, help="synthetic images per class for the encoder")
     parser.add_argument("--inception", action="store_true", help="also Inception FID (slow on a CPU)")
-    parser.add_argument("--inception-arms", nargs="+", default=["plain", "diffaugment+ema"], choices=ARMS)
+    parser.add_argument("--inception-arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--inception-images", type=int, default=400, help="synthetic images for Inception FID")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/gan_quality"))
     args = parser.parse_args()

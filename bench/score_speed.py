@@ -1,14 +1,21 @@
 """How long scoring takes: 2,000 synthetic images against the 7,007 DermaMNIST training images.
 
 Measures the lab's batched path (nearest same-class pairing by matrix products, all five piqa
-metrics in batches, FID/KID/precision/recall/density/coverage, memorization) and, in the same
-run, a naive per-pair Python loop (distance to every same-class real image one by one, then
-each metric called on one pair at a time) on a subset, projected to 2,000 images.
-The encoder is trained once per dataset and cached; its training time is reported apart.
+metrics in batches, memorization, FID/KID/precision/recall/density/coverage in the lab encoder's
+space) without and then with the Inception-v3 feature space (the default: a stratified 2,000-image
+real reference, computed once per dataset and cached, and at most 1,000 images per set), the
+Inception reference timed both computed and read from its cache. In the same run, a naive per-pair
+Python loop (distance to every same-class real image one by one, then each metric called on one
+pair at a time) on a subset, projected to 2,000 images. The encoder is trained once per dataset
+and cached; its training time is reported apart. The load average is printed beside the timings,
+since other processes on the machine slow everything alike.
 
     LAB_DATA_DIR=../shared/datasets .venv/bin/python bench/score_speed.py [--n 2000] [--naive 20]
+        [--inception-real 2000] [--inception-synthetic 1000]
 
-Last line: one JSON object with `seconds` and `naive_seconds_projected`.
+Last line: one JSON object with `seconds` (without Inception), `inception_seconds` (with it, the
+real reference cached), `inception_reference_seconds` (computing that reference once) and
+`naive_seconds_projected`.
 """
 from __future__ import annotations
 
@@ -27,8 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data.datasets import DatasetSpec, load_dataset  # noqa: E402
 from data.imageset import ImageSet, to_unit_tensor  # noqa: E402
 from metrics.encoder import train_encoder  # noqa: E402
+from metrics.inception import reference_path, resolve_device  # noqa: E402
 from metrics.quality import METRICS, prepare  # noqa: E402
-from metrics.scoring import ScoreConfig, build_reference, score_set  # noqa: E402
+from metrics.scores import ENCODER, INCEPTION  # noqa: E402
+from metrics.scoring import ScoreConfig, build_reference, sample_of, score_set  # noqa: E402
 
 
 def synthetic_like(dataset, n: int, seed: int = 0) -> ImageSet:
@@ -60,35 +69,54 @@ def naive_seconds(synthetic: ImageSet, train: ImageSet) -> float:
     return time.perf_counter() - started
 
 
+def timed(function, *args):
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--naive", type=int, default=20, help="images in the naive-loop subset")
+    parser.add_argument("--inception-real", type=int, default=ScoreConfig().inception_real_images)
+    parser.add_argument("--inception-synthetic", type=int, default=ScoreConfig().inception_synthetic_images)
     args = parser.parse_args()
     os.environ.setdefault("LAB_DATA_DIR", str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"))
 
     dataset = load_dataset(DatasetSpec(name="dermamnist", size=28))
     synthetic = synthetic_like(dataset, args.n)
+    load_before = os.getloadavg()[0]
 
-    started = time.perf_counter()
-    encoder = train_encoder(dataset.train, dataset.val)
-    encoder_seconds = time.perf_counter() - started
-    print(f"encoder: {encoder.name}, {encoder_seconds:.1f}s (trained {encoder.info['train_seconds']}s once, cached)")
+    encoder, encoder_seconds = timed(train_encoder, dataset.train, dataset.val)
+    print(f"encoder: {encoder.name}, {encoder_seconds:.1f}s (trained {encoder.info['train_seconds']}s in "
+          f"{encoder.info['steps']} steps once, cached); {encoder.withheld_reason() or 'its numbers are reported'}")
 
-    started = time.perf_counter()
-    reference = build_reference(dataset, encoder)
-    reference_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    result = score_set(synthetic, reference, ScoreConfig(pairings=["nearest"]))
-    set_seconds = time.perf_counter() - started
+    without = ScoreConfig(pairings=["nearest"], inception=False)
+    reference, reference_seconds = timed(build_reference, dataset, without, encoder)
+    result, set_seconds = timed(score_set, synthetic, reference, without)
     seconds = reference_seconds + set_seconds
-    print(f"batched: reference (real features, held-out distances) {reference_seconds:.1f}s, "
+    print(f"batched, encoder space only: reference (real features, held-out distances) {reference_seconds:.1f}s, "
           f"{args.n} images scored {set_seconds:.1f}s, total {seconds:.1f}s")
     for key, e in result.pairings["nearest"].metrics.items():
         print(f"  {METRICS[key].name:8s}{METRICS[key].arrow} {e.mean:.4f} [{e.lo:.4f}, {e.hi:.4f}] n={e.n}")
-    d = result.distribution
-    print(f"  FID {d.fid:.2f}  KID {d.kid:.4f}  precision {d.precision:.3f}  recall {d.recall:.3f}  "
-          f"density {d.density:.3f}  coverage {d.coverage:.3f}")
+
+    with_inception = without.replace(inception=True, inception_real_images=args.inception_real,
+                                     inception_synthetic_images=args.inception_synthetic)
+    cached = reference_path(sample_of(dataset.train, args.inception_real, with_inception.seed), dataset.spec)
+    cached.unlink(missing_ok=True)  # time the real reference computed once, then read from its cache
+    _, computed_seconds = timed(build_reference, dataset, with_inception, encoder)
+    reference, cached_seconds = timed(build_reference, dataset, with_inception, encoder)
+    result, inception_set_seconds = timed(score_set, synthetic, reference, with_inception)
+    inception_seconds = cached_seconds + inception_set_seconds
+    inception_images = min(args.n, args.inception_synthetic)
+    print(f"batched, with Inception: real reference of {args.inception_real} images computed in "
+          f"{computed_seconds:.1f}s once ({cached_seconds:.1f}s from the cache), {args.n} images scored "
+          f"({inception_images} through Inception) {inception_set_seconds:.1f}s, total {inception_seconds:.1f}s")
+    for space in (INCEPTION, ENCODER):
+        d = result.distribution_in(space)
+        print(f"  {d.feature_space}: FID {d.fid:.2f}  KID {d.kid:.4f}  precision {d.precision:.3f}  "
+              f"recall {d.recall:.3f}  density {d.density:.3f}  coverage {d.coverage:.3f}")
 
     subset = synthetic.take(np.arange(args.naive))
     naive = naive_seconds(subset, dataset.train)
@@ -97,10 +125,20 @@ def main() -> None:
           f"(pairing + five metrics only; the batched path also did distribution metrics and memorization)")
     print(json.dumps({"n_synthetic": args.n, "n_train": len(dataset.train), "seconds": round(seconds, 2),
                       "set_seconds": round(set_seconds, 2), "reference_seconds": round(reference_seconds, 2),
+                      "inception_seconds": round(inception_seconds, 2),
+                      "inception_set_seconds": round(inception_set_seconds, 2),
+                      "inception_reference_seconds": round(computed_seconds, 2),
+                      "inception_reference_cached_seconds": round(cached_seconds, 2),
+                      "inception_real_images": args.inception_real, "inception_synthetic_images": inception_images,
+                      "inception_seconds_per_image": round(computed_seconds / args.inception_real, 3),
                       "encoder_seconds": round(encoder_seconds, 2),
-                      "encoder_train_seconds": encoder.info["train_seconds"], "naive_subset": args.naive,
-                      "naive_seconds": round(naive, 2), "naive_seconds_projected": round(projected, 1),
-                      "speedup": round(projected / seconds, 1), "threads": torch.get_num_threads()}))
+                      "encoder_train_seconds": encoder.info["train_seconds"], "encoder_steps": encoder.info["steps"],
+                      "encoder_val_balanced_accuracy": round(encoder.info["val_balanced_accuracy"], 3),
+                      "naive_subset": args.naive, "naive_seconds": round(naive, 2),
+                      "naive_seconds_projected": round(projected, 1), "speedup": round(projected / seconds, 1),
+                      "device": resolve_device("auto"), "threads": torch.get_num_threads(),
+                      "load_average_before": round(load_before, 1),
+                      "load_average_after": round(os.getloadavg()[0], 1)}))
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ class EncoderConfig(Config):
                              help="side the network sees; 0 = the images' own side, at most 64")
     width: int = option(24, label="Width", min=1, help="channels of the first block; doubled per block")
     feature_dim: int = option(128, label="Feature dimension", min=1, help="length of the feature vector")
-    epochs: int = option(4, label="Epochs", min=1, help="passes over the training images, unless min_steps asks for more")
+    epochs: int = option(4, label="Epochs", min=1,
+                         help="passes over the training images, unless min_steps asks for more")
     min_steps: int = option(400, label="Minimum steps", min=1,
                             help="optimizer steps at least, however small the dataset")
     eval_every: int = option(25, label="Validate every (steps)", min=1,
@@ -102,14 +103,6 @@ class Encoder:
         acc = self.info.get("val_balanced_accuracy")
         acc_text = f", val balanced acc {acc:.2f}" if acc is not None else ""
         return f"lab-cnn-{self.config.feature_dim}d ({self.info.get('source', '?')}{acc_text})"
-
-    @property
-    def accuracy_text(self) -> str:
-        """ "val balanced acc 0.83, chance 0.50": what to print next to every number the encoder produces."""
-        acc = self.info.get("val_balanced_accuracy")
-        if acc is None:
-            return "val balanced acc unknown (no validation split)"
-        return f"val balanced acc {acc:.2f}, chance {self.info['val_balanced_chance']:.2f}"
 
     def withheld_reason(self) -> str:
         """Why the encoder's metrics must not be reported ("" when they may): see the module docstring."""
@@ -203,42 +196,44 @@ def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: st
     steps_per_epoch, total = step_budget(len(train), config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
-    best_accuracy, best_step, best_state, since_best = -1.0, 0, None, 0
+    batches = _batch_indices(len(train), config.batch_size, steps_per_epoch, gen)
+    best = {"accuracy": -1.0, "step": 0, "state": None}
     for step in range(1, total + 1):
-        if (step - 1) % steps_per_epoch == 0:
-            order = torch.randperm(len(train), generator=gen)
-        b = (step - 1) % steps_per_epoch
-        idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+        idx = next(batches)
         x = x_all[idx]
         flip = torch.rand(len(x), generator=gen) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         net.train()
-        _, logits = net(x)
-        loss = F.cross_entropy(logits, y_all[idx], weight=weights)
+        loss = F.cross_entropy(net(x)[1], y_all[idx], weight=weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
+        metrics = {}
         if val is not None and (step % config.eval_every == 0 or step == total):
             net.eval()
-            accuracy = balanced_accuracy(encoder.predict(val.images), val.labels)
-            if accuracy > best_accuracy:
-                best_accuracy, best_step, best_state, since_best = accuracy, step, copy.deepcopy(net.state_dict()), 0
-            else:
-                since_best += 1
-            hooks.progress(step, total, f"training encoder, step {step}/{total}", val_balanced_accuracy=accuracy)
-        else:
-            hooks.progress(step, total, f"training encoder, step {step}/{total}")
+            metrics["val_balanced_accuracy"] = balanced_accuracy(encoder.predict(val.images), val.labels)
+            if metrics["val_balanced_accuracy"] > best["accuracy"]:
+                best = {"accuracy": metrics["val_balanced_accuracy"], "step": step,
+                        "state": copy.deepcopy(net.state_dict())}
+        hooks.progress(step, total, f"training encoder, step {step}/{total}", **metrics)
         hooks.stop_if_asked()
-        if since_best >= config.patience:
-            break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    encoder.info.update(steps=step, best_step=best_step or step, train_seconds=round(time.time() - started, 1))
+        if val is not None and step - best["step"] >= config.patience * config.eval_every:
+            break  # `patience` validations in a row without a better balanced accuracy
+    encoder.info.update(steps=step, train_seconds=round(time.time() - started, 1))
     if val is not None:
-        encoder.info.update(validation(encoder.predict(val.images), val.labels))
+        net.load_state_dict(best["state"])
+        encoder.info.update(best_step=best["step"], **validation(encoder.predict(val.images), val.labels))
+    net.eval()
     return encoder
+
+
+def _batch_indices(n: int, batch_size: int, steps_per_epoch: int, gen: torch.Generator):
+    """Endless minibatches of indices into n images, reshuffled each epoch (a short last batch is dropped)."""
+    while True:
+        order = torch.randperm(n, generator=gen)
+        for b in range(steps_per_epoch):
+            yield order[b * batch_size:(b + 1) * batch_size]
 
 
 def validation(predicted: np.ndarray, labels: np.ndarray) -> dict:

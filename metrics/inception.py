@@ -134,7 +134,8 @@ def _network_input(images: np.ndarray, height: int, width: int, device: str) -> 
 
 
 @torch.inference_mode()
-def inception_features(images: np.ndarray, batch: int = 50, device: str = "auto", hooks: Hooks = NO_HOOKS) -> np.ndarray:
+def inception_features(images: np.ndarray, batch: int = 50, device: str = "auto",
+                       hooks: Hooks = NO_HOOKS) -> np.ndarray:
     """Pool3 features of uint8 images N×H×W×C (C = 1 or 3): float64 N×2048 (see the module docstring).
     `device` is "auto" (CUDA when present), "cpu" or "cuda[:i]". Reports images done through
     `hooks.progress` and raises `Interrupted` between batches when `hooks.should_stop()`."""

@@ -211,7 +211,8 @@ class InceptionSummary:
 
     @property
     def sample_text(self) -> str:
-        """ "2000 of 7007 training images (stratified, seed 0); at most 1000 per synthetic set" """
+        """ "real reference: 2000 of 7007 training images (stratified by class, seed 0); at most 1000 images per
+        synthetic set" """
         real = (f"all {self.train_images}" if self.real_images == self.train_images
                 else f"{self.real_images} of {self.train_images}")
         return (f"real reference: {real} training images (stratified by class, seed {self.seed}); "

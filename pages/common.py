@@ -213,19 +213,25 @@ def live(render: Callable[[], bool], active: bool) -> None:
     fragment()
 
 
-def runs_section(kind: str, remembered: str, view: Callable[[Run], None], picker: str = "Run") -> Run | None:
+def runs_section(kind: str, remembered: str, view: Callable[[Run], None], picker: str = "Run",
+                 find: Callable[[], list[Run]] | None = None,
+                 table: Callable[[list[Run]], None] | None = None) -> Run | None:
     """A kind's runs as the page's live part: the table, a picker, and `view(run)` for the picked run,
     updated every POLL_S seconds while any of them is queued or running. Returns the picked run as
-    this page run saw it (None when there are none), for results drawn below the live part."""
-    runs = top_level_runs(kind)
+    this page run saw it (None when there are none), for results drawn below the live part.
+
+    `find` lists other runs than the kind's top-level ones, `table` draws them another way."""
+    find = find or (lambda: top_level_runs(kind))
+    table = table or runs_table
+    runs = find()
     if not runs:
         st.caption("No runs yet.")
         return None
     picked: list[Run] = []
 
     def section() -> bool:
-        now = top_level_runs(kind)
-        runs_table(now)
+        now = find()
+        table(now)
         run = pick_run(now, picker, remembered)
         view(run)
         if not picked:

@@ -18,8 +18,8 @@ from metrics.inception import FEATURE_SPACE, PREPROCESSING, seconds_per_image
 from metrics.scores import ENCODER, Scores
 from metrics.scoring import ScoreConfig, inception_images
 from metrics.stats import Estimate, percent_interval
-from pages.common import (current_dataset, current_spec, ensure_app_navigation, launch, plain, remember,
-                          run_status_panel, runs_section)
+from pages.common import (current_dataset, current_spec, ensure_app_navigation, format_seconds, launch, plain,
+                          remember, run_status_panel, runs_section)
 
 ensure_app_navigation()
 st.title("Image quality")
@@ -84,7 +84,7 @@ else:
     images = inception_images(dataset, config, [labels[c].meta.get("count", 0) for c in chosen])
     if images:
         pace = seconds_per_image()
-        st.caption(f"Inception will embed {images} images: about {images * pace / 60:.0f} min at this machine's "
+        st.caption(f"Inception will embed {images} images: about {format_seconds(images * pace)} at this machine's "
                    f"{pace:.2f} s per image." if pace else
                    f"Inception will embed {images} images (not yet timed here: on a 2-core CPU about 0.1-0.3 s per "
                    f"image; the real reference is then cached for this dataset).")

@@ -11,8 +11,8 @@ from lab.runs import Run, list_runs
 from lab.sets import list_sets
 from lab.study import read_summary, study_results
 from lab.study_report import short_names
-from pages.common import (PROGRESS_COLUMN, any_active, ensure_app_navigation, live, plain, remember, run_rows,
-                          run_status_panel)
+from pages.common import (PROGRESS_COLUMN, ensure_app_navigation, plain, remember, run_rows, run_status_panel,
+                          runs_section)
 
 ensure_app_navigation()
 st.title("Runs")
@@ -69,28 +69,27 @@ f1, f2 = st.columns(2)
 kinds = f1.multiselect("Kinds", list(KINDS), format_func=KINDS.get, key=remember("runs_kinds", []),
                        placeholder="all kinds")
 wanted_tags = f2.multiselect("Tags", tags, key=remember("runs_tags", [], tags), placeholder="any tag")
-shown = [run for run in all_runs if (not kinds or run.kind in kinds)
-         and (not wanted_tags or set(wanted_tags) & set(manage.meta(run)["tags"]))]
 
 
-def runs_overview() -> bool:
+def shown() -> list[Run]:
+    """The runs the filters let through, as they are on disk now."""
+    return [run for run in list_runs() if not run.config.get("parent") and run.kind in KINDS
+            and (not kinds or run.kind in kinds)
+            and (not wanted_tags or set(wanted_tags) & set(manage.meta(run)["tags"]))]
+
+
+def overview(runs: list[Run]) -> None:
     rows = [{"kind": KINDS[run.kind], **row, "note": manage.meta(run)["note"]}
-            for run, row in zip(shown, run_rows(shown))]
+            for run, row in zip(runs, run_rows(runs))]
     st.dataframe(rows, hide_index=True, width="stretch", column_config={
         "progress": PROGRESS_COLUMN, "run": st.column_config.TextColumn("run", width="large"),
         "detail": st.column_config.TextColumn("detail", width="medium")})
-    return any_active(shown)
 
 
-if shown:
-    live(runs_overview, any_active(shown))
-    ids = [run.id for run in shown]
-    labels = {run.id: f"{manage.label(run)} ({run.id})" for run in shown}
-    chosen = shown[ids.index(st.selectbox("Run", ids, format_func=labels.get))]
-    run_status_panel(chosen, key="runs")
+if all_runs and not shown():
+    st.caption("No run matches these filters.")
+elif chosen := runs_section("", "runs_run", lambda run: run_status_panel(run, key="runs"), find=shown, table=overview):
     editor(chosen, chosen.id, "run")
-else:
-    st.caption("No runs yet." if not all_runs else "No run matches these filters.")
 
 # --- synthetic sets --------------------------------------------------------------------------------
 st.header("Synthetic sets")

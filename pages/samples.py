@@ -20,6 +20,7 @@ from gans.checkpoint import CheckpointError, load_generator
 from gans.sampling import class_grid, has_labels, interpolate
 from lab import jobs
 from lab.kinds.sample import SampleConfig, sample_result
+from lab.manage import label as run_label
 from lab.runs import ACTIVE_STATES, Run, list_runs
 from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, option_input, plain,
                           run_status_panel, show_grid)
@@ -54,7 +55,8 @@ try:
         if not finished:
             st.info("No finished GAN runs yet: train one on the Train GAN page, or upload a generator.pt.")
             st.stop()
-        run = finished[[r.id for r in finished].index(st.selectbox("Run", [r.id for r in finished]))]
+        labels = {r.id: run_label(r) for r in finished}
+        run = finished[list(labels).index(st.selectbox("Run", list(labels), format_func=labels.get))]
         path = run.checkpoints / "generator.pt"
         gan, config, class_names = generator_from_file(str(path), path.stat().st_mtime)
         origin = run.id

@@ -42,7 +42,6 @@ def counting_hooks(**fields) -> tuple[Hooks, list[int]]:
 def test_encoder_learns_the_real_data_beyond_chance(encoder, derma):
     assert encoder.info["val_balanced_accuracy"] > encoder.info["val_balanced_chance"] + 0.1
     assert encoder.info["val_p_value"] < 0.01 and encoder.withheld_reason() == ""  # its numbers are reported
-    assert "val balanced acc" in encoder.accuracy_text
     predicted = encoder.predict(derma.test.images[:400])
     assert len(np.unique(predicted)) >= 2  # not a constant classifier
     assert encoder.features(derma.test.images[:5]).shape == (5, 32)

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 import metrics.inception as inception
+from data.hooks import Hooks, Interrupted
+from metrics.distribution import fid
 from metrics.inception import (FEATURE_SPACE, InceptionUnavailable, inception_features, inception_fid,
                                inception_kid, inception_manifold_scores, inception_scores, inception_set,
                                reference_set, sifid, weights_path)
@@ -55,6 +57,8 @@ def test_our_fid_equals_fid_helper_pytorchs_own_fid_on_real_images(real_sets, re
     np.testing.assert_allclose(ours_test.features, helper_test_features, rtol=0, atol=1e-4)
     assert theirs > 10  # two different image sets: a real distance, not a trivial zero
     assert abs(real_fid["fid"] - theirs) <= 1e-3 * theirs
+    # the score job's route (from the features: fewer images than dimensions) gives the same number
+    assert fid(ours_train.features, ours_test.features) == pytest.approx(real_fid["fid"], rel=1e-6)
 
 
 def test_every_inception_metric_names_its_feature_space_and_real_beats_noise(real_sets, real_fid):
@@ -85,6 +89,14 @@ def test_real_statistics_are_cached_on_disk_per_dataset_and_content(derma, tmp_p
     np.testing.assert_array_equal(again.sigma, first.sigma)
     with pytest.raises(AssertionError, match="cached statistics"):
         reference_set(derma.train.take(np.arange(1, 7)), derma.spec)  # other content: another key
+
+
+def test_inception_features_report_progress_and_stop_between_batches(pneumonia):
+    done = []
+    hooks = Hooks(progress=lambda d, total, message="", **k: done.append((d, total)), should_stop=lambda: True)
+    with pytest.raises(Interrupted):
+        inception_features(pneumonia.train.images[:4], batch=2, hooks=hooks)
+    assert done == [(2, 4)]  # one batch, then the stop request was honoured
 
 
 def test_grayscale_images_are_read_as_their_three_channel_repeat(pneumonia):

@@ -224,7 +224,8 @@ def test_an_encoder_that_cannot_learn_has_its_numbers_withheld_in_the_scores_csv
         part = split.take(np.arange(200))
         return ImageSet(part.images, rng.integers(0, 2, len(part)), part.class_names, part.split, "random-labels")
 
-    data = Dataset(DatasetSpec.from_dict(SPEC), {name: random_labels(pneumonia.splits[name]) for name in ("train", "val")})
+    data = Dataset(DatasetSpec.from_dict(SPEC), {split: random_labels(pneumonia.splits[split])
+                                                 for split in ("train", "val")})
     sets = make_sets(pneumonia, runs_root)
     scores = score_sets(data, ScoreConfig(sets=[sets["good"]], inception=False, encoder=TINY_ENCODER))
     assert "not clearly above chance, encoder-space metrics withheld" in scores.encoder.withheld

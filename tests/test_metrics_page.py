@@ -1,4 +1,5 @@
-"""Quality page in Streamlit's AppTest: launch a score job, read a finished one, register an upload."""
+"""Quality page in Streamlit's AppTest: launch a score job (Inception on by default, with its cost), read a
+finished one (each feature space named, the encoder's accuracy or why its numbers are withheld), register an upload."""
 from __future__ import annotations
 
 import io
@@ -10,13 +11,15 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from data.datasets import DatasetSpec
+from data.files import atomic_write_json
 from data.imageset import ImageSet
+from data.paths import cache_dir
 from data.synthetic import save_set
 from lab import jobs
 from lab.kinds.score import run as score_job
 from lab.runs import Run, list_runs
 from lab.sets import list_sets
-from metrics.inception import FEATURE_SPACE, PREPROCESSING
+from metrics.inception import FEATURE_SPACE, PREPROCESSING, resolve_device
 from metrics.scores import (CLASS_MATCHED, ENCODER, INCEPTION, TRAIN_SPLIT, DistributionScores, EncoderSummary,
                             InceptionSummary, Scores)
 
@@ -56,11 +59,13 @@ def test_score_button_queues_a_job_for_the_chosen_set(runs_root, pneumonia, monk
     assert (run.config["inception"], run.config["inception_real_images"],
             run.config["inception_synthetic_images"]) == (True, 2000, 1000)
     assert any("Inception will embed 2060 images" in c.value for c in at.caption)  # 2000 real (not cached) + 60
+    atomic_write_json(cache_dir() / "inception" / "pace.json", {resolve_device("auto"): 0.25})  # as timed here
+    at.run()
+    assert any("2060 images: about 8m 35s at this machine's 0.25 s per image" in c.value for c in at.caption)
     next(c for c in at.checkbox if c.label.startswith("In Inception")).uncheck().run()
     no_errors(next(b for b in at.button if b.label == "Score").click().run())
     assert not any("Inception will embed" in c.value for c in at.caption)
-    newest = list_runs("score")[0]
-    assert newest.config["inception"] is False and newest.config["distribution"] is True
+    assert sorted(r.config["inception"] for r in list_runs("score")) == [False, True]
 
 
 def test_finished_scores_show_table_arrows_memorization_and_leaderboard(runs_root, pneumonia):
@@ -96,8 +101,7 @@ def test_distribution_table_names_each_feature_space_with_the_encoder_accuracy_o
     scores.encoder = EncoderSummary(encoder_name, 0.91, 0.5, 0.0005, "", {}, {})
     scores.save(run.artifacts / "scores.json")
     at = no_errors(page().run())
-    print([list(df.value.columns) for df in at.dataframe], [c.value for c in at.caption], [e.value for e in at.error])
-    table = next(df.value for df in at.dataframe if "feature space" in df.columns)
+    table = next(df.value for df in at.dataframe if "feature space" in df.value.columns)
     assert list(table["feature space"]) == ["Inception", "Inception", "encoder"]
     assert list(table["encoder accuracy"]) == ["", "", "val balanced acc 0.91, chance 0.50"]
     assert any(f"30 of {len(pneumonia.train)} training images" in c.value and "PIL bicubic" in c.value
@@ -110,7 +114,7 @@ def test_distribution_table_names_each_feature_space_with_the_encoder_accuracy_o
     scores.save(run.artifacts / "scores.json")
     at = no_errors(page().run())
     assert any("not clearly above chance, encoder-space metrics withheld" in w.value for w in at.warning)
-    table = next(df.value for df in at.dataframe if "feature space" in df.columns)
+    table = next(df.value for df in at.dataframe if "feature space" in df.value.columns)
     assert list(table["feature space"]) == ["Inception", "Inception"]
 
 

@@ -1,6 +1,7 @@
 """Job kind "score": score synthetic sets against the dataset's real training split.
 
-Config: a `metrics.scoring.ScoreConfig`. Writes `artifacts/scores.json` (everything, per set),
+Config: a `metrics.scoring.ScoreConfig`. Writes `artifacts/scores.json` (everything, per set; the
+distribution metrics in Inception-v3's feature space and the lab encoder's, each naming its own),
 `artifacts/scores.csv` (one row per set × pairing × metric × class) and, per set, a
 memorization gallery PNG (top row: synthetic images closest to the training set; bottom row:
 those training images). Finished sets are checkpointed, so a resumed job skips them.
