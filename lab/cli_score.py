@@ -22,7 +22,7 @@ def add_commands(sub) -> None:
     p.add_argument("--no-distribution", action="store_true",
                    help="skip FID/KID/precision/recall/density/coverage in every feature space")
     p.add_argument("--no-inception", action="store_true",
-                   help="skip the Inception-v3 feature space (slow on a CPU: about 0.1-0.3 s per image)")
+                   help="skip the Inception-v3 feature space (slow on a CPU: about 0.2-0.5 s per image)")
     p.add_argument("--inception-real", type=int, default=2000,
                    help="training images in Inception's real reference, cached per dataset (default 2000)")
     p.add_argument("--inception-synthetic", type=int, default=1000,

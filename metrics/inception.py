@@ -19,7 +19,7 @@ Preprocessing (clean-fid's "clean" protocol), for uint8 images N×H×W×C with C
 Every metric returns a dict whose "feature_space" names this space, so its numbers are never
 confused with those of the lab's domain encoder (metrics.encoder).
 
-On a CPU the network costs about a tenth of a second or more per image, so real statistics are
+On a 2-core CPU the network costs about 0.2-0.5 s per image, so real statistics are
 cached per dataset (`reference_set`) and each computation of them records this machine's pace
 (`seconds_per_image`), which the pages use for their estimates.
 """

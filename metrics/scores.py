@@ -284,7 +284,8 @@ class Scores:
 
     def table_rows(self) -> list[dict]:
         """Flat rows: set × pairing × metric × class ("all" first), then distribution and memorization.
-        Distribution rows name their feature space and, in the encoder's, its validation accuracy."""
+        Distribution rows name their feature space and, in the encoder's, its validation accuracy; a
+        withheld encoder leaves one row per set that says why."""
         rows = []
         for s in self.sets:
             base = {"set": s.name, "generator": s.generator, "path": s.path}
@@ -298,6 +299,9 @@ class Scores:
                     rows.append(_row(base, f"distribution, {d.reference}", metric.name, metric.arrow, "all",
                                      d.value(key), None, None, d.n_synthetic, d.feature_space,
                                      self.feature_space_note(d.space)))
+            if self.encoder is not None and self.encoder.withheld:
+                rows.append(_row(base, "distribution", "withheld", "", "all", None, None, None, s.count,
+                                 self.encoder.name, self.encoder.withheld))
             memo = s.memorization
             for cls, e in [("all", memo.suspected_fraction), *memo.per_class.items()]:
                 rows.append(_row(base, "memorization", "suspected copies", "↓", cls, e.mean, e.lo, e.hi, e.n))

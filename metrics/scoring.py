@@ -11,7 +11,7 @@ training images drawn in the set's own class proportions; and the memorization c
 Two feature spaces, each number naming its own:
 - Inception-v3 (TF-FID pool3, metrics.inception; clean-fid's resizing: every image, a 28 px one
   too, goes to 299×299 by PIL bicubic on float channels, grayscale repeated to RGB). On a CPU it
-  costs about 0.1-0.3 s per image, so the real reference is a stratified, seeded sample of at
+  costs about 0.2-0.5 s per image, so the real reference is a stratified, seeded sample of at
   most `inception_real_images` training images (2000 by default; its statistics are computed once
   per dataset and cached on disk), and each set is sampled down to `inception_synthetic_images`
   (1000) the same way. FID is biased by the number of images: compare FIDs at equal counts.
@@ -58,7 +58,7 @@ class ScoreConfig(Config):
                                 help="FID, KID, precision/recall, density/coverage (in Inception's space and the "
                                      "lab encoder's)")
     inception: bool = option(True, label="Inception-v3 feature space",
-                             help="the standard TF-FID Inception-v3 numbers (slow on a CPU: about 0.1-0.3 s per image)")
+                             help="the standard TF-FID Inception-v3 numbers (slow on a CPU: about 0.2-0.5 s per image)")
     inception_real_images: int = option(2000, label="Inception real reference (images)", min=2,
                                         help="training images whose Inception statistics are computed once per "
                                              "dataset and cached (a stratified sample when the split is larger)")

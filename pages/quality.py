@@ -86,7 +86,7 @@ else:
         pace = seconds_per_image()
         st.caption(f"Inception will embed {images} images: about {format_seconds(images * pace)} at this machine's "
                    f"{pace:.2f} s per image." if pace else
-                   f"Inception will embed {images} images (not yet timed here: on a 2-core CPU about 0.1-0.3 s per "
+                   f"Inception will embed {images} images (not yet timed here: on a 2-core CPU about 0.2-0.5 s per "
                    f"image; the real reference is then cached for this dataset).")
     if st.button("Score", type="primary", disabled=not chosen or not pairings):
         launch("score", config.to_dict(), name="score", remembered="quality_run")

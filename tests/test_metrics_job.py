@@ -29,7 +29,7 @@ from metrics.stats import Estimate, PairedComparison
 
 SPEC = DatasetSpec(name="pneumoniamnist", size=28).to_dict()
 TINY_ENCODER = {"width": 8, "feature_dim": 16, "batch_size": 128, "min_steps": 40, "eval_every": 10}
-# Inception costs about 0.1-0.3 s per image on a CPU: a 30-image real reference and 20 images per set
+# Inception costs about 0.2-0.5 s per image on a CPU: a 30-image real reference and 20 images per set
 SMALL_INCEPTION = {"inception_real_images": 30, "inception_synthetic_images": 20}
 
 
@@ -230,7 +230,9 @@ def test_an_encoder_that_cannot_learn_has_its_numbers_withheld_in_the_scores_csv
     scores = score_sets(data, ScoreConfig(sets=[sets["good"]], inception=False, encoder=TINY_ENCODER))
     assert "not clearly above chance, encoder-space metrics withheld" in scores.encoder.withheld
     assert scores.sets[0].distribution == []  # no encoder numbers at all (and Inception was off)
-    assert not any(r["metric"] == "FID" for r in scores.table_rows())
+    rows = scores.table_rows()
+    assert not any(r["metric"] == "FID" for r in rows)
+    assert [r["encoder accuracy"] for r in rows if r["metric"] == "withheld"] == [scores.encoder.withheld]
     assert f"withheld: {scores.encoder.withheld}" in format_table(scores)
 
 
