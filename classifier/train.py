@@ -74,6 +74,19 @@ class TrainResult:
     seconds: float = 0.0
 
 
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """One-cycle schedule (warm-up, then cosine decay to a small fraction of `lr`).
+
+    OneCycleLR divides by the length of each phase in steps, so the warm-up keeps at least two steps
+    and a budget of two steps or fewer (no room for two phases) trains at the constant `lr`.
+    """
+    if config.steps <= 2:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    warmup = min(max(config.warmup_fraction, 2 / config.steps), 0.5)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps,
+                                               pct_start=warmup)
+
+
 class BatchStream:
     """Training-set indices for step s: a fixed function of (seed, s).
 
@@ -132,10 +145,7 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
     size, channels = images.shape[1], images.shape[3]
     model = build_model(num_classes, channels, size, config.variant, config.weights_path).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    # OneCycleLR divides by the warm-up length in steps; keep it at least two steps.
-    warmup = min(max(config.warmup_fraction, 2 / config.steps), 0.5)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps,
-                                                   pct_start=warmup)
+    schedule = learning_rate_schedule(optimizer, config)
     weight = class_weights(labels.numpy(), num_classes).to(device) if config.balance == "loss" else None
     stream = BatchStream(labels.numpy(), config.batch_size, seed, balanced=config.balance == "sampler")
 

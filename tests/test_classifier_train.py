@@ -159,3 +159,11 @@ def test_model_input_is_the_shared_uint8_conversion():
     assert x.min() >= -1 and x.max() <= 1 and x[0, 1, 2, 3] == images[0, 2, 3, 1] / 127.5 - 1
     unit = to_unit_tensor(images)
     assert torch.allclose(unit, (x + 1) / 2) and unit.min() >= 0 and unit.max() <= 1
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_the_shortest_budgets_train_without_a_schedule_error(pneumonia, steps):
+    train = pneumonia.train.stratified_subset(0.01, seed=0)
+    result = train_classifier(train.images, train.labels, train.images, train.labels, 2,
+                              TrainConfig(steps=steps, batch_size=4, eval_every=1), seed=0)
+    assert result.steps == steps
