@@ -1,6 +1,7 @@
 """`python -m lab score <set> [<set> …]`: score synthetic sets as a job and print the table."""
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ from data.datasets import DatasetSpec
 from lab.runs import find_run
 
 if TYPE_CHECKING:
+    from lab.kinds.score import Prescreen
     from metrics.scores import Scores
 
 
@@ -29,7 +31,13 @@ def add_commands(sub) -> None:
                    help="images of each set seen by Inception; larger sets are sampled down (default 1000)")
     p.add_argument("--small", default="upsample", choices=["upsample", "skip"],
                    help="images below a metric's minimum size: upsample (default) or report not applicable")
-    p.add_argument("--out", type=Path, help="directory to copy scores.json, scores.csv and galleries into")
+    p.add_argument("--prescreen", action=argparse.BooleanOptionalAction, default=None,
+                   help="after the image metrics, train the study's classifier on each set alone at a small budget "
+                        "and test it on the real test split (the classification accuracy score), beside the same "
+                        "classifier trained on the real images (default: on for images of at most 32 px or on a "
+                        "CUDA device, where it is cheap)")
+    p.add_argument("--out", type=Path,
+                   help="directory to copy scores.json, scores.csv, prescreen.json and galleries into")
     p.add_argument("--detach", action="store_true", help="queue it and return at once")
     p.set_defaults(func=cmd_score)
 
@@ -37,8 +45,9 @@ def add_commands(sub) -> None:
 def cmd_score(args) -> int:
     from lab import jobs
     from lab.cli import follow
+    from lab.kinds.score import Prescreen, prescreen_by_default
     from metrics.scores import Scores
-    from metrics.scoring import ScoreConfig
+    from metrics.scoring import ScoreConfig, dataset_spec_for
 
     paths = resolve_sets(args.sets)
     config = ScoreConfig(sets=[str(p) for p in paths],
@@ -47,17 +56,24 @@ def cmd_score(args) -> int:
                          distribution=not args.no_distribution, inception=not args.no_inception,
                          inception_real_images=args.inception_real,
                          inception_synthetic_images=args.inception_synthetic, small=args.small)
+    config = config.replace(prescreen=prescreen_by_default(dataset_spec_for(config)) if args.prescreen is None
+                            else args.prescreen)
     run = jobs.submit("score", config.to_dict(), name="score")
     print(f"{run.id}: scoring {len(paths)} set(s), queued at {run.path}")
+    print("pre-screen: " + ("on, a classifier trained on each set and one on the real images (--no-prescreen skips it)"
+                            if config.prescreen else "off (--prescreen runs it)"))
     if args.detach:
         return 0
     code = follow(run)
     if code != 0:
         return code
     print(format_table(Scores.load(run.artifacts / "scores.json")))
+    prescreen = run.artifacts / "prescreen.json"
+    if prescreen.exists():
+        print(format_prescreen(Prescreen.load(prescreen)))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        for f in [run.artifacts / "scores.json", run.artifacts / "scores.csv",
+        for f in [run.artifacts / "scores.json", run.artifacts / "scores.csv", *run.artifacts.glob("prescreen.json"),
                   *run.artifacts.glob("memorization_*.png")]:
             shutil.copy2(f, args.out / f.name)
         print(f"wrote {args.out / 'scores.json'} and {args.out / 'scores.csv'}")
@@ -112,4 +128,19 @@ def format_table(scores: Scores) -> str:
         lines.append(f"  memorization  suspected copies {m.suspected_count}/{s.count} = "
                      f"{percent_interval(m.suspected_fraction)} (expected ≈{m.expected_fraction:.0%} for new "
                      f"images; threshold {m.threshold:.4f} RMS)")
+    return "\n".join(lines)
+
+
+def format_prescreen(prescreen: Prescreen) -> str:
+    """The pre-screen as plain text: one line per classifier (each set, the real-only reference, the
+    majority class) with its scores on the real test split, or why a set has none."""
+    from classifier.evaluate import METRIC_LABELS
+
+    train = prescreen.train
+    lines = [f"\npre-screen: train on synthetic, test on real ({train.steps} steps x {train.batch_size} "
+             f"images; real test split of {prescreen.test_images} images)"]
+    for row in prescreen.table_rows():
+        scores = [f"{label} {row[label]:.3f}" for label in METRIC_LABELS.values() if row[label] is not None]
+        measured = "  ".join(scores) if scores else f"not measured: {row['note']}"
+        lines.append(f"  {row['trained on'][:32]:32s} {measured}")
     return "\n".join(lines)

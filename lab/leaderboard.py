@@ -7,15 +7,18 @@ keeps every join; a set drawn twice with the same draw counts as the first one m
 Fidelity: FID, KID, precision, density and nearest-pair SSIM; diversity: recall and coverage;
 memorization: share of suspected copies. Distribution metrics come in two feature spaces, each
 column naming its own: Inception-v3 (the standard numbers) and the lab encoder (with its
-validation balanced accuracy, or why its numbers were withheld). A run whose file cannot be read is left out, never the
-whole board.
+validation balanced accuracy, or why its numbers were withheld). The pre-screen (train on synthetic,
+test on real: the classification accuracy score) comes from the newest score job that measured the
+set, beside the same classifier trained on the real images in that job. A run whose file cannot be
+read is left out, never the whole board.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.runs import list_runs
+from lab.kinds.score import CasScores, Prescreen
+from lab.runs import Run, list_runs
 from lab.sets import duplicate_ids, list_sets, resolve_set, set_id
 from lab.study import ArmSummary, read_summary
 from metrics.scores import CLASS_MATCHED, ENCODER, INCEPTION, EncoderSummary, Scores, SetScores
@@ -28,6 +31,8 @@ class ScoredSet:
     scores: SetScores
     encoder: EncoderSummary | None  # the encoder of its encoder-space metrics
     score_run: str  # id of the score job
+    prescreen: CasScores | None = None  # its newest measured pre-screen
+    prescreen_real: CasScores | None = None  # the real-only classifier of that pre-screen
 
 
 @dataclass
@@ -49,9 +54,22 @@ def latest_scores(root: Path | None = None) -> dict[str, ScoredSet]:
             scores = Scores.load(run.artifacts / "scores.json")
         except ValueError:
             continue
+        prescreen = _prescreen(run)
         for s in scores.sets:
-            found.setdefault(same.get(s.set_id, s.set_id), ScoredSet(s, scores.encoder, run.id))
+            scored = found.setdefault(same.get(s.set_id, s.set_id), ScoredSet(s, scores.encoder, run.id))
+            cas = prescreen.of(s.set_id) if prescreen is not None else None
+            if scored.prescreen is None and cas is not None and cas.scores:
+                scored.prescreen, scored.prescreen_real = cas, prescreen.real
     return found
+
+
+def _prescreen(run: Run) -> Prescreen | None:
+    """The pre-screen of a score job; None when it ran none or its file cannot be read."""
+    path = run.artifacts / "prescreen.json"
+    try:
+        return Prescreen.load(path) if path.exists() else None
+    except ValueError:
+        return None
 
 
 def study_gains(root: Path | None = None) -> dict[str, StudyGain]:
@@ -84,6 +102,7 @@ def leaderboard_rows(root: Path | None = None) -> list[dict]:
         ssim = nearest.metrics.get("ssim") if nearest is not None else None
         study = gains.get(key)
         gain = study.comparison.delta if study is not None else None
+        cas, cas_real = scored.prescreen, scored.prescreen_real
         rows.append({
             "set": s.name, "generator": s.generator, "images": s.count,
             "FID (Inception) ↓": inception and inception.fid, "KID (Inception) ↓": inception and inception.kid,
@@ -97,6 +116,9 @@ def leaderboard_rows(root: Path | None = None) -> list[dict]:
             "encoder": _encoder_text(scored.encoder),
             "SSIM nearest ↑": ssim and ssim.mean,
             "suspected copies ↓": s.memorization.suspected_fraction.mean,
+            "CAS balanced acc ↑": cas and cas.scores.get("balanced_accuracy"),
+            "CAS AUC ↑": cas and cas.scores.get("auc_ovr"),
+            "CAS real-only balanced acc": cas_real and cas_real.scores.get("balanced_accuracy"),
             "train time (s)": s.train_seconds,
             "downstream gain (points)": None if gain is None else 100 * gain.mean,
             "gain interval": None if gain is None else f"[{100 * gain.lo:+.1f}, {100 * gain.hi:+.1f}]",

@@ -69,6 +69,13 @@ class ScoreConfig(Config):
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     gallery_size: int = option(16, label="Gallery size", min=0, help="closest pairs shown per set")
     seed: int = option(0, label="Seed")
+    prescreen: bool = option(False, label="Pre-screen (train on synthetic, test on real)",
+                             help="after the image metrics, train the study's classifier on each set alone at a small "
+                                  "budget and test it on the real test split (the classification accuracy score), "
+                                  "beside the same classifier trained on the real training split")
+    prescreen_steps: int | None = option(None, label="Pre-screen optimizer steps", min=1,
+                                         help="the pre-screen classifiers' budget; empty: the study's pre-screen "
+                                              "budget (lab.study.CAS_BUDGET)")
 
     def validate(self) -> None:
         if not self.pairings or any(p not in STRATEGIES for p in self.pairings):

@@ -10,6 +10,7 @@ from PIL import Image
 from data.grid import upscale
 from data.synthetic import read_meta
 from data.uploads import register_upload
+from lab.kinds.score import CHEAP_PRESCREEN_SIZE, Prescreen, prescreen_budget, prescreen_by_default
 from lab.leaderboard import leaderboard_rows
 from lab.sets import compatible_sets
 from metrics.distribution import DISTRIBUTION_METRICS
@@ -72,6 +73,16 @@ else:
                             disabled=not distribution)
     small = c3.radio("Images below a metric's minimum size", ["upsample", "skip"], horizontal=True)
     defaults = ScoreConfig()
+    budget = prescreen_budget(defaults)
+    prescreen = c3.checkbox("Pre-screen: train on synthetic, test on real", value=prescreen_by_default(spec),
+                            help="after the image metrics, the study's classifier is trained on each set alone and "
+                                 "tested on the real test split (the classification accuracy score), beside the "
+                                 "same classifier trained on the real training split")
+    c3.caption(f"The pre-screen trains {len(chosen) + 1} classifiers ({budget.steps} steps × {budget.batch_size} "
+               f"images each: one per set, one on the real images). "
+               + (f"On by default here: at {spec.size} px each takes minutes on a CPU." if prescreen_by_default(spec)
+                  else f"Off by default here: at {spec.size} px each takes about {(spec.size / 28) ** 2:.0f}× as "
+                       f"long as at 28 px on a CPU (on by default up to {CHEAP_PRESCREEN_SIZE} px or on a GPU)."))
     with st.expander("Inception sample sizes"):
         real_cap = st.number_input("Real reference: training images (stratified, cached per dataset)", min_value=2,
                                    value=defaults.inception_real_images, step=500)
@@ -80,7 +91,7 @@ else:
     config = ScoreConfig(sets=[str(labels[c].path) for c in chosen], dataset=spec.to_dict(),
                          pairings=pairings or defaults.pairings, distribution=distribution, inception=inception,
                          inception_real_images=int(real_cap), inception_synthetic_images=int(synthetic_cap),
-                         small=small)
+                         small=small, prescreen=prescreen)
     images = inception_images(dataset, config, [labels[c].meta.get("count", 0) for c in chosen])
     if images:
         pace = seconds_per_image()
@@ -159,6 +170,34 @@ if any(s.distribution for s in scores.sets):
                                 "encoder accuracy": scores.feature_space_note(d.space)}
                                for s in scores.sets for d in s.distribution]),
                  hide_index=True, width="stretch")
+
+PRESCREEN_READING = ("Train on synthetic, test on real: how well a classifier learns the classes from the set alone; "
+                     "the real-only row is the same classifier trained on the real training split at the same "
+                     "budget. Read balanced accuracy: a set near the majority-class row taught the classes nothing.")
+prescreen_file = run.artifacts / "prescreen.json"
+if prescreen_file.exists():
+    st.subheader("Pre-screen: train on synthetic, test on real")
+    try:
+        prescreen = Prescreen.load(prescreen_file)
+    except ValueError as e:
+        st.error(plain(e))
+    else:
+        st.caption(f"{PRESCREEN_READING} Each classifier: {prescreen.train.steps} steps × "
+                   f"{prescreen.train.batch_size} images, selected on the real validation split, scored on the "
+                   f"{prescreen.test_images} real test images.")
+        st.dataframe(pd.DataFrame(prescreen.table_rows()), hide_index=True, width="stretch")
+        measured = [s for s in [*prescreen.sets, prescreen.real] if s.scores]
+        figure = go.Figure(go.Bar(x=[s.name for s in measured], y=[s.scores["balanced_accuracy"] for s in measured]))
+        figure.add_hline(y=prescreen.trivial.scores["balanced_accuracy"], line_dash="dot",
+                         annotation_text=f"always {prescreen.trivial.majority_class}")
+        figure.update_layout(yaxis_title="balanced accuracy on real test images (↑)", yaxis_range=[0, 1], height=320,
+                             margin={"t": 20})
+        st.plotly_chart(figure, width="stretch")
+        for s in prescreen.sets:
+            if not s.scores:
+                st.warning(f"Not pre-screened: {plain(s.message)}")
+elif scores.config.get("prescreen") and run.state in ("queued", "running"):
+    st.info("The pre-screen is running: one classifier per set and one on the real images (see the progress above).")
 
 st.subheader("Memorization")
 st.caption("A synthetic image is a suspected copy when it is closer to a training image than 99% of real "

@@ -195,7 +195,7 @@ def test_cli_scores_a_run_id_and_writes_the_tables_to_out(runs_root, pneumonia, 
     assert resolve_sets([gan_run]) == sorted(resolve_sets(list(sets.values())))
     out = tmp_path / "out"
     code = cli_main(["score", sets["good"], sets["noise"], "--pairing", "both", "--no-distribution",
-                     "--out", str(out)])
+                     "--no-prescreen", "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "SSIM↑" in printed and "MS-GMSD↓" in printed and "suspected copies" in printed

@@ -1,5 +1,6 @@
-"""Quality page in Streamlit's AppTest: launch a score job (Inception on by default, with its cost), read a
-finished one (each feature space named, the encoder's accuracy or why its numbers are withheld), register an upload."""
+"""Quality page in Streamlit's AppTest: launch a score job (Inception and the pre-screen on by default, with their
+cost), read a finished one (each feature space named, the encoder's accuracy or why its numbers are withheld; the
+pre-screen per set), register an upload."""
 from __future__ import annotations
 
 import io
@@ -14,9 +15,12 @@ from data.datasets import DatasetSpec
 from data.files import atomic_write_json
 from data.imageset import ImageSet
 from data.paths import cache_dir
-from data.synthetic import save_set
+from classifier.train import TrainConfig
+from data.synthetic import save_set, set_id
 from lab import jobs
+from lab.kinds.score import REAL_ONLY, CasScores, Prescreen
 from lab.kinds.score import run as score_job
+from lab.study_verdicts import Trivial
 from lab.runs import Run, list_runs
 from lab.sets import list_sets
 from metrics.inception import FEATURE_SPACE, PREPROCESSING, resolve_device
@@ -55,6 +59,8 @@ def test_score_button_queues_a_job_for_the_chosen_set(runs_root, pneumonia, monk
     [run] = list_runs("score")
     assert run.config["sets"] == [str(path)] and run.config["pairings"] == ["nearest"]
     assert run.config["dataset"]["name"] == "pneumoniamnist"
+    assert run.config["prescreen"] is True  # 28 px: cheap enough to pre-screen by default, and the page says so
+    assert any("trains 2 classifiers" in c.value and "On by default here" in c.value for c in at.caption)
     # Inception is on by default, with the documented samples, and the page says what it will cost
     assert (run.config["inception"], run.config["inception_real_images"],
             run.config["inception_synthetic_images"]) == (True, 2000, 1000)
@@ -81,6 +87,33 @@ def test_finished_scores_show_table_arrows_memorization_and_leaderboard(runs_roo
     assert any("suspected copies" in m.value for m in at.markdown)
     board = next(f for f in frames if "suspected copies ↓" in f.columns)
     assert list(board["generator"]) == ["dcgan"]
+
+
+def test_a_finished_prescreen_shows_each_set_beside_the_real_only_classifier_and_the_majority_class(
+        runs_root, pneumonia):
+    path = noisy_set(pneumonia, runs_root)
+    run = Run.create("score", {"sets": [str(path)], "distribution": False})
+    score_job(run)
+    odd = "odd: its classes (cat, dog) are not the dataset's (normal, pneumonia)"
+    scores = {"accuracy": 0.8, "balanced_accuracy": 0.75, "macro_f1": 0.74, "auc_ovr": 0.85}
+    Prescreen(TrainConfig(steps=200, batch_size=64, eval_every=50), len(pneumonia.test),
+              Trivial.of(pneumonia.train.labels, pneumonia.test.labels, pneumonia.class_names),
+              CasScores(REAL_ONLY, "", len(pneumonia.train), {**scores, "balanced_accuracy": 0.85}),
+              [CasScores("noisy", set_id(path), 60, scores), CasScores("odd", "x/odd", 60, message=odd)]
+              ).save(run.artifacts / "prescreen.json")
+    run.write_status("done")
+    at = no_errors(page().run())
+    assert any(h.value == "Pre-screen: train on synthetic, test on real" for h in at.subheader)
+    assert any(c.value.startswith("Train on synthetic, test on real: how well a classifier learns the classes from "
+                                  "the set alone; the real-only row is the same classifier") and
+               "200 steps × 64 images" in c.value for c in at.caption)
+    table = next(df.value for df in at.dataframe if "trained on" in df.value.columns)
+    assert list(table["trained on"]) == ["noisy", "odd", REAL_ONLY, "always pneumonia"]
+    assert list(table["Balanced accuracy"])[:1] + list(table["Balanced accuracy"])[2:] == [0.75, 0.85, 0.5]
+    assert list(table["Accuracy"])[3] == pneumonia.test.class_counts()[1] / len(pneumonia.test)
+    assert any("Not pre-screened: odd" in w.value for w in at.warning)
+    board = next(df.value for df in at.dataframe if "CAS balanced acc ↑" in df.value.columns)
+    assert list(board["CAS balanced acc ↑"]) == [0.75] and list(board["CAS real-only balanced acc"]) == [0.85]
 
 
 def test_distribution_table_names_each_feature_space_with_the_encoder_accuracy_or_why_it_is_withheld(
