@@ -14,7 +14,6 @@ The parent's progress bar is the sum of its children's; cancelling the parent ca
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,7 @@ from typing import Callable
 from data.files import atomic_write_json, read_json
 from data.hooks import Interrupted
 from lab import jobs
-from lab.runs import ACTIVE_STATES, UNREADABLE, Run, process_start_ticks
+from lab.runs import ACTIVE_STATES, UNREADABLE, Run, this_process
 
 WAIT_POLL_S = 1.0
 
@@ -144,8 +143,8 @@ def _claim(child: Run) -> bool:
 
 
 def _mark_running(child: Run) -> None:
-    child.write_status("running", pid=os.getpid(), pid_start=process_start_ticks(os.getpid()),
-                       started=child.raw_status().get("started") or time.time(), error=None, dead=None)
+    child.write_status("running", **this_process(), started=child.raw_status().get("started") or time.time(),
+                       error=None, dead=None)
 
 
 def _execute(child: ChildRun) -> None:

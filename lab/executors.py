@@ -17,10 +17,13 @@ every node checks that it can read a marker file written into the runs folder; t
 start runs otherwise (SharedStorageError names the nodes).
 
 A run stays a run directory. The worker writes status, events and checkpoints there as it does
-locally; cancel becomes `ray.cancel` of the task, which hands the worker the same SIGTERM, so it
-saves its checkpoint and ends cancelled; a node lost mid-run leaves the run's worker gone, so the
-run reads as failed and resumes from its last checkpoint. Tasks are never retried by Ray
-(max_retries=0): a resume is the user's call, as locally.
+locally, and names its host and Ray node in status.json. Cancel becomes `ray.cancel` of the task,
+which hands the worker the same SIGTERM (and the run's cancel flag, in case the interrupt misses),
+so it saves its checkpoint and ends cancelled. A worker whose task's process is gone (killed, or
+its node going down) saves its checkpoint and ends failed. A run that status.json says runs on
+another host is judged through Ray, never through this machine's /proc (`judge_elsewhere`): its
+node lost, or its process gone there, it reads as failed and resumes from its last checkpoint.
+Tasks are never retried by Ray (max_retries=0): a resume is the user's call, as locally.
 
 The tasks belong to a detached actor, the dispatcher, not to the process that queued the run: a
 CLI that queues a study and exits must not take its jobs with it (Ray ends a task with its owner).
@@ -36,7 +39,7 @@ import uuid
 from pathlib import Path
 
 from data.files import atomic_write_text
-from lab.runs import ACTIVE_STATES, Run, list_runs
+from lab.runs import ACTIVE_STATES, RAY_NODE_VAR, Run, Status, list_runs, locate_here
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXECUTORS = ("local", "ray")
@@ -44,6 +47,10 @@ NAMESPACE = "gan-augmentation-lab"
 DISPATCHER = "lab-dispatcher"
 START_TIMEOUT_S = 120.0  # how long `start_on_ray` waits for a task's worker to report (a busy cluster)
 CHECK_TIMEOUT_S = 60.0
+TASK_PID_VAR = "LAB_RAY_TASK_PID"  # set in a worker's environment: the Ray task process that started it
+NODES_TTL_S = 2.0  # how long the list of alive nodes, and a proof that a run's process lives, are reused
+PROOF_TIMEOUT_S = 20.0  # how long a node may take to answer whether a run's process lives there
+RETRY_CONNECT_S = 30.0  # after Ray did not answer, how long status reads judge without it
 
 
 class SharedStorageError(RuntimeError):
@@ -59,9 +66,15 @@ def executor_name() -> str:
 
 
 def slots() -> int:
-    """How many runs may run at once: LAB_MAX_JOBS when set, else 1 locally and the cluster's CPUs on Ray."""
-    if os.environ.get("LAB_MAX_JOBS", "").strip():
-        return max(1, int(os.environ["LAB_MAX_JOBS"]))
+    """How many runs may run at once: LAB_MAX_JOBS when set, else 1 locally and the cluster's CPUs on Ray.
+    ValueError naming LAB_MAX_JOBS when it is not a whole number."""
+    limit = os.environ.get("LAB_MAX_JOBS", "").strip()
+    if limit:
+        try:
+            return max(1, int(limit))
+        except ValueError:
+            raise ValueError(f"LAB_MAX_JOBS={limit!r} is not a whole number: set it to how many jobs "
+                             f"may run at once (e.g. LAB_MAX_JOBS=2), or unset it") from None
     if executor_name() == "local":
         return 1
     return max(1, int(connect().cluster_resources().get("CPU", 1)))
@@ -88,6 +101,7 @@ def _plural(n: int, noun: str) -> str:
 # --- connecting to Ray -----------------------------------------------------------------------------
 
 _checked_roots: set[Path] = set()
+_unreachable_until = 0.0  # monotonic time before which `reachable_ray` does not try to connect again
 
 
 def connect():
@@ -101,6 +115,26 @@ def connect():
         address = os.environ.get("LAB_RAY_ADDRESS", "").strip() or _local_cluster()
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR")
     return ray
+
+
+def reachable_ray():
+    """The connected `ray` module when Ray is in reach: this process joined a cluster, or
+    LAB_EXECUTOR=ray and its cluster answers. None otherwise (then for RETRY_CONNECT_S, when it
+    did not answer: status reads must not wait on a cluster that is down)."""
+    global _unreachable_until
+    try:
+        import ray
+    except ImportError:
+        return None
+    if ray.is_initialized():
+        return ray
+    try:
+        if executor_name() != "ray" or time.monotonic() < _unreachable_until:
+            return None
+        return connect()
+    except Exception:  # noqa: BLE001 - any failure to connect means: not in reach
+        _unreachable_until = time.monotonic() + RETRY_CONNECT_S
+        return None
 
 
 def _local_cluster() -> str:
@@ -185,9 +219,77 @@ def start_on_ray(run: Run) -> None:
 
 
 def cancel_on_ray(run: Run) -> bool:
-    """`ray.cancel` of the run's task: its worker gets SIGTERM and saves. False when the dispatcher
-    holds no task for the run (then the caller signals the worker itself)."""
-    return connect().get(dispatcher().cancel.remote(str(run.path)))
+    """`ray.cancel` of the run's task: its worker gets SIGTERM and saves. False when Ray is not in
+    reach or the dispatcher holds no task for the run (then the caller stops the worker another way)."""
+    ray = reachable_ray()
+    return ray is not None and ray.get(dispatcher().cancel.remote(str(run.path)))
+
+
+# --- runs on other machines ------------------------------------------------------------------------
+
+_seen: dict[tuple, tuple[float, object]] = {}  # what Ray said lately: key -> (monotonic time, answer)
+
+
+def judge_elsewhere(run: Run, status: Status) -> Status:
+    """The status of a running `run` whose status.json names another host, judged through Ray and
+    never through this machine's /proc.
+
+    Running, with "elsewhere" naming its host, unless Ray proves otherwise: without Ray in reach
+    (see `reachable_ray`), or without a Ray node id (a local worker of another machine sharing the
+    runs folder), or when Ray does not answer, nothing here can prove it dead. With Ray: a node
+    that is not alive in `ray.nodes()` was lost, and on an alive node a task pinned there looks for
+    the run's process in that node's /proc (`locate_here`); either way the run is failed and dead,
+    resumable from its last checkpoint, with an error naming the node.
+    """
+    ray = reachable_ray() if status.get("ray_node") else None
+    try:
+        error = ray and _lost(ray, run, status)
+    except Exception:  # noqa: BLE001 - Ray did not answer: nothing is proven either way
+        error = None
+    if not error:
+        return {**status, "elsewhere": status["host"]}
+    latest = run.raw_status()
+    if latest["state"] != "running" or latest.get("pid") != status.get("pid"):
+        return latest  # it ended, or moved on, while Ray was asked
+    return {**status, "state": "failed", "dead": True,
+            "error": f"{error}: resume it to continue from its last checkpoint"}
+
+
+def _lost(ray, run: Run, status: Status) -> str | None:
+    """Why Ray says the run's process is gone (its node lost, or no such process on its node); None
+    when its node runs it. Raises when Ray does not answer."""
+    node, host = status["ray_node"], status["host"]
+    if node not in _recall(("nodes",), lambda: _alive_nodes(ray)):
+        return f"its Ray node {node} (host {host}) was lost"
+    if not _recall((run.path, status.get("pid"), status.get("pid_start")), lambda: _locate_on(ray, node, run, status)):
+        return f"its worker process {status.get('pid')} is not running on Ray node {node} (host {host})"
+    return None
+
+
+def _recall(key: tuple, ask):
+    """`ask()`, or its answer for `key` from less than NODES_TTL_S ago."""
+    now = time.monotonic()
+    if key not in _seen or now - _seen[key][0] > NODES_TTL_S:
+        _seen[key] = (now, ask())
+    return _seen[key][1]
+
+
+def _alive_nodes(ray) -> set[str]:
+    return {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+
+
+def _locate_on(ray, node: str, run: Run, status: Status) -> bool:
+    """Whether the node `node` runs the run's process (`locate_here` there); raises when it does not answer."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    check = ray.remote(num_cpus=0, max_retries=0)(_located)
+    answer = check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+                           runtime_env=_runtime_env()).remote(str(run.path), dict(status))
+    return ray.get(answer, timeout=PROOF_TIMEOUT_S)
+
+
+def _located(run_dir: str, status: dict) -> bool:
+    return locate_here(Run(run_dir), status) is not None
 
 
 def _worker_env(root: Path) -> dict:
@@ -198,10 +300,14 @@ def _worker_env(root: Path) -> dict:
 
 def run_worker(run_dir: str, env: dict) -> int:
     """On a node: the run's worker process, to its end; returns its exit code. `ray.cancel` raises
-    KeyboardInterrupt here, which becomes one SIGTERM to the worker, as a local cancel sends."""
+    KeyboardInterrupt here, which becomes one SIGTERM to the worker, as a local cancel sends. The
+    worker learns its node (for status.json) and this process (it stops when this one is gone)."""
+    import ray
+
+    here = {RAY_NODE_VAR: ray.get_runtime_context().get_node_id(), TASK_PID_VAR: str(os.getpid())}
     with open(Run(run_dir).log_path, "a") as log:
         worker = subprocess.Popen([sys.executable, "-m", "lab", "worker", run_dir], cwd=PROJECT_ROOT,
-                                  env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                  env={**os.environ, **env, **here}, stdout=log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         while True:  # short waits: Ray's interrupt lands between Python steps, never inside a blocking wait

@@ -6,7 +6,8 @@ fewer than `max_concurrent()` run. A finishing worker calls `schedule` again, so
 without any resident daemon. The disk is the only shared state.
 
 `cancel` signals a process only when /proc proves it is the run's own worker (lab.runs.locate):
-the pid in a status.json could name any process.
+the pid in a status.json could name any process. A run on another machine is reached through Ray
+or its cancel flag (the runs folder is shared), never through a pid.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from data.paths import runs_dir
 from lab import executors
-from lab.runs import ACTIVE_STATES, Run, Status, list_runs, locate, process_start_ticks
+from lab.runs import ACTIVE_STATES, HOST, RAY_NODE_VAR, Run, Status, list_runs, locate, process_start_ticks
 
 if TYPE_CHECKING:
     from lab.kinds import JobKind
@@ -51,6 +52,8 @@ def submit(kind: str, config: dict, name: str = "", root: Path | None = None, st
     (ConfigError, naming it) is refused before anything is written.
     """
     job_kind(kind).config.from_dict(config)
+    if start:
+        max_concurrent()  # a bad LAB_MAX_JOBS (ValueError naming it) is refused before anything is written
     run = Run.create(kind, config, root=root, name=name)
     if start:
         schedule(root)
@@ -70,12 +73,17 @@ def schedule(root: Path | None = None) -> list[Run]:
     """Start workers for queued runs while there is room. Returns the runs it started."""
     root = Path(root or runs_dir())
     with queue_lock(root):
-        running, queued, dead = _survey(root)
-        for run, status in dead:  # record what the liveness check found
-            run.write_status("failed", dead=True, error=status["error"], finished=time.time())
-        starting = queued[: max(0, max_concurrent() - len(running))]
-        for run in starting:
-            _start_worker(run)
+        return _start_queued(root)
+
+
+def _start_queued(root: Path) -> list[Run]:
+    """`schedule`, with the queue's lock held."""
+    running, queued, dead = _survey(root)
+    for run, status in dead:  # record what the liveness check found
+        run.write_status("failed", dead=True, error=status["error"], finished=time.time())
+    starting = queued[: max(0, max_concurrent() - len(running))]
+    for run in starting:
+        _start_worker(run)
     return starting
 
 
@@ -107,7 +115,9 @@ def _start_worker(run: Run) -> None:
     if executors.executor_name() == "ray":
         return executors.start_on_ray(run)
     run.write_status(executor="local")
-    env = {**os.environ, "LAB_RUNS_DIR": str(run.path.parent.parent), "PYTHONUNBUFFERED": "1"}
+    ray_task = (RAY_NODE_VAR, executors.TASK_PID_VAR)  # set when this process is itself a worker under Ray
+    env = {key: value for key, value in os.environ.items() if key not in ray_task}
+    env.update(LAB_RUNS_DIR=str(run.path.parent.parent), PYTHONUNBUFFERED="1")
     with open(run.log_path, "a") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lab", "worker", str(run.path)],
@@ -121,7 +131,7 @@ def _start_worker(run: Run) -> None:
         return
     # Popen returns once the child has exec'd: its command line names the run, so locate() proves
     # it from now on, and a run that says running without such a process is dead at once.
-    run.write_status("running", pid=proc.pid, pid_start=process_start_ticks(proc.pid),
+    run.write_status("running", pid=proc.pid, pid_start=process_start_ticks(proc.pid), host=HOST, ray_node=None,
                      started=status.get("started") or time.time())
 
 
@@ -129,10 +139,12 @@ def cancel(run: Run) -> str:
     """Stop a run; returns its state afterwards.
 
     A queued run is cancelled at once. A running one whose process /proc proves to be its own
-    worker gets SIGTERM and saves; one executing in an ancestor's worker or in this process gets
-    its cancel flag instead and stops at its next step (signalling that process would stop the
-    ancestor and every sibling). A running run whose process cannot be proven is not running: it
-    is marked failed. No other process is ever signalled.
+    worker gets SIGTERM and saves; one executing in an ancestor's worker, in this process or on
+    another machine gets its cancel flag instead and stops at its next step (signalling that
+    process would stop the ancestor and every sibling). A run that a Ray task executes gets
+    `ray.cancel` of its task instead, which hands its worker the same SIGTERM (the flag when Ray
+    is out of reach or holds no task for it). A running run whose process cannot be proven is not
+    running: it is marked failed. No other process is ever signalled.
     """
     with queue_lock(run.path.parent.parent):  # so schedule cannot start a queued run meanwhile
         status = run.status()
@@ -142,10 +154,12 @@ def cancel(run: Run) -> str:
     if status.get("dead"):
         run.write_status("failed", dead=True, error=status["error"], finished=time.time())
     elif status["state"] == "running":
-        if locate(run, status) == "worker":
-            if not (status.get("executor") == "ray" and executors.cancel_on_ray(run)):
-                _terminate(status["pid"])
-        else:
+        where = locate(run, status)
+        on_ray = where in ("worker", "elsewhere") and status.get("executor") == "ray"
+        reached = on_ray and executors.cancel_on_ray(run)  # the task's worker got SIGTERM
+        if not reached and where == "worker":
+            _terminate(status["pid"])
+        elif not reached:
             run.request_stop()
     return run.state
 
@@ -171,8 +185,9 @@ def resume(run: Run, root: Path | None = None) -> Run:
     state = run.state
     if state not in ("cancelled", "failed"):
         raise ValueError(f"Only a cancelled or failed run can be resumed; {run.id} is {state}")
-    run.requeue()
-    schedule(root)
+    with queue_lock(root):  # so no other process's `schedule` starts it first, on that process's executor
+        run.requeue()
+        _start_queued(root)
     return run
 
 
@@ -223,8 +238,11 @@ def state_note(run: Run, status: Status | None = None) -> str:
 
     A queued run: "2nd in line behind study 20250101-…; one job at a time: LAB_MAX_JOBS=1".
     A run cancelled while queued: "cancelled while queued: it never started".
+    A run on another machine: "running elsewhere (host node-7)".
     """
     status = status or run.status()
+    if status["state"] == "running" and status.get("elsewhere"):
+        return f"running elsewhere (host {status['elsewhere']})"
     if status["state"] == "cancelled" and status.get("started") is None:
         return "cancelled while queued: it never started"
     place = queue_position(run) if status["state"] == "queued" else None

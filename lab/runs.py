@@ -17,6 +17,7 @@ import math
 import os
 import reprlib
 import secrets
+import socket
 import time
 from collections import deque
 from pathlib import Path
@@ -35,6 +36,8 @@ CANCEL_FLAG = "cancel_requested"  # a file, not a status field: a status writer 
 CANCEL_POLL_S = 1.0  # how often a running job looks for its cancel flag
 ETA_WINDOW = 30  # status writes (at most two a second) over which the ETA measures the pace
 MAX_NESTING = 8  # how many "parent" links `locate` follows up (children of children, never a loop)
+HOST = socket.gethostname()  # this machine, as status.json's "host" names the machine a run executes on
+RAY_NODE_VAR = "LAB_RAY_NODE"  # set in a worker's environment by the Ray task that started it: the task's node id
 
 
 class RunFileError(ValueError):
@@ -53,6 +56,9 @@ class Status(TypedDict, total=False):
     state: str  # one of STATES, or UNREADABLE (then `error` says why)
     pid: int  # the process the run executes in, > 0
     pid_start: int  # that process's start time in clock ticks since boot, as /proc/<pid>/stat says
+    host: str  # the machine that process runs on (its hostname); absent in runs of older labs: this machine
+    ray_node: str  # the Ray node id of that process, when a Ray task started it
+    executor: str  # "local" or "ray": what started that process
     created: float  # the times are seconds since the epoch
     queued_at: float
     started: float
@@ -61,6 +67,7 @@ class Status(TypedDict, total=False):
     progress: Progress
     error: str
     dead: bool  # it was running and its process is gone, so it failed
+    elsewhere: str  # never written: `Run.status` gives the host of a run running on another machine
 
 
 def _is_int(value, least: int) -> bool:
@@ -81,7 +88,7 @@ FIELD_CHECKS = {  # status field: (test, what it must be)
     "pid_start": (lambda value: _is_int(value, 0), "a start time in clock ticks"),
     **{name: (_is_time, "a time in seconds") for name in ("created", "queued_at", "started", "finished", "updated")},
     "progress": (_is_progress, "an object of done and total (whole numbers >= 0), message and eta_s"),
-    "error": (lambda value: isinstance(value, str), "text"),
+    **{name: (lambda value: isinstance(value, str), "text") for name in ("error", "host", "ray_node", "executor")},
     "dead": (lambda value: isinstance(value, bool), "true or false"),
 }
 
@@ -176,6 +183,19 @@ def worker_run_dir(pid: int) -> Path | None:
     return None
 
 
+def this_process() -> dict:
+    """The status fields naming the process a run executes in, when that is this process: pid,
+    pid_start, host, executor ("ray" under a Ray task, which sets RAY_NODE_VAR, else "local") and ray_node."""
+    pid, ray_node = os.getpid(), os.environ.get(RAY_NODE_VAR) or None
+    return {"pid": pid, "pid_start": process_start_ticks(pid), "host": HOST,
+            "executor": "ray" if ray_node else "local", "ray_node": ray_node}
+
+
+def runs_elsewhere(status: Status) -> bool:
+    """True when status.json names another machine than this one as the run's host."""
+    return bool(status.get("host")) and status["host"] != HOST
+
+
 def locate(run: "Run", status: Status) -> str | None:
     """Where the running `run` executes, proven from /proc, never from status.json alone.
 
@@ -184,7 +204,16 @@ def locate(run: "Run", status: Status) -> str | None:
     study's generator child fans out into seed runs); "here": this very process. None when no
     live process with the recorded pid and start time is any of these: the run died, or the pid
     in status.json is stale or forged. Only a "worker" may be signalled (jobs.cancel).
+    "elsewhere" when status.json names another host: this machine's /proc proves nothing about it
+    (lab.executors.judge_elsewhere asks Ray instead).
     """
+    if runs_elsewhere(status):
+        return "elsewhere"
+    return locate_here(run, status)
+
+
+def locate_here(run: "Run", status: Status) -> str | None:
+    """`locate` on the machine the run's process runs on, whatever host status.json names."""
     pid, start = status.get("pid"), status.get("pid_start")
     if pid is None or pid <= 1 or start is None or not process_alive(pid, start):
         return None
@@ -286,8 +315,14 @@ class Run:
 
     def status(self) -> Status:
         """The status on disk, with a running run whose process is gone, or cannot be proven to be
-        its worker (see `locate`), reported as failed and dead."""
+        its worker (see `locate`), reported as failed and dead. A run running on another machine is
+        judged through Ray (lab.executors.judge_elsewhere): failed and dead when its node or its
+        process is gone, else running, with "elsewhere" naming its host."""
         status = self.raw_status()
+        if status["state"] == "running" and runs_elsewhere(status):
+            from lab.executors import judge_elsewhere  # here: lab.executors imports this module
+
+            return judge_elsewhere(self, status)
         if status["state"] == "running" and locate(self, status) is None:
             status = {**status, "state": "failed", "dead": True,
                       "error": f"worker process {status.get('pid')} is not running (it died, or status.json "

@@ -115,6 +115,23 @@ def test_a_run_in_this_process_is_stopped_by_its_flag_never_by_a_signal(runs_roo
     assert Run(run.path).should_stop()  # as the loop's own handle sees it (`run` looked a moment ago)
 
 
+def test_a_run_on_another_host_without_ray_is_running_elsewhere_and_never_failed_from_here(runs_root, monkeypatch):
+    monkeypatch.setenv("LAB_EXECUTOR", "local")
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # its pid names no process on this machine: the other host's /proc is not ours
+    run = Run.create("count", {"steps": 1})
+    forge_running(run, ended.pid, 1234, host="node-b.example", executor="local")
+    status = run.status()
+    assert status["state"] == "running" and not status.get("dead")
+    assert jobs.state_note(run) == "running elsewhere (host node-b.example)"
+    assert cli.state_line(run) == f"{run.id}: running (running elsewhere (host node-b.example))"
+    with recorded_signals() as sent:
+        jobs.schedule()
+        assert jobs.cancel(run) == "running"  # it stops at its next step, through the shared runs folder
+    assert sent == []
+    assert run.raw_status()["state"] == "running" and Run(run.path).should_stop()
+
+
 def test_cancelling_a_child_inside_its_parents_worker_signals_nobody(runs_root):
     parent = jobs.submit("count", {"steps": 2000, "delay": 0.05})
     wait_for(lambda: checkpointed_step(parent) >= 1)

@@ -217,3 +217,14 @@ def test_a_run_cancelled_while_queued_says_it_never_started(runs_root):
     run = jobs.submit("count", {"steps": 1}, start=False)
     assert jobs.cancel(run) == "cancelled"
     assert jobs.state_note(run) == "cancelled while queued: it never started"
+
+
+def test_a_max_jobs_setting_that_is_no_number_is_refused_naming_the_variable(runs_root, monkeypatch):
+    monkeypatch.setenv("LAB_MAX_JOBS", "abc")
+    with pytest.raises(ValueError, match="LAB_MAX_JOBS='abc' is not a whole number"):
+        jobs.submit("count", {"steps": 1})
+    assert not list_runs(root=runs_root)  # refused before anything is written
+    queued = jobs.submit("count", {"steps": 1}, start=False)
+    with pytest.raises(ValueError, match="LAB_MAX_JOBS='abc'"):
+        jobs.schedule()
+    assert queued.state == "queued"
