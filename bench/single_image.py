@@ -3,14 +3,16 @@
 For each scan (CNV, DME, DRUSEN, NORMAL, shrunk to a 128-px long side):
 1. GPNN with the chosen preset (default "quick"): wall seconds for 10 variations, and in the
    same run the paper's exact search projected from one iteration per level (×10 iterations);
-2. SinGAN (quick preset, `--no-singan` to skip it; about 4 minutes per scan): training seconds,
-   then 10 random samples;
-3. for each generator: SIFID of its 10 samples against the scan (mean; ↓) and diversity as in
-   the SinGAN paper: the per-pixel std across the samples, averaged over pixels, divided by the
-   std of the scan's own pixels.
-Saves a grid per scan (row 1: the scan, then GPNN; row 2: the scan, then SinGAN) to --out. The
-last line is one JSON object: means over the scans plus per-scan figures.
-  LAB_DATA_DIR=../shared/datasets python bench/single_image.py
+2. SinGAN (quick preset; about 4 minutes per scan on an idle machine): training seconds, then 10
+   random samples, on the first `--singan-scans` scans (default all four; 0 skips SinGAN);
+3. for each generator: SIFID of its 10 samples against the scan (mean; ↓), diversity as in the
+   SinGAN paper (the per-pixel std across the samples, averaged over pixels, divided by the std of
+   the scan's own pixels) and the mean pixel distance (/255) of the samples to the scan and to each
+   other (lab/kinds/singan.py `diversity`, as in every single-image run's summary.json).
+Saves a grid per scan (row 1: the scan, then GPNN; row 2: the scan, then SinGAN) to --out, and with
+`--docs DIR` a small copy (the scan and 5 samples per generator) for the README. The last line is
+one JSON object: means over the scans plus per-scan figures.
+  LAB_DATA_DIR=../shared/datasets python bench/single_image.py [--singan-scans 1] [--docs docs/single_image]
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data.grid import make_grid, save_png  # noqa: E402
 from data.imageset import from_tensor, to_tensor  # noqa: E402
 from gans.gpnn import PRESETS, generate, pyramid_sizes  # noqa: E402
+from lab.kinds.singan import diversity  # noqa: E402
 
 SCANS = "oct2017_samples"
 MAX_SIDE = 128
@@ -45,9 +48,23 @@ def load_scan(path: Path) -> torch.Tensor:
     return F.interpolate(image, size=size, mode="bicubic", antialias=True).clamp(-1, 1)[0]
 
 
-def diversity(image: torch.Tensor, samples: torch.Tensor) -> float:
-    """SinGAN's diversity: mean over pixels of the std across samples, over the image's pixel std."""
-    return (samples.std(0).mean() / image.std()).item()
+def figures(image: torch.Tensor, samples: torch.Tensor) -> dict:
+    """SinGAN's diversity (pixel std across the samples over the scan's) and the pixel distances of
+    the samples to the scan and to each other (/255)."""
+    d = diversity(from_tensor(image[None])[0], from_tensor(samples), None)
+    return {"diversity": d["pixel_std"], "to_scan": d["to_image"], "between": d["between"]}
+
+
+def save_grids(scan: str, rows: list[torch.Tensor], args: argparse.Namespace) -> None:
+    """The scan's grid in --out and, with --docs, its small copy for the README."""
+    save_png(make_grid(from_tensor(torch.cat(rows)), ncol=args.samples + 1), args.out / f"{scan}.png")
+    if args.docs:
+        docs_grid(rows, args.docs / f"{scan}.png")
+
+
+def docs_grid(rows: list[torch.Tensor], path: Path, samples: int = 5) -> None:
+    """A small grid for the README: each row the scan, then `samples` samples (grayscale PNG)."""
+    save_png(make_grid(from_tensor(torch.cat([row[: samples + 1] for row in rows])), ncol=samples + 1), path)
 
 
 def sifid_of(image: torch.Tensor, samples: torch.Tensor) -> float | None:
@@ -95,8 +112,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench/single_image"))
     parser.add_argument("--preset", default="quick", choices=tuple(PRESETS), help="GPNN preset")
     parser.add_argument("--samples", type=int, default=10)
-    parser.add_argument("--singan", action=argparse.BooleanOptionalAction, default=True,
-                        help="also train SinGAN's quick preset on each scan (about 4 minutes each)")
+    parser.add_argument("--singan-scans", type=int, default=4,
+                        help="train SinGAN's quick preset on this many scans (about 4 minutes each; 0: none)")
+    parser.add_argument("--docs", type=Path, help="also write small grids for the README here")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     data_dir = Path(os.environ.get("LAB_DATA_DIR", "datasets"))
@@ -107,23 +125,26 @@ def main() -> None:
     if not paths:
         raise SystemExit(f"no scans in {data_dir / SCANS} (set LAB_DATA_DIR)")
     generate(load_scan(paths[0]), 1, PRESETS["quick"].replace(max_side=32))  # warm-up: library loading, thread pools
-    rows = []
-    for path in paths:
-        image = load_scan(path)
-        scan = path.name.split("-")[0]
+    if args.docs:
+        args.docs.mkdir(parents=True, exist_ok=True)
+    rows, grids = [], {}
+    images = {path.name.split("-")[0]: load_scan(path) for path in paths}
+    for scan, image in images.items():  # GPNN on every scan first: a slow SinGAN never hides its figures
         gpnn, gpnn_seconds, paper_seconds = run_gpnn(image, args.preset, args.samples)
-        row = {"scan": scan, "size": list(image.shape[-2:]), "gpnn_seconds": round(gpnn_seconds, 2),
-               "gpnn_paper_projected_seconds": round(paper_seconds, 1), "sifid_gpnn": sifid_of(image, gpnn),
-               "diversity_gpnn": round(diversity(image, gpnn), 3)}
-        grid = [torch.cat([image[None], gpnn])]
-        if args.singan:
-            singan, singan_seconds = run_singan(image, args.samples)
-            row.update(singan_seconds=round(singan_seconds, 1), sifid_singan=sifid_of(image, singan),
-                       diversity_singan=round(diversity(image, singan), 3))
-            grid.append(torch.cat([image[None], singan]))
-        save_png(make_grid(from_tensor(torch.cat(grid)), ncol=args.samples + 1), args.out / f"{scan}.png")
+        rows.append({"scan": scan, "size": list(image.shape[-2:]), "gpnn_seconds": round(gpnn_seconds, 2),
+                     "gpnn_paper_projected_seconds": round(paper_seconds, 1), "sifid_gpnn": sifid_of(image, gpnn),
+                     **{f"{name}_gpnn": value for name, value in figures(image, gpnn).items()}})
+        grids[scan] = [torch.cat([image[None], gpnn])]
+        save_grids(scan, grids[scan], args)
+        print(json.dumps(rows[-1]), flush=True)
+    for row in rows[:args.singan_scans]:
+        image = images[row["scan"]]
+        singan, singan_seconds = run_singan(image, args.samples)
+        row.update(singan_seconds=round(singan_seconds, 1), sifid_singan=sifid_of(image, singan),
+                   **{f"{name}_singan": value for name, value in figures(image, singan).items()})
+        grids[row["scan"]].append(torch.cat([image[None], singan]))
+        save_grids(row["scan"], grids[row["scan"]], args)
         print(json.dumps(row), flush=True)
-        rows.append(row)
 
     def average(key: str) -> float | None:
         return mean([row.get(key) for row in rows])

@@ -5,6 +5,8 @@ package's real download runs (online users), and an offline machine gets a clear
 """
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +22,26 @@ class DatasetError(ValueError):
     """A dataset cannot be used as asked; the message says why and names the file."""
 
 
-def flags_2d() -> list[str]:
-    import medmnist
+def medmnist_info() -> dict[str, dict]:
+    """medmnist.INFO (flag -> labels, python class, ...). Read from the package's info.py alone unless
+    the package is loaded already: the package's __init__ imports torch, seconds that listing files
+    (`python -m lab datasets`) need not wait for."""
+    if "medmnist" in sys.modules:
+        return sys.modules["medmnist"].INFO
+    try:
+        spec = importlib.util.find_spec("medmnist")
+        info_spec = importlib.util.spec_from_file_location("medmnist_info", Path(spec.origin).parent / "info.py")
+        info = importlib.util.module_from_spec(info_spec)
+        info_spec.loader.exec_module(info)
+        return info.INFO
+    except Exception:  # another layout of the package: pay for the full import
+        import medmnist
 
-    return sorted(flag for flag, info in medmnist.INFO.items() if not flag.endswith("3d"))
+        return medmnist.INFO
+
+
+def flags_2d() -> list[str]:
+    return sorted(flag for flag in medmnist_info() if not flag.endswith("3d"))
 
 
 def npz_name(flag: str, size: int) -> str:
@@ -35,9 +53,7 @@ def npz_path(flag: str, size: int, root: Path | None = None) -> Path:
 
 
 def class_names(flag: str) -> list[str]:
-    import medmnist
-
-    labels = medmnist.INFO[flag]["label"]
+    labels = medmnist_info()[flag]["label"]
     return [labels[str(i)] for i in range(len(labels))]
 
 

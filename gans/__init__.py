@@ -5,7 +5,6 @@ presets, which the pages and the CLI pick up from here.
 """
 from gans.acgan import ACGAN
 from gans.dcgan import DCGAN
-from gans.singan import SinGAN
 from gans.sngan import SNGAN
 from gans.wgan_gp import WGANGP
 
@@ -19,4 +18,6 @@ REGISTRY = {gan.name: gan for gan in (
 TITLES = {name: gan.title for name, gan in REGISTRY.items()}
 PRESET_NAMES = tuple(dict.fromkeys(preset for gan in REGISTRY.values() for preset in gan.presets))
 
-SINGLE_IMAGE = {"singan": SinGAN}  # single-image generators: one image in, variations out
+# Single-image generators (one image in, variations out), by job kind: SinGAN learns the image
+# (gans/singan.py, gans/singan_train.py), GPNN copies its patches (gans/gpnn.py).
+SINGLE_IMAGE = {"singan": "SinGAN", "gpnn": "GPNN"}

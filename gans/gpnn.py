@@ -35,16 +35,21 @@ rounds at exact search: SIFID 3.02); the stride-2 search alone improved it (cohe
 matches copy larger clean pieces: SIFID 2.13 at 10 rounds). Tried and left out: comparing
 patches by 16 principal components (6% faster, SIFID worse on both scans tried), bfloat16
 products (2.8× faster products on this CPU, but 17% of the matches change).
+
+`GpnnConfig` (built by `make_config`) is the config of the "gpnn" job (lab/kinds/gpnn.py): one
+image, or k seed images per class of a dataset, and how many variations of each.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from data.config import Config, ConfigError, option
+from data.datasets import DatasetSpec
 from data.hooks import NO_HOOKS, Hooks
 
 
@@ -314,3 +319,54 @@ def _as_batch(inject: torch.Tensor, image: torch.Tensor, n: int) -> torch.Tensor
         raise ValueError(f"inject must be C×H×W or {n}×C×H×W with C = {image.shape[0]}; "
                          f"got shape {tuple(inject.shape)}")
     return batch.detach().float()
+
+
+# --- the job's config ---------------------------------------------------------------------------
+
+MODES = ("image", "seeds")
+
+
+@dataclass(frozen=True)
+class GpnnConfig(Config):
+    """A GPNN job: one image → variations ("image"), or k seed images per class → a labelled set ("seeds")."""
+
+    mode: str = option("image", label="Mode", choices=MODES,
+                       help="image: one image → variations; seeds: k training images per class → a labelled "
+                            "synthetic set")
+    image_path: str = option("", label="Image file", help="image mode: an image file (PNG, JPEG, ...)")
+    dataset: DatasetSpec | None = None  # seeds mode, or image mode with image_index
+    image_index: int = option(-1, label="Image index", min=-1,
+                              help="image mode: index into the dataset's training split")
+    seeds_per_class: int = option(2, label="Seeds per class", min=0,
+                                  help="seeds mode: k training images per class, drawn with seed")
+    seed_indices: list[int] = option(factory=list, label="Seed indices",
+                                     help="seeds mode: hand-picked training indices (instead of seeds_per_class)")
+    variations: int = option(8, label="Variations", min=1, help="images generated per seed image")
+    preset: str = option("quick", label="Preset", choices=tuple(PRESETS),
+                         help="quick: the paper's search at the coarse levels, a faster one at the 3 finest "
+                              "(seconds); paper: the paper's settings at a 250-px long side")
+    model: GpnnSettings = field(default_factory=GpnnSettings)
+    seed: int = option(0, label="Seed", min=0)
+    device: str = option("auto", label="Device", help="auto: CUDA when present, else CPU")
+    sifid: bool = option(True, label="SIFID",
+                         help="image mode: score the variations' SIFID against the image (loads Inception)")
+
+    def validate(self) -> None:
+        if self.mode == "image" and not self.image_path and (self.dataset is None or self.image_index < 0):
+            raise ConfigError("GpnnConfig: image mode needs image_path, or dataset and image_index")
+        if self.mode == "seeds" and self.dataset is None:
+            raise ConfigError("GpnnConfig.dataset: seeds mode needs a dataset")
+        if self.mode == "seeds" and not (self.seeds_per_class or self.seed_indices):
+            raise ConfigError("GpnnConfig: seeds mode needs seeds_per_class of at least 1, or seed_indices")
+        if any(index < 0 for index in self.seed_indices):
+            raise ConfigError(f"GpnnConfig.seed_indices must not be negative; got {self.seed_indices}")
+
+
+def make_config(preset: str = "quick", **fields) -> GpnnConfig:
+    """A config from a preset; `fields` override job fields and GPNN settings by name."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")
+    settings = {f.name for f in dataclasses.fields(GpnnSettings)}
+    model = {k: v for k, v in fields.items() if k in settings}
+    job = {k: v for k, v in fields.items() if k not in settings}
+    return GpnnConfig.from_dict({**job, "preset": preset, "model": {**PRESETS[preset].to_dict(), **model}})

@@ -1,8 +1,9 @@
 """`python -m lab …`: everything the app can do, headless.
 
-Core commands (runs, run, worker) live here; each family adds its own in a `lab/cli_<family>.py`
-module that defines `add_commands(subparsers)`. The family modules are imported only for a
-command that is not a core one, so `runs list` or a worker never waits for torch to load.
+Core commands (runs, sets, run, worker) live here; each family adds its own in a `lab/cli_<family>.py`
+module that defines `add_commands(subparsers)`. A family module is imported only when one of its
+commands runs (most load torch, which takes seconds), so `runs list`, `datasets`, `--help` or a
+worker never wait for it: FAMILY_COMMANDS names each command's module and its line in `--help`.
 """
 from __future__ import annotations
 
@@ -17,8 +18,18 @@ from lab import jobs, worker
 from lab.runs import ACTIVE_STATES, UNREADABLE, Run, find_run, list_runs, load_object
 
 MANAGE_ACTIONS = ["rename", "tag", "note", "delete"]
-FAMILY_COMMANDS = ["lab.cli_data", "lab.cli_gan", "lab.cli_singan", "lab.cli_score", "lab.cli_study",
-                   "lab.cli_cluster"]
+FAMILY_COMMANDS = {  # command: (the module that defines it, its line in `python -m lab --help`)
+    "datasets": ("lab.cli_data", "list MedMNIST files and imported folders, and where they are"),
+    "import-folder": ("lab.cli_data", "import an image folder (<class>/ or <split>/<class>/) as a job"),
+    "train-gan": ("lab.cli_gan", "train DCGAN / WGAN-GP / ACGAN / SNGAN as a job"),
+    "sample": ("lab.cli_gan", "draw images from a finished GAN run (or a generator.pt)"),
+    "singan": ("lab.cli_singan", "train SinGAN on one image, or per class on k seed images of a dataset"),
+    "gpnn": ("lab.cli_singan", "GPNN variations (no training, seconds) of one image, or per class of k seed images"),
+    "score": ("lab.cli_score", "score synthetic sets (npz paths or run ids) against the real training split"),
+    "study": ("lab.cli_study", "run an augmentation study (reference arms vs generator arms, several seeds)"),
+    "cluster": ("lab.cli_cluster", "the executor (LAB_EXECUTOR), the Ray cluster's nodes and resources, "
+                                   "and the lab's jobs on it"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    """The parser for `argv`: the core commands, and the family commands unless argv names a core one."""
+    """The parser for `argv`: the core commands, and the family command argv names, its module imported;
+    without one, every family command by name and summary only (for `--help`), importing nothing."""
     parser = argparse.ArgumentParser(prog="python -m lab", description="GAN Augmentation Lab")
     sub = parser.add_subparsers(metavar="command")
 
@@ -58,9 +70,14 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true", help="queue it and return at once")
     p.set_defaults(func=cmd_run)
 
-    if not argv or argv[0] not in sub.choices:
-        for module in FAMILY_COMMANDS:
-            importlib.import_module(module).add_commands(sub)
+    command = argv[0] if argv else None
+    if command in FAMILY_COMMANDS:
+        module, summary = FAMILY_COMMANDS[command]
+        importlib.import_module(module).add_commands(sub)
+        sub.choices[command].description = sub.choices[command].description or summary
+    elif command not in sub.choices:
+        for name, (_, summary) in FAMILY_COMMANDS.items():
+            sub.add_parser(name, help=summary)
     return parser
 
 
@@ -105,6 +122,10 @@ def cmd_run(args) -> int:
     if not kind:
         raise ValueError(f"{args.config} has no 'kind' field")
     config.pop("parent", None)  # a run reproduced from a child run's config.json stands on its own
+    from lab.eta import estimate  # loads torch: only for this command
+
+    settings = jobs.job_kind(kind).config.from_dict(config).to_dict()  # a bad setting is refused here
+    print(estimate(kind, settings).text)
     run = jobs.submit(kind, config)
     print(f"{run.id}: queued at {run.path}")
     return 0 if args.detach else follow(run)

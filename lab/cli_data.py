@@ -10,10 +10,10 @@ from data.paths import cache_dir, data_dir
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("datasets", help="list MedMNIST files and imported folders, and where they are")
+    p = sub.add_parser("datasets")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("import-folder", help="import an image folder (<class>/ or <split>/<class>/) as a job")
+    p = sub.add_parser("import-folder")
     p.add_argument("path", type=Path)
     p.add_argument("--size", type=int, default=64, help="working size in pixels, 8 to 512 (default 64)")
     p.add_argument("--channels", type=int, default=0, choices=[0, 1, 3], help="0 = detect (default)")

@@ -14,8 +14,7 @@ from gans.sampling import npz_bytes
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("train-gan", help="train DCGAN / WGAN-GP / ACGAN / SNGAN as a job",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = sub.add_parser("train-gan", formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="settings for --set KEY=VALUE (VALUE is JSON, or text):\n"
                               + textwrap.indent(GanConfig.option_help(), "  "))
     p.add_argument("--gan", default="dcgan", choices=list(REGISTRY))
@@ -32,7 +31,7 @@ def add_commands(sub) -> None:
     p.add_argument("--detach", action="store_true", help="queue it and return at once")
     p.set_defaults(func=cmd_train_gan)
 
-    p = sub.add_parser("sample", help="draw images from a finished GAN run (or a generator.pt)")
+    p = sub.add_parser("sample")
     p.add_argument("run", help="run id, id prefix, run directory or generator .pt file")
     p.add_argument("--per-class", type=int, default=100, help="images per class (default 100)")
     p.add_argument("--seed", type=int, default=0)
@@ -44,6 +43,7 @@ def cmd_train_gan(args) -> int:
     from gans.config import make_config
     from lab import jobs
     from lab.cli import follow
+    from lab.eta import estimate
 
     if args.folder:
         spec = DatasetSpec(source="folder", name=Path(args.folder).name, size=args.size,
@@ -53,6 +53,7 @@ def cmd_train_gan(args) -> int:
     settings = {"dataset": spec.to_dict(), "per_class": not args.whole,
                 **dict(GanConfig.parse_setting(pair) for pair in args.set)}
     config = make_config(settings.pop("gan", args.gan), settings.pop("preset", args.preset), **settings)
+    print(estimate("gan", config.to_dict()).text)
     run = jobs.submit("gan", config.to_dict(), name=args.name or f"{args.gan}-{spec.name}")
     print(f"{run.id}: queued at {run.path}")
     return 0 if args.detach else follow(run)

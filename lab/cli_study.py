@@ -18,6 +18,7 @@ from data.config import ConfigError
 from data.datasets import DatasetSpec, load_dataset
 from lab import jobs
 from lab.cli import follow
+from lab.eta import estimate
 from lab.runs import Run
 from lab.study import (GENERATORS, PRESETS, StudyConfig, check_sets, dataset_of_sets, expected_interval, preset,
                        read_summary, recipe_arms, synthetic_arms)
@@ -25,8 +26,7 @@ from lab.study_report import yardsticks
 
 
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("study", help="run an augmentation study (reference arms vs generator arms, "
-                                            "several seeds)")
+    p = subparsers.add_parser("study")
     p.add_argument("config", nargs="?", type=Path, help="study config JSON (StudyConfig fields, or a preset)")
     p.add_argument("--preset", choices=PRESETS, help="start from a preset (overridden by the config file)")
     p.add_argument("--dataset", help="MedMNIST flag (default: the synthetic sets' dataset, else dermamnist)")
@@ -96,6 +96,7 @@ def cmd_study(args) -> int:
     if len(config.seeds) < 3:
         print(f"warning: {len(config.seeds)} seed(s); with fewer than 3 an interval is too wide to tell most "
               f"differences from noise")
+    print(estimate("study", config.to_dict()).text)
     run = jobs.submit("study", config.to_dict(), name=config.preset or "study")
     print(f"{run.id}: queued at {run.path}")
     if args.detach:

@@ -45,8 +45,9 @@ from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
 from data.provenance import digest, fingerprints, leak_report, read_provenance
 from data.synthetic import load_set
-from gans import REGISTRY
+from gans import REGISTRY, SINGLE_IMAGE
 from gans.config import make_config as gan_config
+from gans.gpnn import make_config as gpnn_config
 from gans.singan_train import make_config as singan_config
 from lab.children import read_children
 from lab.runs import Run, list_runs
@@ -60,11 +61,12 @@ ARM_KINDS = ("real", "standard_aug", "synthetic", "synthetic_only", "recipe")
 REFERENCE_KINDS = ("real", "standard_aug")  # the cheap alternatives a generator must beat
 FIXED_SET_KINDS = ("synthetic", "synthetic_only")  # the arms that train on a given synthetic set
 SYNTHETIC_KINDS = (*FIXED_SET_KINDS, "recipe")  # the arms that train on generated images
-GENERATORS = (*REGISTRY, "singan")
+GENERATORS = (*REGISTRY, *SINGLE_IMAGE)
 MIX_MODES = ("ratio", "balance")
 PRESETS = ("quick", "paper")
 SUMMARY_FILE = "summary.json"
-RECIPE_SET_FILES = {"gan": "synthetic.npz", "singan": "singan_variations.npz"}  # a generator run's set
+RECIPE_SET_FILES = {"gan": "synthetic.npz", "singan": "singan_variations.npz",
+                    "gpnn": "gpnn_variations.npz"}  # a generator run's set
 STUDY_OWNED = {"dataset", "train_fraction", "seed", "per_class", "export_per_class", "mode", "seed_indices",
                "seeds_per_class", "variations"}  # generator settings the study sets itself
 
@@ -84,13 +86,15 @@ class SetRefused(ValueError):
 class RecipeConfig(Config):
     """How a recipe arm's generator is made: once per seed, from exactly that seed's real subset."""
     generator: str = option("dcgan", label="Generator", choices=GENERATORS,
-                            help="a GAN of the registry, or singan (k seed images per class, m variations each)")
+                            help="a GAN of the registry, or singan / gpnn (k seed images per class, m variations "
+                                 "each)")
     preset: str = option("quick", label="Preset", help="the generator's preset (SinGAN at 28 px: tiny)")
     per_class: bool = option(True, label="One GAN per class",
                              help="GANs: an unconditional GAN per class, so its images carry labels")
     seeds_per_class: int = option(2, label="SinGAN seeds per class", min=1,
-                                  help="singan: k real images per class, drawn from the seed's subset")
-    variations: int = option(8, label="SinGAN variations per seed", min=1, help="singan: m images per seed image")
+                                  help="singan / gpnn: k real images per class, drawn from the seed's subset")
+    variations: int = option(8, label="SinGAN variations per seed", min=1,
+                             help="singan / gpnn: m images per seed image")
     settings: dict = option(factory=dict, label="Generator settings",
                             help='overrides of the generator\'s own config, e.g. {"steps": 800}')
 
@@ -98,7 +102,7 @@ class RecipeConfig(Config):
         owned = sorted(STUDY_OWNED & set(self.settings))
         if owned:
             raise ConfigError(f"RecipeConfig.settings: the study sets {', '.join(owned)} itself")
-        if self.generator != "singan" and not (self.per_class or REGISTRY[self.generator].conditional):
+        if self.generator not in SINGLE_IMAGE and not (self.per_class or REGISTRY[self.generator].conditional):
             raise ConfigError(f"RecipeConfig.per_class: an unconditional {self.generator} trained on the whole "
                               f"subset draws unlabelled images; train one per class")
         self.job(DatasetSpec(), 1.0, 0, images_per_class=1, seed_indices=[0])  # a bad preset or setting fails here
@@ -111,20 +115,22 @@ class RecipeConfig(Config):
 
     @property
     def label(self) -> str:
-        if self.generator == "singan":
-            return f"SinGAN {self.preset}, {self.seeds_per_class} seeds per class × {self.variations} variations"
+        if self.generator in SINGLE_IMAGE:
+            return (f"{SINGLE_IMAGE[self.generator]} {self.preset}, {self.seeds_per_class} seeds per class × "
+                    f"{self.variations} variations")
         return f"{REGISTRY[self.generator].title} {self.preset}{', one per class' if self.per_class else ''}"
 
     def job(self, dataset: DatasetSpec, train_fraction: float, seed: int, images_per_class: int,
             seed_indices: list[int]) -> tuple[str, dict]:
         """The job kind and config of this recipe's generator run for one seed: a GAN learns from the
         stratified `train_fraction` of the training split drawn with `seed` (the seed's subset), a
-        SinGAN from the training images at `seed_indices` (drawn from that subset)."""
-        if self.generator == "singan":
-            config = singan_config(self.preset, **{**self.settings, "mode": "seeds", "dataset": dataset.to_dict(),
-                                                   "seed_indices": list(seed_indices), "seeds_per_class": 0,
-                                                   "variations": self.variations, "seed": seed})
-            return "singan", config.to_dict()
+        SinGAN or GPNN from the training images at `seed_indices` (drawn from that subset)."""
+        if self.generator in SINGLE_IMAGE:
+            make_config = singan_config if self.generator == "singan" else gpnn_config
+            config = make_config(self.preset, **{**self.settings, "mode": "seeds", "dataset": dataset.to_dict(),
+                                                 "seed_indices": list(seed_indices), "seeds_per_class": 0,
+                                                 "variations": self.variations, "seed": seed})
+            return self.generator, config.to_dict()
         config = gan_config(self.generator, self.preset, **{
             **self.settings, "dataset": dataset.to_dict(), "train_fraction": train_fraction, "seed": seed,
             "per_class": self.per_class, "export_per_class": images_per_class})
@@ -426,7 +432,7 @@ def generator_runs(study: StudyConfig, data: Dataset) -> dict[str, tuple[str, st
         subset = data.train.stratified_subset(study.train_fraction, seed)
         for recipe, arms in study.recipes():
             per_class = max(images_per_class(arm, subset.class_counts()) for arm in arms)
-            seed_indices = [] if recipe.generator != "singan" else \
+            seed_indices = [] if recipe.generator not in SINGLE_IMAGE else \
                 training_indices(data.train, subset.images[choose_seeds(subset, recipe.seeds_per_class, seed)])
             kind, config = recipe.job(study.dataset, study.train_fraction, seed, per_class, seed_indices)
             runs[f"{recipe.key}|{seed}"] = (kind, f"{recipe.key}-s{seed}", config)

@@ -244,6 +244,13 @@ def runs_section(kind: str, remembered: str, view: Callable[[Run], None], picker
     return picked[0]
 
 
+def estimate_caption(kind: str, config: dict) -> None:
+    """How long a job of `kind` with `config` should take (lab/eta.py), shown before its launch button."""
+    from lab.eta import estimate  # loads torch: only pages that launch jobs pay for it, not the first paint
+
+    st.caption(plain(estimate(kind, config).text))
+
+
 def launch(kind: str, config: dict, name: str, remembered: str) -> None:
     """Queue a job, remember it as the page's picked run, and redraw the page (the sidebar and the
     run table then show it, and poll while it is active)."""

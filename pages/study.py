@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from classifier.gradcam import gradcam, overlay
 from data.augment import AUGMENTATIONS, default_pipeline
 from data.synthetic import load_set
-from gans import TITLES
+from gans import SINGLE_IMAGE, TITLES
 from lab.children import read_children
-from lab.runs import Run
+from lab.runs import ACTIVE_STATES, Run
 from lab.sets import compatible_sets, resolve_set
-from lab.study import (GENERATORS, MIX_MODES, PRESETS, arm_model, check_sets, expected_interval, preset, read_summary,
-                       recipe_arms, reference_arms, set_label, study_results, synthetic_arms)
+from lab.study import (GENERATORS, MIX_MODES, PRESETS, SUMMARY_FILE, arm_model, check_sets, expected_interval, preset,
+                       read_summary, recipe_arms, reference_arms, set_label, study_results, synthetic_arms)
 from lab.study_report import arm_table, confusion_figure, curve_figure, metric_bars, recall_delta_figure, yardsticks
-from pages.common import (PROGRESS_COLUMN, current_dataset, current_spec, ensure_app_navigation, fraction_done, launch,
-                          plain, remember, run_status_panel, runs_section, show_grid)
+from pages.common import (PROGRESS_COLUMN, current_dataset, current_spec, ensure_app_navigation, estimate_caption,
+                          fraction_done, launch, plain, remember, run_status_panel, runs_section, show_grid)
 
 ensure_app_navigation()
 st.title("Augmentation study")
@@ -58,18 +59,18 @@ with st.expander("New study", expanded=True):
                 "images that seed's classifier sees")
     generators = st.multiselect("Generators (one 'real + recipe' arm each)", list(GENERATORS),
                                 key=remember("study_recipes", ["dcgan"], list(GENERATORS)),
-                                format_func=lambda g: TITLES.get(g, "SinGAN (seeds per class)"))
+                                format_func=lambda g: TITLES.get(g) or f"{SINGLE_IMAGE[g]} (seeds per class)")
     m1, m2 = st.columns(2)
     mix = m1.radio("Mix", MIX_MODES, horizontal=True,
                    help="ratio: ratio × (real images) synthetic images; balance: top up every class to the largest "
                         "class")
     ratio = m2.number_input("Synthetic per real image", 0.1, 10.0, 1.0, 0.1, disabled=mix != "ratio")
-    singan = {}
-    if "singan" in generators:
+    single_image = {}
+    if any(g in SINGLE_IMAGE for g in generators):
         s1, s2 = st.columns(2)
-        singan = {"seeds_per_class": int(s1.number_input("SinGAN seeds per class", 1, 20, 2)),
-                  "variations": int(s2.number_input("SinGAN variations per seed", 1, 100, 8))}
-    arms += [arm.replace(mix=mix, ratio=float(ratio)) for arm in recipe_arms(generators, spec.size, **singan)]
+        single_image = {"seeds_per_class": int(s1.number_input("Seed images per class (SinGAN, GPNN)", 1, 20, 2)),
+                        "variations": int(s2.number_input("Variations per seed image", 1, 100, 8))}
+    arms += [arm.replace(mix=mix, ratio=float(ratio)) for arm in recipe_arms(generators, spec.size, **single_image)]
 
     chosen, allow_leak = [], False
     if st.toggle("Advanced: fixed synthetic sets", key=remember("study_fixed", False),
@@ -100,12 +101,14 @@ with st.expander("New study", expanded=True):
         st.error(plain(e))
     for name, flag in flags.items():
         st.warning(f"Arm '{plain(name)}': {plain(flag)}. Every result of this arm will say so.")
+    if config is not None:
+        estimate_caption("study", config.to_dict())
     if st.button("Launch study", type="primary", disabled=config is None):
         launch("study", config.to_dict(), name=f"{preset_name}-{spec.name}", remembered="study_run")
 
 
 def progress_view(run: Run) -> None:
-    run_status_panel(run, key="study")
+    state = run_status_panel(run, key="study").get("state")
     children = read_children(run)
     if children:
         rows = []
@@ -115,6 +118,33 @@ def progress_view(run: Run) -> None:
             rows.append({"arm": arm, "seed": seed, "state": status.get("state", "unknown"),
                          "progress": round(100 * fraction_done(status))})
         st.dataframe(rows, hide_index=True, width="stretch", column_config={"progress": PROGRESS_COLUMN})
+    if state in ACTIVE_STATES and not (run.artifacts / SUMMARY_FILE).exists():  # the results below say the rest
+        live_curves(run, {key: child for key, child in children.items() if child.kind == "study-arm"})
+
+
+def live_curves(run: Run, arms: dict[str, Run]) -> None:
+    """Each (arm, seed)'s validation score and training loss so far, one line each, while the study runs."""
+    metric = run.config.get("primary_metric", "balanced_accuracy")
+    metric_name = metric.replace("_", " ")
+    validation, loss = go.Figure(), go.Figure()
+    for key, child in arms.items():
+        arm, seed = key.rsplit("|", 1)
+        name = f"{arm} · seed {seed}"
+        evaluations, training = child.events("eval"), child.events("train")
+        if evaluations:
+            validation.add_scatter(x=[e["step"] for e in evaluations], y=[e.get(f"val_{metric}") for e in evaluations],
+                                   mode="lines+markers", name=name, legendgroup=arm)
+        if training:
+            loss.add_scatter(x=[e["step"] for e in training], y=[e.get("loss") for e in training], mode="lines",
+                             name=name, legendgroup=arm)
+    if not (validation.data or loss.data):
+        return
+    left, right = st.columns(2)
+    for column, fig, title, axis in ((left, validation, f"Validation {metric_name}", metric_name),
+                                     (right, loss, "Training loss", "cross-entropy loss")):
+        fig.update_layout(title=title, xaxis_title="optimizer step", yaxis_title=axis, height=320,
+                          margin=dict(l=10, r=10, t=40, b=10), legend_title_text="arm · seed")
+        column.plotly_chart(fig, width="stretch")
 
 
 def show_figure(fig) -> None:

@@ -11,8 +11,9 @@ from gans import REGISTRY, TITLES
 from gans.blocks import IMAGE_SIZES
 from gans.config import GanConfig, make_config
 from lab.runs import ACTIVE_STATES, Run
-from pages.common import (class_names_of, current_dataset, current_spec, ensure_app_navigation, format_seconds, launch,
-                          option_input, plain, remember, run_status_panel, runs_section, show_labelled_grid)
+from pages.common import (class_names_of, current_dataset, current_spec, ensure_app_navigation, estimate_caption,
+                          format_seconds, launch, option_input, plain, remember, run_status_panel, runs_section,
+                          show_labelled_grid)
 
 ensure_app_navigation()
 st.title("Train a GAN")
@@ -55,6 +56,8 @@ with st.expander("New training run", expanded=True):
     except ConfigError as e:
         config = None
         st.error(f"Fix this option first: {plain(e)}")
+    if config is not None:
+        estimate_caption("gan", config.to_dict())
     if st.button("Launch training", type="primary", disabled=config is None):
         launch("gan", config.to_dict(), name=f"{gan}-{spec.name}", remembered="gan_run")
 

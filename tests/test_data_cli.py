@@ -1,6 +1,8 @@
 """`python -m lab datasets` and `python -m lab import-folder` as a user runs them (real worker process)."""
 from __future__ import annotations
 
+import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -36,6 +38,31 @@ def test_datasets_lists_medmnist_files_and_where_they_are(runs_root):
     data_dir = os.environ["LAB_DATA_DIR"]
     assert "dermamnist" in out.stdout and str(Path(data_dir).resolve() / "pneumoniamnist.npz") in out.stdout
     assert "none (python -m lab import-folder <path>)" in out.stdout
+
+
+@pytest.mark.parametrize("command", [["datasets"], ["runs", "list"], ["--help"], ["datasets", "--help"]])
+def test_listing_commands_and_help_do_not_load_torch(runs_root, command):
+    """Loading torch and every family takes seconds: a command that needs neither must not wait for them."""
+    script = ("import runpy, sys; sys.argv = ['lab', *sys.argv[1:]]\n"
+              "try:\n    runpy.run_module('lab', run_name='__main__')\n"
+              "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+              "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
+    out = subprocess.run([sys.executable, "-c", script, *command], cwd=ROOT, env=os.environ.copy(),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("torch not loaded")
+
+
+def test_the_command_table_names_each_family_command_with_the_module_that_defines_it():
+    from lab.cli import FAMILY_COMMANDS, build_parser
+
+    for module in {module for module, _ in FAMILY_COMMANDS.values()}:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).add_commands(sub)
+        assert set(sub.choices) == {command for command, (m, _) in FAMILY_COMMANDS.items() if m == module}
+    listing = build_parser([]).format_help()
+    assert all(command in listing for command in FAMILY_COMMANDS)
+    assert "list MedMNIST files and imported folders" in lab("datasets", "--help").stdout
 
 
 def test_import_folder_runs_a_job_and_the_import_is_listed(runs_root, tmp_path):

@@ -1,16 +1,21 @@
 """Live job state in the app (AppTest): the sidebar panel and the run tables during a real `count` job
-and after it ends, a launch that shows at once, readable labels, no None in a table, and form choices
-that survive a change of page."""
+and after it ends, a launch that shows at once, readable labels, no None in a table, form choices
+that survive a change of page, the estimates shown before launch, and a running study's curves per arm."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from classifier.train import TrainConfig
 from lab import jobs
+from lab.children import create_children
+from lab.kinds.study import run_arm
 from lab.runs import Run
+from lab.study import ArmConfig, StudyConfig, arm_runs
 from pages.common import run_rows, status_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,3 +140,39 @@ def test_a_queued_job_says_where_it_stands_and_can_move_to_the_front(runs_root):
             jobs.cancel(run)
         jobs.wait(first, timeout=60)
     assert "cancelled while queued: it never started" in reads(status_text(second))
+
+
+def test_train_gan_and_study_pages_show_an_estimate_before_launch(runs_root):
+    at = no_errors(AppTest.from_file(APP, default_timeout=180).run())
+    no_errors(at.switch_page("pages/train_gan.py").run())
+    assert any(reads(c.value).startswith("expected about ") and "dcgan quick run" in reads(c.value)
+               for c in at.caption)
+    no_errors(at.switch_page("pages/study.py").run())
+    estimate = next(reads(c.value) for c in at.caption if reads(c.value).startswith("expected about "))
+    assert "dcgan quick runs" in estimate and "classifier runs" in estimate
+
+
+def test_a_running_study_shows_each_arms_validation_curve_and_training_loss(runs_root):
+    """Two arms × one seed trained for real (their events as the study's children write them), the
+    study itself running in this process: the Study page draws one line per arm and seed."""
+    config = StudyConfig(dataset={"name": "pneumoniamnist", "size": 28}, train_fraction=0.03, seeds=[0],
+                         arms=[ArmConfig("real only"), ArmConfig("real + sampler", balance="sampler")],
+                         train=TrainConfig(steps=40, batch_size=16, eval_every=20))
+    study = Run.create("study", config.to_dict())
+    children = create_children(study, "study-arm", arm_runs(config))  # marks the study running here
+    for child in children.values():
+        run_arm(child)
+    assert study.state == "running"
+
+    at = no_errors(AppTest.from_file(APP, default_timeout=180).run())
+    no_errors(at.switch_page("pages/study.py").run())
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    titles = [chart["layout"]["title"]["text"] for chart in charts]
+    assert titles == ["Validation balanced accuracy", "Training loss"]
+    validation, loss = charts
+    assert [line["name"] for line in validation["data"]] == ["real only · seed 0", "real + sampler · seed 0"]
+    for line in validation["data"]:
+        assert line["x"] == [20, 40] and all(0 <= y <= 1 for y in line["y"])
+    for line in loss["data"]:
+        assert line["x"] == [20, 40] and all(y > 0 for y in line["y"])
+    assert validation["layout"]["xaxis"]["title"]["text"] == "optimizer step"

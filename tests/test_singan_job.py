@@ -10,19 +10,20 @@ import pytest
 
 from data.config import ConfigError
 from data.hooks import Interrupted
+from data.imageset import from_tensor
 from data.synthetic import load_set
 from gans.singan import SinGAN
 from gans.singan_train import SinGanConfig, make_config
 from lab import jobs
 from lab.children import read_children
 from lab.cli import main
-from lab.kinds.singan import run as run_singan
+from lab.kinds.singan import run as run_singan, seed_config
 from lab.runs import Run
 from lab.sets import list_sets
 from tests.conftest import DATA_DIR
 
 OCT = DATA_DIR / "oct2017_samples" / "DME-11053-1.jpeg"
-TINY = {"max_side": 32, "min_side": 12, "stages": 3, "iters": 12, "width": 8}
+TINY = {"max_side": 32, "min_side": 12, "stages": 3, "iters": 12, "width": 8, "sifid": False}
 
 
 class StopAfter(Run):
@@ -64,6 +65,13 @@ def test_config_refuses_unknown_keys_and_bad_values_when_built():
         make_config("fast", mode="image", image_path=str(OCT))
 
 
+def test_the_tiny_preset_generates_from_noise_unless_told_otherwise():
+    tiny = make_config("tiny", mode="image", image_path=str(OCT))
+    assert (tiny.inject_stage, tiny.model.min_side) == (0, 12)  # from a 12-px coarsest level: the layout varies
+    assert make_config("tiny", mode="image", image_path=str(OCT), inject_stage=2).inject_stage == 2
+    assert make_config("quick", mode="image", image_path=str(OCT)).inject_stage == 1
+
+
 def test_image_job_cancels_with_a_checkpoint_and_resumes_where_it_stopped(runs_root):
     config = make_config("quick", mode="image", image_path=str(OCT), variations=5, checkpoint_every=100,
                          log_every=5, **TINY)
@@ -93,6 +101,11 @@ def test_image_job_cancels_with_a_checkpoint_and_resumes_where_it_stopped(runs_r
     assert variations.shape == (5, 31, 32, 1) and variations.dtype == np.uint8  # 512 wide × 496 tall
     model = SinGAN.load(created.checkpoints / "singan.pt")
     assert model.sizes[-1] == (31, 32) and model.channels == 1
+    summary = json.loads((created.artifacts / "summary.json").read_text())
+    real = from_tensor(model.reals[-1])[0]
+    assert summary["diversity"]["to_image"] == pytest.approx(np.abs(variations.astype(float) - real).mean(), abs=1e-3)
+    assert summary["diversity"]["between"] > 0 and summary["diversity"]["real_pairs"] is None  # a file: no class
+    assert "sifid" not in summary  # turned off
 
 
 SEEDS_TINY = {**TINY, "max_side": 28}
@@ -116,6 +129,8 @@ def test_seeds_per_class_registers_a_labelled_set_at_the_dataset_size(runs_root,
     assert (run.artifacts / "singan_variations.zip").stat().st_size > 0
     assert [s.path for s in list_sets(runs_root)] == [run.artifacts / "singan_variations.npz"]
     assert (run.samples / "seeds.png").exists()
+    summary = json.loads((run.artifacts / "summary.json").read_text())
+    assert len(summary["diversity_per_seed"]) == 4 and summary["diversity"]["real_pairs"] > 20
 
     # one queued image-mode run per seed, each with its own events, generator and variations
     children = list(read_children(run).values())
@@ -123,6 +138,7 @@ def test_seeds_per_class_registers_a_labelled_set_at_the_dataset_size(runs_root,
     assert {c.config["mode"] for c in children} == {"image"} and {c.state for c in children} == {"done"}
     assert all((c.checkpoints / "singan.pt").exists() and c.events("progress") for c in children)
     assert [c.config["seed"] for c in children] == [0, 1, 2, 3]
+    assert seed_config(seeds_config(sifid=True), 5, 0)["sifid"] is False  # the seeds run reports over all seeds
     assert {c.config["parent"] for c in children} == {str(run.path)}
     assert run.raw_status()["progress"]["done"] == run.raw_status()["progress"]["total"]
 
@@ -166,7 +182,7 @@ def test_cli_refuses_an_undecodable_image_before_queuing(runs_root, tmp_path, ca
 
 def test_cli_trains_an_image_through_a_worker_process(runs_root):
     code = main(["singan", "--image", str(OCT), "--max-side", "24", "--min-side", "12", "--stages", "2",
-                 "--iters", "5", "--width", "8", "--variations", "2"])
+                 "--iters", "5", "--width", "8", "--variations", "2", "--no-sifid"])
     assert code == 0
     (run,) = [Run(p) for p in (runs_root / "singan").iterdir()]
     assert run.state == "done"

@@ -13,8 +13,9 @@ from typing import Callable
 
 from data.config import Config
 from gans.config import GanConfig
+from gans.gpnn import GpnnConfig
 from gans.singan_train import SinGanConfig
-from lab.kinds import count, gan, import_folder, sample, score, singan, study
+from lab.kinds import count, gan, gpnn, import_folder, sample, score, singan, study
 from lab.runs import Run
 from lab.study import ArmRunConfig, StudyConfig
 from metrics.scoring import ScoreConfig
@@ -32,6 +33,7 @@ JOB_KINDS = {
     "gan": JobKind(config=GanConfig, run=gan.run),
     "sample": JobKind(config=sample.SampleConfig, run=sample.run),
     "singan": JobKind(config=SinGanConfig, run=singan.run),
+    "gpnn": JobKind(config=GpnnConfig, run=gpnn.run),
     "score": JobKind(config=ScoreConfig, run=score.run),
     "study": JobKind(config=StudyConfig, run=study.run_study),
     "study-arm": JobKind(config=ArmRunConfig, run=study.run_arm),

@@ -1,0 +1,223 @@
+"""How long a job will take, said before it is launched.
+
+An estimate takes its pace from this machine's finished runs of the same kind whose settings set
+the same pace (`pace_key`: for a GAN its architecture, images, batch and width; for a classifier
+run its dataset, network, batch and augmentation; for SinGAN its model settings): the median
+seconds per unit of work (a step; for SinGAN one trained image) over the newest PAST_RUNS of them,
+from status.json's started → finished (the worker's start-up included: it is part of the wait)
+over the work they did. A run that was resumed is left out: its span holds the time it stood
+stopped. Without such a run the estimate is a rule of thumb for a 2-core CPU, and says so.
+
+A study's estimate is the sum of its parts: each recipe's generator runs and the (arm, seed)
+classifier runs, each part paced by its own past runs.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from data.datasets import DatasetSpec, load_dataset
+from gans import REGISTRY
+from lab.runs import RunFileError, list_runs
+from lab.study import StudyConfig, arm_runs
+
+PAST_RUNS = 10  # the newest comparable runs an estimate's pace comes from
+
+# Rules of thumb for a 2-core CPU, from the runs timed in issue 12 (a DCGAN quick run on DermaMNIST,
+# 7 models × 1500 steps, in 2m02s; a quick study in 9m56s) and SinGAN's presets (gans/singan_train.py:
+# quick about 3.5 minutes an image at 128 px): seconds of start-up, then seconds per unit of work at
+# the reference settings, scaled by the work per step.
+STARTUP_S = 6.0  # a worker importing torch and loading its data
+GAN_STEP_S = 0.012  # one generator step of one DCGAN quick model, batch 16, width 16, 28 px
+CLASSIFIER_STEP_S = 0.07  # one EfficientNet-b0 step, batch 64, 28 px, evaluations included
+SINGAN_IMAGE_S = {"tiny": 40.0, "quick": 210.0, "paper": 3 * 3600.0}  # one image, by preset
+OTHER_RUN_S = 60.0  # a kind without a rule of its own
+
+
+@dataclass(frozen=True)
+class Part:
+    """Some jobs of one kind and pace: a GAN run, 12 classifier runs, 6 SinGAN images."""
+    what: str  # one of them in words: "dcgan quick run"
+    count: int
+    seconds: float  # all of them together
+    past_runs: int  # comparable finished runs the pace comes from; 0: the rule of thumb
+
+    @property
+    def basis(self) -> str:
+        """Where the pace comes from: "from 4 past dcgan quick runs like it", or that it is a guess."""
+        them = "it" if self.count == 1 else "them"
+        if self.past_runs:
+            return f"from {self.past_runs} past {self.what}{'s' if self.past_runs > 1 else ''} like {them}"
+        return f"a rough guess: no past {self.what} like {them} here yet"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    parts: tuple[Part, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(part.seconds for part in self.parts)
+
+    @property
+    def calibrated(self) -> bool:
+        """True when every part's pace comes from this machine's past runs."""
+        return all(part.past_runs for part in self.parts)
+
+    @property
+    def text(self) -> str:
+        """"expected about 3m20s on this machine, from 4 past dcgan quick runs like it"; a study's names its
+        parts: "expected about 9m50s: 3 dcgan quick runs, from 2 past …; 12 classifier runs, a
+        rough guess: …"."""
+        head = f"expected about {duration(self.seconds)}{' on this machine' if self.calibrated else ''}"
+        if len(self.parts) == 1 and self.parts[0].count == 1:
+            return f"{head}, {self.parts[0].basis}"
+        return f"{head}: " + "; ".join(f"{p.count} {p.what}{'s' if p.count > 1 else ''}, {p.basis}"
+                                      for p in self.parts)
+
+
+class Profile(NamedTuple):
+    """A job about to be launched, as an estimate sees it."""
+    key: str  # its pace key (see pace_key)
+    work: float  # units of work: steps (GAN, classifier), trained images (SinGAN), else 1
+    what: str  # what it is a number of, in words: "dcgan quick run", "SinGAN tiny image"
+    count: int  # how many of `what` it is
+    guess_s: float  # the rule of thumb: seconds for the whole job on a 2-core CPU
+
+
+def duration(seconds: float) -> str:
+    """"45s", "3m20s", "1h05m"."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def estimate(kind: str, settings: dict) -> Estimate:
+    """How long a job of `kind` with `settings` (its config as a dict, as jobs.submit takes it) will take."""
+    if kind == "study":
+        return Estimate(tuple(study_parts(StudyConfig.from_dict(settings))))
+    return Estimate((part(kind, settings),))
+
+
+def part(kind: str, settings: dict, jobs: int = 1) -> Part:
+    """`jobs` jobs of `kind` with `settings`, paced by the past runs like them, else by the rule of thumb."""
+    job = profile(kind, settings)
+    pace = past_pace(kind, job.key)
+    if pace is None:
+        return Part(job.what, jobs * job.count, jobs * job.guess_s, 0)
+    seconds_per_unit, runs = pace
+    return Part(job.what, jobs * job.count, jobs * job.work * seconds_per_unit, runs)
+
+
+def profile(kind: str, settings: dict) -> Profile:
+    """A job about to be launched: its pace key, its work and the rule of thumb for it."""
+    key = pace_key(kind, settings)
+    if kind == "gan":
+        spec = DatasetSpec.from_dict(settings["dataset"])
+        train = load_dataset(spec).train
+        models = len(train.class_names) if settings["per_class"] and not REGISTRY[settings["gan"]].conditional else 1
+        steps = settings["steps"]
+        if settings["epochs"] > 0:
+            steps = max(1, round(settings["epochs"] * len(train) * settings["train_fraction"]
+                                 / (settings["batch_size"] * settings["d_steps"] * models)))
+        step_s = (GAN_STEP_S * models * settings["d_steps"] * (spec.size / 28) ** 2 * settings["batch_size"] / 16
+                  * settings["width"] / 16)
+        return Profile(key, steps, f"{settings['gan']} {settings['preset']} run", 1, STARTUP_S + steps * step_s)
+    if kind == "study-arm":
+        train, size = settings["train"], DatasetSpec.from_dict(settings["dataset"]).size
+        step_s = CLASSIFIER_STEP_S * train["batch_size"] / 64 * (size / 28) ** 2
+        return Profile(key, train["steps"], "classifier run", 1, STARTUP_S + train["steps"] * step_s)
+    if kind == "singan":
+        images = 1
+        if settings["mode"] == "seeds":
+            classes = len(load_dataset(DatasetSpec.from_dict(settings["dataset"])).class_names)
+            images = len(settings["seed_indices"]) or settings["seeds_per_class"] * classes
+        image_s = SINGAN_IMAGE_S.get(settings["preset"], SINGAN_IMAGE_S["quick"])
+        return Profile(key, images, f"SinGAN {settings['preset']} image", images, images * image_s)
+    return Profile(key, 1, f"{kind} run", 1, OTHER_RUN_S)
+
+
+def pace_key(kind: str, settings: dict) -> str:
+    """What sets the pace of a job per unit of work, as text: jobs with equal keys are comparable."""
+    if kind == "gan":
+        paced_by = [dataset(settings), *(settings[name] for name in ("gan", "per_class", "batch_size", "width",
+                                                                     "d_steps", "latent", "device"))]
+    elif kind == "study-arm":
+        train = settings["train"]
+        paced_by = [dataset(settings), train["variant"], train["batch_size"], train["device"],
+                    settings["arm"]["kind"] == "standard_aug"]
+    elif kind == "singan":  # a seeds run's images train at the pace of image runs of the same model
+        size = DatasetSpec.from_dict(settings["dataset"]).size if settings.get("dataset") else "file"
+        paced_by = [settings["model"], size, settings["device"]]
+    else:  # a kind without a rule of its own: runs of the same mode and preset
+        paced_by = [kind, settings.get("mode"), settings.get("preset")]
+    return json.dumps(paced_by, sort_keys=True)
+
+
+def dataset(settings: dict) -> dict:
+    """A config's dataset with every field (a config may name only some: {"name": "pneumoniamnist"})."""
+    return DatasetSpec.from_dict(settings["dataset"]).to_dict()
+
+
+def work_done(kind: str, settings: dict, status: dict) -> float:
+    """The units of work a finished run did: the steps its progress counted (GAN, classifier); one image
+    for a SinGAN image run (a seeds run's images are counted in its image runs: 0); else one run."""
+    if kind in ("gan", "study-arm"):
+        return (status.get("progress") or {}).get("done", 0)
+    if kind == "singan":
+        return 1 if settings["mode"] == "image" else 0
+    return 1
+
+
+def past_pace(kind: str, key: str) -> tuple[float, int] | None:
+    """(median seconds per unit of work, how many runs) over the newest finished, never-resumed runs
+    of `kind` whose pace key is `key`; None when there are none."""
+    paces = []
+    for run in list_runs(kind=kind):  # newest first
+        if len(paces) == PAST_RUNS:
+            break
+        status = run.raw_status()
+        started, finished = status.get("started"), status.get("finished")
+        if status["state"] != "done" or started is None or finished is None or finished <= started:
+            continue
+        try:
+            settings = run.settings
+            work = work_done(kind, settings, status) if pace_key(kind, settings) == key else 0
+        except (RunFileError, KeyError, TypeError, ValueError):  # a config of another version, or damaged
+            continue
+        if work and not run.events("resume"):
+            paces.append((finished - started) / work)
+    return (statistics.median(paces), len(paces)) if paces else None
+
+
+def study_parts(study: StudyConfig) -> list[Part]:
+    """A study's generator runs (one per recipe and seed) and its classifier runs (one per arm and seed)."""
+    classes = len(load_dataset(study.dataset).class_names)
+    parts = []
+    for recipe, _ in study.recipes():  # a recipe's runs differ only in their seed: one pace
+        kind, settings = recipe.job(study.dataset, study.train_fraction, study.seeds[0], images_per_class=1,
+                                    seed_indices=list(range(recipe.seeds_per_class * classes)))
+        parts.append(part(kind, settings, jobs=len(study.seeds)))
+    planned_sets = {f"{recipe.key}|{seed}": "planned" for recipe, _ in study.recipes() for seed in study.seeds}
+    by_pace: dict[str | None, list[dict]] = {}
+    for _, settings in arm_runs(study, planned_sets).values():
+        by_pace.setdefault(pace_key("study-arm", settings), []).append(settings)
+    parts += [part("study-arm", group[0], jobs=len(group)) for group in by_pace.values()]
+    return merge(parts)
+
+
+def merge(parts: list[Part]) -> list[Part]:
+    """Parts of the same words and basis (both paced by past runs, or both guessed) become one: their
+    counts, seconds and past runs (different paces: different runs) added up."""
+    merged: dict[tuple[str, bool], Part] = {}
+    for p in parts:
+        key = (p.what, bool(p.past_runs))
+        same = merged.get(key)
+        merged[key] = p if same is None else \
+            Part(p.what, same.count + p.count, same.seconds + p.seconds, same.past_runs + p.past_runs)
+    return list(merged.values())

@@ -1,0 +1,108 @@
+"""Estimates before launch (lab/eta.py): a stated rule of thumb without past runs, then the pace of this
+machine's real finished runs of the same kind and settings, for a GAN, a study and the CLI."""
+from __future__ import annotations
+
+import pytest
+
+from classifier.train import TrainConfig
+from gans.config import make_config
+from lab import jobs
+from lab.cli import main
+from lab.eta import duration, estimate
+from lab.kinds.study import run_study
+from lab.runs import Run, list_runs
+from lab.study import ArmConfig, StudyConfig, recipe_arms
+
+PNEUMONIA = {"name": "pneumoniamnist", "size": 28}
+
+
+def tiny_gan(**overrides) -> dict:
+    settings = {"dataset": PNEUMONIA, "steps": 20, "export_per_class": 0, "log_every": 10, "sample_every": 1000,
+                "checkpoint_every": 1000, **overrides}
+    return make_config("dcgan", "quick", **settings).to_dict()
+
+
+def span(run: Run) -> float:
+    status = run.raw_status()
+    return status["finished"] - status["started"]
+
+
+@pytest.fixture(scope="module")
+def finished_gan(tmp_path_factory):
+    """A real 20-step DCGAN run, finished by its own worker process."""
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAB_RUNS_DIR", str(root))
+        run = jobs.submit("gan", tiny_gan())
+        assert jobs.wait(run, timeout=300) == "done", run.log_path.read_text()
+    return root, run
+
+
+def test_without_past_runs_the_estimate_says_it_is_a_rough_guess_that_grows_with_the_steps(runs_root):
+    short, long = estimate("gan", tiny_gan(steps=1000)), estimate("gan", tiny_gan(steps=4000))
+    assert not short.calibrated
+    assert short.text == (f"expected about {duration(short.seconds)}, a rough guess: no past dcgan quick run like it "
+                          f"here yet")
+    assert 0 < short.seconds < long.seconds < 4 * short.seconds  # start-up is paid once
+
+
+def test_a_finished_run_paces_the_next_one_with_the_same_settings(finished_gan, monkeypatch):
+    root, run = finished_gan
+    monkeypatch.setenv("LAB_RUNS_DIR", str(root))
+    guess = estimate("gan", tiny_gan(steps=40, batch_size=32))
+    assert not guess.calibrated  # another batch size sets another pace
+
+    paced = estimate("gan", tiny_gan(steps=40))
+    assert paced.calibrated and paced.seconds == pytest.approx(2 * span(run))
+    assert paced.text == f"expected about {duration(paced.seconds)} on this machine, from 1 past dcgan quick run like it"
+
+
+def test_a_resumed_run_paces_nothing(finished_gan, tmp_path, monkeypatch):
+    root, run = finished_gan
+    copy = tmp_path / "runs"
+    (copy / "gan").mkdir(parents=True)
+    resumed = Run(copy / "gan" / run.id)
+    resumed.path.mkdir()
+    for name in ("config.json", "status.json", "events.jsonl"):
+        (resumed.path / name).write_bytes((run.path / name).read_bytes())
+    resumed.log_event(type="resume", step=10)  # its started → finished span holds the time it stood stopped
+    monkeypatch.setenv("LAB_RUNS_DIR", str(copy))
+    assert not estimate("gan", tiny_gan()).calibrated
+
+
+def test_the_cli_prints_the_estimate_before_it_queues(finished_gan, monkeypatch, capsys):
+    root, _ = finished_gan
+    monkeypatch.setenv("LAB_RUNS_DIR", str(root))
+    monkeypatch.setattr(jobs, "schedule", lambda root=None: [])  # queue only
+    assert main(["train-gan", "--dataset", "pneumoniamnist", "--set", "steps=20", "--set", "export_per_class=0",
+                 "--set", "log_every=10", "--set", "sample_every=1000", "--set", "checkpoint_every=1000",
+                 "--detach"]) == 0
+    first, queued = capsys.readouterr().out.splitlines()[:2]
+    assert first.startswith("expected about ") and first.endswith(" on this machine, from 1 past dcgan quick run like it")
+    assert queued.endswith("queued at " + str(list_runs("gan")[0].path))
+
+
+def tiny_study(arms: list[ArmConfig], seeds: list[int]) -> StudyConfig:
+    return StudyConfig(dataset=PNEUMONIA, train_fraction=0.03, seeds=seeds, arms=arms,
+                       train=TrainConfig(steps=6, batch_size=16, eval_every=6))
+
+
+def test_a_study_is_paced_by_its_past_classifier_runs_and_names_what_is_guessed(runs_root):
+    run = Run.create("study", tiny_study([ArmConfig("real only")], [0, 1]).to_dict())
+    run_study(run)
+    arms = [child for child in list_runs("study-arm") if child.state == "done"]
+    assert len(arms) == 2
+    pace = sorted(span(child) / 6 for child in arms)
+
+    same = estimate("study", tiny_study([ArmConfig("real only")], [0, 1, 2]).to_dict())
+    assert same.calibrated and same.seconds == pytest.approx(3 * 6 * sum(pace) / 2)
+    assert same.text.endswith(": 3 classifier runs, from 2 past classifier runs like them")
+
+    more = estimate("study", tiny_study([ArmConfig("real only"), ArmConfig("real + aug", "standard_aug"),
+                                         *recipe_arms(["dcgan"])], [0, 1]).to_dict())
+    assert not more.calibrated
+    assert more.text.startswith(f"expected about {duration(more.seconds)}: ")
+    for part in ("2 dcgan quick runs, a rough guess: no past dcgan quick run like them here yet",
+                 "4 classifier runs, from 2 past classifier runs like them",
+                 "2 classifier runs, a rough guess: no past classifier run like them here yet"):
+        assert part in more.text
