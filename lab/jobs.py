@@ -142,8 +142,8 @@ def cancel(run: Run) -> str:
     worker gets SIGTERM and saves; one executing in an ancestor's worker, in this process or on
     another machine gets its cancel flag instead and stops at its next step (signalling that
     process would stop the ancestor and every sibling). A run that a Ray task executes gets
-    `ray.cancel` of its task instead, which hands its worker the same SIGTERM (the flag when Ray
-    is out of reach or holds no task for it). A running run whose process cannot be proven is not
+    `ray.cancel` of its task instead, which hands its worker the same SIGTERM, and its cancel flag
+    besides (Ray's interrupt can miss a task). A running run whose process cannot be proven is not
     running: it is marked failed. No other process is ever signalled.
     """
     with queue_lock(run.path.parent.parent):  # so schedule cannot start a queued run meanwhile
@@ -151,16 +151,16 @@ def cancel(run: Run) -> str:
         if status["state"] == "queued":
             run.write_status("cancelled", finished=time.time())
             return "cancelled"
-    if status.get("dead"):
-        run.write_status("failed", dead=True, error=status["error"], finished=time.time())
+    if status.get("dead") and run.raw_status()["state"] == "running":  # what the liveness check found
+        run.write_status("failed", dead=True, error=status.get("error"), finished=time.time())
     elif status["state"] == "running":
         where = locate(run, status)
         on_ray = where in ("worker", "elsewhere") and status.get("executor") == "ray"
         reached = on_ray and executors.cancel_on_ray(run)  # the task's worker got SIGTERM
+        if on_ray or not reached and where != "worker":
+            run.request_stop()  # under Ray also the flag: Ray's interrupt can miss a task, seen on an idle CI
         if not reached and where == "worker":
             _terminate(status["pid"])
-        elif not reached:
-            run.request_stop()
     return run.state
 
 

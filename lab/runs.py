@@ -403,6 +403,8 @@ class Run:
         if not self.stop_requested and now - self._flag_checked >= CANCEL_POLL_S:
             self._flag_checked = now
             self.stop_requested = (self.path / CANCEL_FLAG).exists()
+            if self.stop_requested:
+                print("cancel requested (flag): stopping at the next checkpoint", flush=True)
         return self.stop_requested
 
     def requeue(self) -> None:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from data.config import ConfigError
@@ -363,6 +363,7 @@ status_bytes = st.binary(max_size=120) | json_values.map(lambda v: json.dumps(v)
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=status_bytes)
+@example(data=b'{"state":"done","dead":true}')  # cancel once read "dead" as "failed, with an error"
 def test_status_readers_never_raise(runs_root, data):
     run = Run(runs_root / "count" / "fuzz")
     run.path.mkdir(parents=True, exist_ok=True)
