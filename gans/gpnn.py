@@ -49,8 +49,8 @@ import torch
 import torch.nn.functional as F
 
 from data.config import Config, ConfigError, option
-from data.datasets import DatasetSpec
 from data.hooks import NO_HOOKS, Hooks
+from gans.single_image import SingleImageJob
 
 
 @dataclass(frozen=True)
@@ -323,25 +323,12 @@ def _as_batch(inject: torch.Tensor, image: torch.Tensor, n: int) -> torch.Tensor
 
 # --- the job's config ---------------------------------------------------------------------------
 
-MODES = ("image", "seeds")
 
 
 @dataclass(frozen=True)
-class GpnnConfig(Config):
+class GpnnConfig(SingleImageJob):
     """A GPNN job: one image → variations ("image"), or k seed images per class → a labelled set ("seeds")."""
 
-    mode: str = option("image", label="Mode", choices=MODES,
-                       help="image: one image → variations; seeds: k training images per class → a labelled "
-                            "synthetic set")
-    image_path: str = option("", label="Image file", help="image mode: an image file (PNG, JPEG, ...)")
-    dataset: DatasetSpec | None = None  # seeds mode, or image mode with image_index
-    image_index: int = option(-1, label="Image index", min=-1,
-                              help="image mode: index into the dataset's training split")
-    seeds_per_class: int = option(2, label="Seeds per class", min=0,
-                                  help="seeds mode: k training images per class, drawn with seed")
-    seed_indices: list[int] = option(factory=list, label="Seed indices",
-                                     help="seeds mode: hand-picked training indices (instead of seeds_per_class)")
-    variations: int = option(8, label="Variations", min=1, help="images generated per seed image")
     preset: str = option("quick", label="Preset", choices=tuple(PRESETS),
                          help="quick: the paper's search at the coarse levels, a faster one at the 3 finest "
                               "(seconds); paper: the paper's settings at a 250-px long side")

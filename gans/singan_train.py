@@ -20,16 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.config import Config, ConfigError, option
-from data.datasets import DatasetSpec
+from data.config import ConfigError, option
 from data.files import atomic_save
 from data.grid import make_grid, save_png
 from data.hooks import NO_HOOKS, Hooks, Interrupted
 from data.imageset import from_tensor, to_tensor
 from gans.config import resolve_device
 from gans.singan import STATE_ERRORS, SinGAN, SinGanSettings, read_state
+from gans.single_image import SingleImageJob
 
-MODES = ("image", "seeds")
 
 # Preset -> model settings. "quick": the concurrent schedule sized for a 2-core CPU: more
 # iterations at the cheap coarse levels (global layout), fewer at the fine ones. Its coarsest level
@@ -57,21 +56,9 @@ PRESET_JOB: dict[str, dict] = {"tiny": {"inject_stage": 0}}  # a preset's job de
 
 
 @dataclass(frozen=True)
-class SinGanConfig(Config):
+class SinGanConfig(SingleImageJob):
     """A SinGAN job: one image → variations ("image"), or k seed images per class → a labelled set ("seeds")."""
 
-    mode: str = option("image", label="Mode", choices=MODES,
-                       help="image: one image → variations; seeds: k training images per class → a labelled "
-                            "synthetic set")
-    image_path: str = option("", label="Image file", help="image mode: an image file (PNG, JPEG, ...)")
-    dataset: DatasetSpec | None = None  # seeds mode, or image mode with image_index
-    image_index: int = option(-1, label="Image index", min=-1,
-                              help="image mode: index into the dataset's training split")
-    seeds_per_class: int = option(2, label="Seeds per class", min=0,
-                                  help="seeds mode: k training images per class, drawn with seed")
-    seed_indices: list[int] = option(factory=list, label="Seed indices",
-                                     help="seeds mode: hand-picked training indices (instead of seeds_per_class)")
-    variations: int = option(8, label="Variations", min=1, help="images generated per trained SinGAN")
     inject_stage: int = option(1, label="Injection level", min=0,
                                help="k > 0: start at level k from the real image (keeps its layout); 0: from noise")
     noise_scale: float = option(1.0, label="Variation strength", min=0,

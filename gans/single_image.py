@@ -1,0 +1,28 @@
+"""What every single-image job (SinGAN, GPNN) is asked: one image, or k seed images per class of a
+dataset, and how many variations of each. The generators' own settings live in their configs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from data.config import Config, option
+from data.datasets import DatasetSpec
+
+MODES = ("image", "seeds")
+
+
+@dataclass(frozen=True)
+class SingleImageJob(Config):
+    """One image → variations ("image"), or k seed images per class → a labelled set ("seeds")."""
+
+    mode: str = option("image", label="Mode", choices=MODES,
+                       help="image: one image → variations; seeds: k training images per class → a labelled "
+                            "synthetic set")
+    image_path: str = option("", label="Image file", help="image mode: an image file (PNG, JPEG, ...)")
+    dataset: DatasetSpec | None = None  # seeds mode, or image mode with image_index
+    image_index: int = option(-1, label="Image index", min=-1,
+                              help="image mode: index into the dataset's training split")
+    seeds_per_class: int = option(2, label="Seeds per class", min=0,
+                                  help="seeds mode: k training images per class, drawn with seed")
+    seed_indices: list[int] = option(factory=list, label="Seed indices",
+                                     help="seeds mode: hand-picked training indices (instead of seeds_per_class)")
+    variations: int = option(8, label="Variations", min=1, help="images generated per image (per seed image)")
