@@ -338,16 +338,6 @@ class GpnnConfig(SingleImageJob):
     sifid: bool = option(True, label="SIFID",
                          help="image mode: score the variations' SIFID against the image (loads Inception)")
 
-    def validate(self) -> None:
-        if self.mode == "image" and not self.image_path and (self.dataset is None or self.image_index < 0):
-            raise ConfigError("GpnnConfig: image mode needs image_path, or dataset and image_index")
-        if self.mode == "seeds" and self.dataset is None:
-            raise ConfigError("GpnnConfig.dataset: seeds mode needs a dataset")
-        if self.mode == "seeds" and not (self.seeds_per_class or self.seed_indices):
-            raise ConfigError("GpnnConfig: seeds mode needs seeds_per_class of at least 1, or seed_indices")
-        if any(index < 0 for index in self.seed_indices):
-            raise ConfigError(f"GpnnConfig.seed_indices must not be negative; got {self.seed_indices}")
-
 
 def make_config(preset: str = "quick", **fields) -> GpnnConfig:
     """A config from a preset; `fields` override job fields and GPNN settings by name."""

@@ -77,14 +77,7 @@ class SinGanConfig(SingleImageJob):
                          help="image mode: score the variations' SIFID against the image (loads Inception)")
 
     def validate(self) -> None:
-        if self.mode == "image" and not self.image_path and (self.dataset is None or self.image_index < 0):
-            raise ConfigError("SinGanConfig: image mode needs image_path, or dataset and image_index")
-        if self.mode == "seeds" and self.dataset is None:
-            raise ConfigError("SinGanConfig.dataset: seeds mode needs a dataset")
-        if self.mode == "seeds" and not (self.seeds_per_class or self.seed_indices):
-            raise ConfigError("SinGanConfig: seeds mode needs seeds_per_class of at least 1, or seed_indices")
-        if any(index < 0 for index in self.seed_indices):
-            raise ConfigError(f"SinGanConfig.seed_indices must not be negative; got {self.seed_indices}")
+        super().validate()
         if self.inject_stage >= self.model.stages:
             raise ConfigError(f"SinGanConfig.inject_stage must be in 0..{self.model.stages - 1} "
                               f"(the model has {self.model.stages} levels); got {self.inject_stage}")

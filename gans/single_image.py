@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from data.config import Config, option
+from data.config import Config, ConfigError, option
 from data.datasets import DatasetSpec
 
 MODES = ("image", "seeds")
@@ -26,3 +26,14 @@ class SingleImageJob(Config):
     seed_indices: list[int] = option(factory=list, label="Seed indices",
                                      help="seeds mode: hand-picked training indices (instead of seeds_per_class)")
     variations: int = option(8, label="Variations", min=1, help="images generated per image (per seed image)")
+
+    def validate(self) -> None:
+        name = type(self).__name__
+        if self.mode == "image" and not self.image_path and (self.dataset is None or self.image_index < 0):
+            raise ConfigError(f"{name}: image mode needs image_path, or dataset and image_index")
+        if self.mode == "seeds" and self.dataset is None:
+            raise ConfigError(f"{name}.dataset: seeds mode needs a dataset")
+        if self.mode == "seeds" and not (self.seeds_per_class or self.seed_indices):
+            raise ConfigError(f"{name}: seeds mode needs seeds_per_class of at least 1, or seed_indices")
+        if any(index < 0 for index in self.seed_indices):
+            raise ConfigError(f"{name}.seed_indices must not be negative; got {self.seed_indices}")
