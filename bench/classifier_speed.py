@@ -1,7 +1,7 @@
 """Classifier training speed: our loop against a plain reference loop, and two quick-preset studies.
 
     LAB_DATA_DIR=../shared/datasets .venv/bin/python bench/classifier_speed.py [--steps 60] [--no-study]
-        [--no-recipe] [--synthetic path/to/set.npz] [--threads N]
+        [--no-recipe] [--synthetic path/to/set.npz] [--threads N] [--child-workers N]
 
 Our loop (classifier.train.train_classifier: uint8 tensors, batch stream, one-cycle AdamW,
 bookkeeping of drawn images, one small validation pass at the end) and the reference (the same
@@ -10,12 +10,15 @@ alternately in this process; the best of two rounds each is reported. The study 
 quick budget on 10% of DermaMNIST 28 with 3 seeds and report their wall time end to end:
 `study_seconds`, real only vs real + one fixed synthetic set; `recipe_study_seconds`, real only vs
 real + a DCGAN recipe (a DCGAN trained inside each seed on its subset, then sampled; target on a
-2-core CPU: 900 s). The last line of output is one JSON object.
+2-core CPU: 900 s). Each study is queued as a job and its child runs go side by side as a user's
+would (LAB_CHILD_WORKERS; `--child-workers 1` measures them one after another in the study's
+process, as before). The last line of output is one JSON object.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -57,15 +60,18 @@ def our_loop(train: ImageSet, val: ImageSet, steps: int, batch: int) -> float:
 
 
 def timed_study(arms: list, root: Path):
-    """Wall seconds of a study at the quick budget with these arms, and its StudySummary."""
-    from lab.kinds.study import run_study
-    from lab.runs import Run
+    """Wall seconds of a study at the quick budget with these arms, queued as a user's study is (a worker
+    process, its children side by side as lab/children.py runs them), and its StudySummary."""
+    from lab import jobs
     from lab.study import preset, read_summary
 
-    run = Run.create("study", preset("quick").replace(arms=arms).to_dict(), root=root)
     start = time.perf_counter()
-    run_study(run)
-    return time.perf_counter() - start, read_summary(run)
+    run = jobs.submit("study", preset("quick").replace(arms=arms).to_dict(), root=root)
+    state = jobs.wait(run)
+    seconds = time.perf_counter() - start
+    if state != "done":
+        raise RuntimeError(f"the study ended {state}: {run.raw_status().get('error')} (log: {run.log_path})")
+    return seconds, read_summary(run)
 
 
 def quick_study(synthetic: str | None):
@@ -103,7 +109,11 @@ def main() -> None:
     parser.add_argument("--no-study", action="store_true", help="skip the fixed-set study")
     parser.add_argument("--no-recipe", action="store_true", help="skip the recipe study")
     parser.add_argument("--synthetic", help="synthetic set for the study (default: noisy mirrored copies)")
+    parser.add_argument("--child-workers", type=int, default=0,
+                        help="a study's child runs side by side (LAB_CHILD_WORKERS; 0: the lab's default)")
     args = parser.parse_args()
+    if args.child_workers:
+        os.environ["LAB_CHILD_WORKERS"] = str(args.child_workers)
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_dataset(DatasetSpec())
@@ -118,7 +128,8 @@ def main() -> None:
         print(f"reference {reference[-1]:.1f} img/s, ours {ours[-1]:.1f} img/s", flush=True)
     figures = {"reference_images_per_s": round(max(reference), 1), "ours_images_per_s": round(max(ours), 1),
                "ratio_vs_reference": round(max(ours) / max(reference), 3), "threads": torch.get_num_threads(),
-               "steps": args.steps, "batch": args.batch, "study_seconds": None, "recipe_study_seconds": None}
+               "steps": args.steps, "batch": args.batch, "study_seconds": None, "recipe_study_seconds": None,
+               "child_workers": None}
     studies = {"study_seconds": None if args.no_study else lambda: quick_study(args.synthetic),
                "recipe_study_seconds": None if args.no_recipe else recipe_study}
     for figure, study in studies.items():
@@ -126,6 +137,8 @@ def main() -> None:
             continue
         seconds, summary = study()
         figures[figure] = round(seconds, 1)
+        from lab.executors import child_workers
+        figures["child_workers"] = child_workers(len(summary.seeds) * len(summary.arms))
         for arm in summary.arms:
             m = arm.metrics["balanced_accuracy"]
             print(f"{arm.arm}: balanced accuracy {m.mean:.3f} [{m.lo:.3f}, {m.hi:.3f}] — {arm.verdict}")

@@ -2,10 +2,14 @@
 
 The parent builds every child's config first (a bad one is refused before any child is queued),
 queues one run per piece of work, then drives them all to the end:
-- a child that another worker has started is waited for (with LAB_MAX_JOBS > 1 they run side by side);
-- a child still queued is claimed under the queue's lock and run inside the parent's process: with
-  one slot the parent holds it, and a child left in the queue would wait for ever;
-- a failed (or unreadable) child fails the parent at once;
+- side by side (`executors.child_workers`, by default one per core on a CPU machine): the parent
+  starts a worker process for each queued child while fewer than that many run, each worker with
+  an equal share of the cores, and waits; the parent's own slot in the queue covers them all;
+- one after another (LAB_CHILD_WORKERS=1, CUDA, Ray): a child still queued is claimed under the
+  queue's lock and run inside the parent's process (with one slot the parent holds it, and a child
+  left in the queue would wait for ever);
+- either way a child that another worker has started is waited for;
+- a failed (or unreadable) child fails the parent at once, and its running siblings are cancelled;
 - a cancelled child is only that child: the parent carries on with the others, then fails with a
   message naming the cancelled ones, so the parent's results are never built from a missing piece;
 - a cancelled or failed child is queued again when the parent resumes, and continues from its
@@ -20,7 +24,7 @@ from typing import Callable
 
 from data.files import atomic_write_json, read_json
 from data.hooks import Interrupted
-from lab import jobs
+from lab import executors, jobs
 from lab.runs import ACTIVE_STATES, UNREADABLE, Run, this_process
 
 WAIT_POLL_S = 1.0
@@ -64,32 +68,40 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
     cancelled, or when the parent is asked to stop.
 
     `steps_each` is one child's progress total, so the parent's bar covers len(children) × it;
-    `describe(key)` prefixes the parent's progress message while a child runs here.
+    `describe(key)` prefixes the parent's progress message while a child runs.
     """
     for child in children.values():  # a resumed parent resumes its interrupted children
         if child.state in ("cancelled", "failed"):
             child.requeue()
     total = steps_each * len(children)
+    workers = executors.child_workers(sum(child.state != "done" for child in children.values()))
     try:
         while True:
             pending = {key: child for key, child in children.items() if child.state not in ("done", "cancelled")}
             if not pending:
                 break
             parent.hooks().stop_if_asked()
-            for key, child in pending.items():
-                status = child.status()
+            statuses = {key: child.status() for key, child in pending.items()}
+            for key, status in statuses.items():
                 if status["state"] in ("failed", UNREADABLE):
+                    child = pending[key]
                     raise RuntimeError(f"{child.kind} run {child.id} {status['state']}"
                                        + (f": {status['error']}" if status.get("error") else ""))
-                if status["state"] == "queued" and _claim(child):
+            if workers > 1:
+                running = _start_side_by_side(pending, statuses, workers)
+                message = f"{len(running)} side by side: {', '.join(describe(key) for key in running)}"
+            else:
+                key = next((key for key, status in statuses.items()
+                            if status["state"] == "queued" and _claim(pending[key])), None)
+                if key is not None:
                     others = [c for k, c in children.items() if k != key]
-                    _execute(ChildRun(child.path, parent, others, steps_each, total, describe(key)))
-                    break
-            else:  # every pending child runs in another worker
-                parent.progress(_steps_done(children.values(), steps_each), total, message="waiting for workers")
-                time.sleep(WAIT_POLL_S)
-    except (Interrupted, KeyboardInterrupt):
-        for child in children.values():
+                    _execute(ChildRun(pending[key].path, parent, others, steps_each, total, describe(key)))
+                    continue
+                message = "waiting for workers"  # every pending child runs in another worker
+            parent.progress(_steps_done(children.values(), steps_each), total, message=message)
+            time.sleep(WAIT_POLL_S)
+    except BaseException:
+        for child in children.values():  # interrupted, or a child failed: its siblings stop and resume later
             if child.state in ACTIVE_STATES:
                 jobs.cancel(child)
         raise
@@ -98,6 +110,23 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
         raise RuntimeError(f"{len(cancelled)} of {len(children)} child runs were cancelled ({', '.join(cancelled)}); "
                            f"resume this run to finish them")
     parent.progress(total, total, message="children done", force=True)
+
+
+def _start_side_by_side(pending: dict[str, Run], statuses: dict, workers: int) -> list[str]:
+    """Start workers for queued children (in order) while fewer than `workers` run; the keys running.
+    Each new worker gets an equal share of the cores among the children that can still run at once
+    (the last child of an odd number gets more threads than its siblings had)."""
+    running = [key for key, status in statuses.items() if status["state"] == "running"]
+    threads = max(1, executors.cpu_cores() // min(workers, len(pending)))
+    for key, child in pending.items():
+        if len(running) >= workers:
+            break
+        with jobs.queue_lock(child.path.parent.parent):  # so no other process's schedule starts it too
+            if child.raw_status()["state"] != "queued":
+                continue
+            jobs.start_local_worker(child, threads)
+        running.append(key)
+    return running
 
 
 class ChildRun(Run):

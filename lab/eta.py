@@ -14,12 +14,14 @@ classifier runs, each part paced by its own past runs.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from data.datasets import DatasetSpec, load_dataset
 from gans import REGISTRY
+from lab import executors
 from lab.runs import RunFileError, list_runs
 from lab.study import StudyConfig, arm_runs
 
@@ -56,10 +58,11 @@ class Part:
 @dataclass(frozen=True)
 class Estimate:
     parts: tuple[Part, ...]
+    side_by_side: int = 1  # how many of a part's jobs run at once (a study's children: lab/children.py)
 
     @property
     def seconds(self) -> float:
-        return sum(part.seconds for part in self.parts)
+        return sum(part.seconds / part.count * math.ceil(part.count / self.side_by_side) for part in self.parts)
 
     @property
     def calibrated(self) -> bool:
@@ -74,8 +77,9 @@ class Estimate:
         head = f"expected about {duration(self.seconds)}{' on this machine' if self.calibrated else ''}"
         if len(self.parts) == 1 and self.parts[0].count == 1:
             return f"{head}, {self.parts[0].basis}"
-        return f"{head}: " + "; ".join(f"{p.count} {p.what}{'s' if p.count > 1 else ''}, {p.basis}"
-                                      for p in self.parts)
+        at_once = f" ({self.side_by_side} side by side)" if self.side_by_side > 1 else ""
+        return f"{head}{at_once}: " + "; ".join(f"{p.count} {p.what}{'s' if p.count > 1 else ''}, {p.basis}"
+                                                for p in self.parts)
 
 
 class Profile(NamedTuple):
@@ -100,8 +104,11 @@ def duration(seconds: float) -> str:
 def estimate(kind: str, settings: dict) -> Estimate:
     """How long a job of `kind` with `settings` (its config as a dict, as jobs.submit takes it) will take."""
     if kind == "study":
-        return Estimate(tuple(study_parts(StudyConfig.from_dict(settings))))
-    return Estimate((part(kind, settings),))
+        parts = tuple(study_parts(StudyConfig.from_dict(settings)))
+        return Estimate(parts, executors.child_workers(max(part.count for part in parts)))
+    job = part(kind, settings)
+    seeds_run = kind == "singan" and settings.get("mode") == "seeds"  # one child run per seed image
+    return Estimate((job,), executors.child_workers(job.count) if seeds_run else 1)
 
 
 def part(kind: str, settings: dict, jobs: int = 1) -> Part:

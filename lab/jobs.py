@@ -114,10 +114,18 @@ def _queue_key(status: Status) -> float:
 def _start_worker(run: Run) -> None:
     if executors.executor_name() == "ray":
         return executors.start_on_ray(run)
+    start_local_worker(run)
+
+
+def start_local_worker(run: Run, threads: int | None = None) -> None:
+    """Start a worker process on this machine for a queued run (the caller holds the queue's lock).
+    `threads`: the worker's share of the cores (its torch and OpenMP threads); None: all of them."""
     run.write_status(executor="local")
     ray_task = (RAY_NODE_VAR, executors.TASK_PID_VAR)  # set when this process is itself a worker under Ray
     env = {key: value for key, value in os.environ.items() if key not in ray_task}
     env.update(LAB_RUNS_DIR=str(run.path.parent.parent), PYTHONUNBUFFERED="1")
+    if threads is not None:  # read by torch and OpenMP as they load, before any job code runs
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(run.log_path, "a") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lab", "worker", str(run.path)],

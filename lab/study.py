@@ -533,7 +533,7 @@ def train_arm(config: ArmRunConfig, hooks: Hooks = NO_HOOKS, root: Path | None =
     }
     result = {"arm": arm.name, "kind": arm.kind, "seed": seed, "steps": trained.steps,
               "images_seen": trained.images_seen, "best_step": trained.best_step,
-              "train_seconds": round(trained.seconds, 2), "test": metrics,
+              "train_seconds": round(trained.seconds, 2), "threads": torch.get_num_threads(), "test": metrics,
               "val": {k: trained.best_val[k] for k in METRICS}, "history": trained.history}
     if arm.kind == "recipe":
         result["copy_rate"] = copy_rate(train.images[is_synthetic], real, val)

@@ -87,7 +87,8 @@ def tiny_study(arms: list[ArmConfig], seeds: list[int]) -> StudyConfig:
                        train=TrainConfig(steps=6, batch_size=16, eval_every=6))
 
 
-def test_a_study_is_paced_by_its_past_classifier_runs_and_names_what_is_guessed(runs_root):
+def test_a_study_is_paced_by_its_past_classifier_runs_and_names_what_is_guessed(runs_root, monkeypatch):
+    monkeypatch.setenv("LAB_CHILD_WORKERS", "1")
     run = Run.create("study", tiny_study([ArmConfig("real only")], [0, 1]).to_dict())
     run_study(run)
     arms = [child for child in list_runs("study-arm") if child.state == "done"]
@@ -97,6 +98,11 @@ def test_a_study_is_paced_by_its_past_classifier_runs_and_names_what_is_guessed(
     same = estimate("study", tiny_study([ArmConfig("real only")], [0, 1, 2]).to_dict())
     assert same.calibrated and same.seconds == pytest.approx(3 * 6 * sum(pace) / 2)
     assert same.text.endswith(": 3 classifier runs, from 2 past classifier runs like them")
+    monkeypatch.setenv("LAB_CHILD_WORKERS", "2")  # side by side: 2 rounds for 3 runs
+    paired = estimate("study", tiny_study([ArmConfig("real only")], [0, 1, 2]).to_dict())
+    assert paired.seconds == pytest.approx(2 * 6 * sum(pace) / 2)
+    assert "(2 side by side): 3 classifier runs" in paired.text
+    monkeypatch.setenv("LAB_CHILD_WORKERS", "1")
 
     more = estimate("study", tiny_study([ArmConfig("real only"), ArmConfig("real + aug", "standard_aug"),
                                          *recipe_arms(["dcgan"])], [0, 1]).to_dict())

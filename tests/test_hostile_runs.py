@@ -35,12 +35,25 @@ def wait_for(predicate, timeout=60.0, poll=0.05):
 
 
 @contextmanager
-def recorded_signals():
-    """Record every real signal sent through os.kill / os.killpg as (pid or -group, signal)."""
-    sent, real_kill = [], os.kill
+def recorded_signals(forward: bool = False):
+    """Record every real signal sent through os.kill / os.killpg as (pid or -group, signal); deliver
+    them too when `forward`."""
+    sent, real_kill, real_killpg = [], os.kill, os.killpg
+
+    def kill(pid, sig):
+        if sig != 0:
+            sent.append((pid, sig))
+        if sig == 0 or forward:
+            real_kill(pid, sig)
+
+    def killpg(group, sig):
+        sent.append((-group, sig))
+        if forward:
+            real_killpg(group, sig)
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(os, "kill", lambda pid, sig: real_kill(pid, sig) if sig == 0 else sent.append((pid, sig)))
-        patch.setattr(os, "killpg", lambda group, sig: sent.append((-group, sig)))
+        patch.setattr(os, "kill", kill)
+        patch.setattr(os, "killpg", killpg)
         yield sent
 
 
@@ -161,7 +174,10 @@ def test_a_grandchild_inside_its_grandparents_worker_is_running_and_stopped_by_i
     assert jobs.wait(study, timeout=60) == "cancelled"
 
 
-def test_a_cancelled_child_leaves_parent_and_siblings_running_and_the_parent_resumes_it(runs_root):
+@pytest.mark.parametrize("side_by_side", [1, 2], ids=["in the parent's process", "in workers of their own"])
+def test_a_cancelled_child_leaves_parent_and_siblings_running_and_the_parent_resumes_it(runs_root, monkeypatch,
+                                                                                     side_by_side):
+    monkeypatch.setenv("LAB_CHILD_WORKERS", str(side_by_side))
     parent = Run.create("count", {"steps": 1})
     plan = {"a": ("a", {"steps": 3, "delay": 0.01}), "b": ("b", {"steps": 400, "delay": 0.02}),
             "c": ("c", {"steps": 3, "delay": 0.01})}
@@ -177,10 +193,15 @@ def test_a_cancelled_child_leaves_parent_and_siblings_running_and_the_parent_res
     driver = threading.Thread(target=drive)
     driver.start()
     wait_for(lambda: checkpointed_step(kids["b"]) >= 3)
-    with recorded_signals() as sent:
+    b_pid = kids["b"].raw_status()["pid"]
+    with recorded_signals(forward=True) as sent:
         jobs.cancel(kids["b"])
     driver.join(timeout=120)
-    assert sent == [] and not driver.is_alive()
+    assert not driver.is_alive()
+    if side_by_side == 1:  # b runs inside this process: its flag stops it, nobody is signalled
+        assert sent == [] and b_pid == os.getpid()
+    else:  # b runs in a worker of its own: only that worker's process group is signalled
+        assert sent == [(-b_pid, signal.SIGTERM)] and b_pid != os.getpid()
     assert [kids[k].state for k in "abc"] == ["done", "cancelled", "done"]
     assert not parent.should_stop()
     (error,) = errors

@@ -145,6 +145,7 @@ def test_seeds_per_class_registers_a_labelled_set_at_the_dataset_size(runs_root,
 
 def test_seed_runs_use_free_worker_slots(runs_root, monkeypatch):
     monkeypatch.setenv("LAB_MAX_JOBS", "2")
+    monkeypatch.setenv("LAB_CHILD_WORKERS", "1")  # the parent runs what the queue does not start
     parent = jobs.submit("singan", seeds_config(seeds_per_class=1).to_dict(), name="two-slots")
     assert jobs.wait(parent, timeout=240) == "done", parent.log_path.read_text()
     children = list(read_children(parent).values())
