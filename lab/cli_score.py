@@ -47,7 +47,8 @@ def cmd_score(args) -> int:
     from lab.cli import follow
     from lab.kinds.score import Prescreen, prescreen_by_default
     from metrics.scores import Scores
-    from metrics.scoring import ScoreConfig, dataset_spec_for
+    from data.datasets import load_dataset
+    from metrics.scoring import ScoreConfig, check_sets, dataset_spec_for
 
     paths = resolve_sets(args.sets)
     config = ScoreConfig(sets=[str(p) for p in paths],
@@ -56,8 +57,9 @@ def cmd_score(args) -> int:
                          distribution=not args.no_distribution, inception=not args.no_inception,
                          inception_real_images=args.inception_real,
                          inception_synthetic_images=args.inception_synthetic, small=args.small)
-    config = config.replace(prescreen=prescreen_by_default(dataset_spec_for(config)) if args.prescreen is None
-                            else args.prescreen)
+    spec = dataset_spec_for(config)
+    check_sets(config.sets, load_dataset(spec))  # a set that cannot be scored is refused before queuing
+    config = config.replace(prescreen=prescreen_by_default(spec) if args.prescreen is None else args.prescreen)
     run = jobs.submit("score", config.to_dict(), name="score")
     print(f"{run.id}: scoring {len(paths)} set(s), queued at {run.path}")
     print("pre-screen: " + ("on, a classifier trained on each set and one on the real images (--no-prescreen skips it)"

@@ -12,7 +12,7 @@ import pytest
 import metrics.inception
 from data.datasets import Dataset, DatasetSpec
 from data.files import atomic_write_json
-from data.hooks import Interrupted
+from data.hooks import Hooks, Interrupted
 from data.imageset import ImageSet
 from data.synthetic import load_set, save_set
 from lab import jobs
@@ -260,3 +260,21 @@ def test_a_cancelled_job_stops_after_the_current_set_and_keeps_it(runs_root, pne
     run.stop_requested = False
     score_job(run)  # resumed: finishes the second set
     assert len(Scores.load(run.artifacts / "scores.json").sets) == 2
+
+
+def test_a_set_that_does_not_fit_the_dataset_is_refused_before_any_work_naming_its_file(runs_root, pneumonia,
+                                                                                        derma, capsys):
+    good = make_sets(pneumonia, runs_root)["good"]
+    holder = Run.create("gan", {}, root=runs_root, name="skin")
+    holder.write_status("done")
+    skin = derma.train.take(np.arange(70))  # grayscale 28 px like the dataset, but 7 classes
+    gray = skin.images.mean(-1, keepdims=True).astype(np.uint8)
+    wrong = str(save_set(ImageSet(gray, skin.labels, derma.class_names, "synthetic"), holder.artifacts,
+                         "skin", generator="other", dataset=SPEC))
+    assert cli_main(["score", good, wrong, "--no-prescreen"]) == 1
+    err = capsys.readouterr().err
+    assert "skin.npz" in err and "good.npz" not in err and "7 classes" in err
+    assert list_runs("score") == []  # refused before queuing
+    config = ScoreConfig(sets=[good, wrong], inception=False, encoder=TINY_ENCODER)
+    with pytest.raises(ValueError, match=r"skin\.npz: .*7 classes"):
+        score_sets(pneumonia, config, hooks=Hooks(event=lambda **e: pytest.fail(f"work started: {e}")))
