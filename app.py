@@ -20,7 +20,7 @@ PAGES = {
     "Generate": [
         st.Page("pages/train_gan.py", title="Train GAN", icon=":material/model_training:"),
         st.Page("pages/samples.py", title="Samples", icon=":material/photo_library:"),
-        st.Page("pages/singan.py", title="SinGAN", icon=":material/grain:"),
+        st.Page("pages/singan.py", title="Single image", icon=":material/grain:"),
     ],
     "Evaluate": [
         st.Page("pages/quality.py", title="Quality", icon=":material/straighten:"),

@@ -102,13 +102,14 @@ def generated_label(run: Run) -> str:
     if kind == "study-arm":
         arm = config.get("arm") if isinstance(config.get("arm"), dict) else {}
         return f"Study arm '{arm.get('name', '?')}' seed {config.get('seed', '?')}"
-    if kind == "singan":
+    if kind in ("singan", "gpnn"):
+        name = {"singan": "SinGAN", "gpnn": "GPNN"}[kind]
         if config.get("mode") == "seeds":
-            return _join("SinGAN seeds", f"{config.get('seeds_per_class', '?')} per class", data, when)
+            return _join(f"{name} seeds", f"{config.get('seeds_per_class', '?')} per class", data, when)
         if config.get("parent"):
-            return f"SinGAN on training image #{config.get('image_index')}"
+            return f"{name} on training image #{config.get('image_index')}"
         image = Path(config.get("image_path") or "").stem or f"{data} #{config.get('image_index')}"
-        return _join("SinGAN", image, when)
+        return _join(name, image, when)
     if kind == "score":
         sets = config.get("sets") or []
         return _join("Scores", f"{len(sets)} set{'s' * (len(sets) != 1)}", when)

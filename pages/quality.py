@@ -68,14 +68,18 @@ else:
                             key=remember("quality_sets", list(labels)[:1], list(labels)))
     c1, c2, c3 = st.columns(3)
     pairings = c1.multiselect("Pairing", ["nearest", "random"], default=["nearest"])
-    distribution = c2.checkbox("Distribution metrics (FID, KID, precision/recall, density/coverage)", value=True)
-    inception = c2.checkbox("In Inception-v3's feature space too (the standard FID; slow on a CPU)", value=True,
-                            disabled=not distribution)
+    distribution = c2.checkbox("Distribution metrics", value=True,
+                               help="FID, KID, precision/recall and density/coverage between each set and the real "
+                                    "training images, in the lab encoder's feature space")
+    inception = c2.checkbox("Inception-v3 features too", value=True, disabled=not distribution,
+                            help="the same metrics in the standard FID's feature space, comparable with published "
+                                 "numbers (slow on a CPU)")
     small = c3.radio("Images below a metric's minimum size", ["upsample", "skip"], horizontal=True)
     defaults = ScoreConfig()
     budget = prescreen_budget(defaults)
-    prescreen = c3.checkbox("Pre-screen: train on synthetic, test on real", value=prescreen_by_default(spec),
-                            help="after the image metrics, the study's classifier is trained on each set alone and "
+    prescreen = c3.checkbox("Pre-screen (CAS)", value=prescreen_by_default(spec),
+                            help="train on synthetic, test on real: after the image metrics, the study's "
+                                 "classifier is trained on each set alone and "
                                  "tested on the real test split (the classification accuracy score), beside the "
                                  "same classifier trained on the real training split")
     c3.caption(f"The pre-screen trains {len(chosen) + 1} classifiers ({budget.steps} steps × {budget.batch_size} "

@@ -20,7 +20,7 @@ st.caption("Everything the lab made, newest first. Name, tag and note what matte
            "(the lab names what depends on a run or set first). The same from a terminal: "
            "`python -m lab runs rename|tag|note|delete` and `python -m lab sets …`.")
 
-KINDS = {"gan": "GAN", "singan": "SinGAN", "study": "study", "score": "scores", "sample": "export",
+KINDS = {"gan": "GAN", "singan": "SinGAN", "gpnn": "GPNN", "study": "study", "score": "scores", "sample": "export",
          "import": "import", "count": "self-test"}
 
 
@@ -105,7 +105,7 @@ if sets:
     picked = by_id[st.selectbox("Set", list(by_id), format_func=lambda i: f"{by_id[i].name} ({i})")]
     editor(picked.path, f"set-{picked.id}", "set")
 else:
-    st.caption("No synthetic sets yet: export one from a GAN run (Samples page) or train SinGAN seeds.")
+    st.caption("No synthetic sets yet: export one from a GAN run (Samples page) or make single-image seeds (SinGAN or GPNN).")
 
 # --- compare GAN runs ------------------------------------------------------------------------------
 st.header("Compare GAN runs")

@@ -38,7 +38,7 @@ GPNN_NOTE = ("GPNN copies real patches by construction: its variations are made 
 SIFID_HELP = "score the variations' SIFID against the image (loads the Inception network: a few seconds more)"
 
 ensure_app_navigation()
-st.title("SinGAN")
+st.title("Single image: SinGAN and GPNN")
 st.caption("One real image, many variations. SinGAN learns it: a pyramid of small GANs trained coarse to fine; "
            "several levels train together (ConSinGAN), so a 128-px scan takes minutes on a CPU. GPNN learns "
            "nothing: it rebuilds the image from its own patches, coarse to fine, in seconds.")

@@ -19,9 +19,10 @@ with steps[0].container(border=True):
     st.page_link("pages/dataset.py", label="Data", icon=":material/dataset:")
 with steps[1].container(border=True):
     st.markdown("**2 · Make synthetic images**")
-    st.caption("Train DCGAN, WGAN-GP, ACGAN or SNGAN, or SinGAN on a few images; watch them learn; export sets.")
+    st.caption("Train DCGAN, WGAN-GP, ACGAN or SNGAN, or vary single images with SinGAN or GPNN; watch them "
+               "learn; export sets.")
     st.page_link("pages/train_gan.py", label="Train GAN", icon=":material/model_training:")
-    st.page_link("pages/singan.py", label="SinGAN", icon=":material/grain:")
+    st.page_link("pages/singan.py", label="Single image (SinGAN, GPNN)", icon=":material/grain:")
 with steps[2].container(border=True):
     st.markdown("**3 · Judge them**")
     st.caption("Score image quality against the nearest real image, then retrain a classifier with and "
@@ -49,7 +50,8 @@ st.subheader("Where you are")
 st.markdown(f"Dataset: **{plain(spec.label)}** (change it on the Data page)")
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("GAN runs done", len(finished("gan")), help=f"{len(made('gan'))} in all")
-c2.metric("SinGAN runs done", len(finished("singan")), help=f"{len(made('singan'))} in all")
+c2.metric("Single-image runs done", len(finished("singan")) + len(finished("gpnn")),
+          help=f"SinGAN {len(made('singan'))}, GPNN {len(made('gpnn'))} in all")
 c3.metric("Synthetic sets", len(sets), help=f"sets made from {plain(spec.name)}")
 c4.metric("Studies done", len(finished("study")), help=f"{len(made('study'))} in all")
 
@@ -59,7 +61,7 @@ def next_action() -> tuple[str, str, str]:
     if active:
         return ("pages/runs.py", "Follow the running jobs",
                 f"{plain(label(active[0]))} is {active[0].state}; the sidebar shows its progress.")
-    if not finished("gan") and not finished("singan"):
+    if not finished("gan") and not finished("singan") and not finished("gpnn"):
         return ("pages/train_gan.py", "Train a first GAN",
                 f"Nothing has been generated yet: a quick DCGAN on {plain(spec.label)} takes a few minutes on a CPU.")
     if not sets:

@@ -68,7 +68,7 @@ def test_score_button_queues_a_job_for_the_chosen_set(runs_root, pneumonia, monk
     atomic_write_json(cache_dir() / "inception" / "pace.json", {resolve_device("auto"): 0.25})  # as timed here
     at.run()
     assert any("2060 images: about 8m 35s at this machine's 0.25 s per image" in c.value for c in at.caption)
-    next(c for c in at.checkbox if c.label.startswith("In Inception")).uncheck().run()
+    next(c for c in at.checkbox if c.label.startswith("Inception-v3 features")).uncheck().run()
     no_errors(next(b for b in at.button if b.label == "Score").click().run())
     assert not any("Inception will embed" in c.value for c in at.caption)
     assert sorted(r.config["inception"] for r in list_runs("score")) == [False, True]

@@ -21,7 +21,7 @@ OCT = DATA_DIR / "oct2017_samples" / "NORMAL-9251-1.jpeg"
 def test_page_previews_a_dataset_image_with_its_pyramid(runs_root):
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
-    assert at.title[0].value == "SinGAN"
+    assert at.title[0].value == "Single image: SinGAN and GPNN"
     captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
     assert captions == ["28×28 px · levels: 12×12 → 16×16 → 21×21 → 28×28"]  # the tiny preset for 28 px
     assert any(b.label == "Train SinGAN" for b in at.button)
