@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-nodeps.txt | md5sum | cut -c1-12)
 # Ray (the optional cluster executor) goes into the test environment only, so CI exercises it.
 RAY_STAMP := $(VENV)/.ray-$(shell cat requirements-ray.txt | md5sum | cut -c1-12)
+# MLflow (the optional run mirror) likewise: the test environment only.
+MLFLOW_STAMP := $(VENV)/.mlflow-$(shell cat requirements-mlflow.txt | md5sum | cut -c1-12)
 # Offline development machines keep the MedMNIST files beside the checkout; elsewhere ./datasets (downloaded).
 LAB_DATA_DIR ?= $(shell [ -d ../shared/datasets ] && echo ../shared/datasets || echo datasets)
 export LAB_DATA_DIR
@@ -15,7 +17,7 @@ PORT ?= 8501
 run: $(STAMP)
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
-test: $(STAMP) $(RAY_STAMP) chromium
+test: $(STAMP) $(RAY_STAMP) $(MLFLOW_STAMP) chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)
@@ -31,6 +33,11 @@ $(RAY_STAMP): requirements-ray.txt $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-ray.txt 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -c "import ray"
 	rm -f $(VENV)/.ray-* && touch $(RAY_STAMP)
+
+$(MLFLOW_STAMP): requirements-mlflow.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-mlflow.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import mlflow.tracking"
+	rm -f $(VENV)/.mlflow-* && touch $(MLFLOW_STAMP)
 
 # The browser test drives Debian's Chromium through Playwright (no browser download).
 chromium:

@@ -26,7 +26,7 @@ from typing import TypedDict
 from data.files import atomic_write_json, atomic_write_text, slug
 from data.hooks import Hooks
 from data.paths import runs_dir
-from lab import tensorboard
+from lab import mlflow_mirror, tensorboard
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")  # the run has not ended yet
@@ -344,6 +344,8 @@ class Run:
         status.update(fields)
         status["updated"] = time.time()
         atomic_write_json(self.path / "status.json", status)
+        if state is not None and state not in ACTIVE_STATES:
+            mlflow_mirror.finish(self.path, state)
 
     # --- events and progress ----------------------------------------------------------------
     def log_event(self, **fields) -> None:
@@ -351,6 +353,7 @@ class Run:
         with open(self.path / "events.jsonl", "a") as f:
             f.write(json.dumps(event, default=float) + "\n")
         tensorboard.mirror(self.path, event)  # the same event in the run's TensorBoard files
+        mlflow_mirror.mirror(self.path, event)  # and in MLflow, when LAB_MLFLOW_TRACKING_URI is set
 
     def events(self, type: str | None = None) -> list[dict]:
         """The events of events.jsonl, oldest first (only those of `type`, if given). A line that is not

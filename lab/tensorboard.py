@@ -30,10 +30,10 @@ def mirror(run_dir: Path, event: dict) -> None:
         from tensorboardX.proto.event_pb2 import Event  # loaded by a job's first event, never by the CLI
         from tensorboardX.proto.summary_pb2 import Summary
 
-        step = next((int(event[k]) for k in STEP_FIELDS if _is_number(event.get(k))), 0)
+        step = next((int(event[k]) for k in STEP_FIELDS if is_number(event.get(k))), 0)
         kind = str(event.get("type", "event"))
         values = [Summary.Value(tag=f"{kind}/{name}", simple_value=float(value))
-                  for name, value in event.items() if name not in NOT_SCALARS and _is_number(value)]
+                  for name, value in event.items() if name not in NOT_SCALARS and is_number(value)]
         image = _image_of(run_dir, event, Summary)
         if image is not None:
             values.append(Summary.Value(tag="samples" if kind == "sample" else kind, image=image))
@@ -46,7 +46,7 @@ def mirror(run_dir: Path, event: dict) -> None:
         print(f"TensorBoard mirror of {run_dir.name} stopped: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
