@@ -33,7 +33,10 @@ PAST_RUNS = 10  # the newest comparable runs an estimate's pace comes from
 # the reference settings, scaled by the work per step.
 STARTUP_S = 6.0  # a worker importing torch and loading its data
 GAN_STEP_S = 0.012  # one generator step of one DCGAN quick model, batch 16, width 16, 28 px
-CLASSIFIER_STEP_S = 0.07  # one EfficientNet-b0 step, batch 64, 28 px, evaluations included
+# One EfficientNet-b0 step, batch 64, 28 px, evaluations included: 0.25 s a training step with one
+# thread or two on an idle 2-core CPU (bench/classifier_speed.py), about 0.28 s with evaluations and
+# start-up in the quick recipe study's arms (its 6 arms of 400 steps, 2 side by side: about 5.5 minutes).
+CLASSIFIER_STEP_S = 0.28
 SINGAN_IMAGE_S = {"tiny": 40.0, "quick": 210.0, "paper": 3 * 3600.0}  # one image, by preset
 OTHER_RUN_S = 60.0  # a kind without a rule of its own
 
