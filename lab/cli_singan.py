@@ -122,10 +122,9 @@ def cmd_single_image(args, generator: Generator) -> int:
             raise ValueError("with a dataset, give --image-index, --seeds-per-class or --seed-indices")
         name = spec.name
     config = generator.make_config(args.preset, **fields)
-    if generator.kind == "singan":  # GPNN takes seconds: no estimate needed
-        from lab.eta import estimate  # loads torch: only for this command
+    from lab.eta import estimate  # loads torch: only for this command
 
-        print(estimate(generator.kind, config.to_dict()).text)
+    print(estimate(generator.kind, config.to_dict()).text)
     run = jobs.submit(generator.kind, config.to_dict(), name=name)
     print(f"{run.id}: queued at {run.path}")
     if args.detach:

@@ -38,6 +38,9 @@ GAN_STEP_S = 0.012  # one generator step of one DCGAN quick model, batch 16, wid
 # start-up in the quick recipe study's arms (its 6 arms of 400 steps, 2 side by side: about 5.5 minutes).
 CLASSIFIER_STEP_S = 0.28
 SINGAN_IMAGE_S = {"tiny": 40.0, "quick": 210.0, "paper": 3 * 3600.0}  # one image, by preset
+# 10 GPNN variations of a 128-px image, by preset: 7.2 s quick (bench/single_image.py, four OCT scans),
+# the paper's settings projected at 67 s
+GPNN_IMAGE_S = {"quick": 7.2, "paper": 67.0}
 OTHER_RUN_S = 60.0  # a kind without a rule of its own
 
 
@@ -143,13 +146,25 @@ def profile(kind: str, settings: dict) -> Profile:
         step_s = CLASSIFIER_STEP_S * train["batch_size"] / 64 * (size / 28) ** 2
         return Profile(key, train["steps"], "classifier run", 1, STARTUP_S + train["steps"] * step_s)
     if kind == "singan":
-        images = 1
-        if settings["mode"] == "seeds":
-            classes = len(load_dataset(DatasetSpec.from_dict(settings["dataset"])).class_names)
-            images = len(settings["seed_indices"]) or settings["seeds_per_class"] * classes
+        images = seed_images(settings)
         image_s = SINGAN_IMAGE_S.get(settings["preset"], SINGAN_IMAGE_S["quick"])
         return Profile(key, images, f"SinGAN {settings['preset']} image", images, images * image_s)
+    if kind == "gpnn":  # no training: the patch search, which grows with the pixels and the variations
+        images, model = seed_images(settings), settings["model"]
+        side = min(model["max_side"], DatasetSpec.from_dict(settings["dataset"]).size if settings.get("dataset")
+                   else model["max_side"])
+        image_s = (GPNN_IMAGE_S.get(settings["preset"], GPNN_IMAGE_S["quick"]) * (side / 128) ** 2
+                   * settings["variations"] / 10)
+        return Profile(key, images, f"GPNN {settings['preset']} image", images, STARTUP_S + images * image_s)
     return Profile(key, 1, f"{kind} run", 1, OTHER_RUN_S)
+
+
+def seed_images(settings: dict) -> int:
+    """The images a single-image job works on: one, or its seed images in seeds mode."""
+    if settings["mode"] != "seeds":
+        return 1
+    classes = len(load_dataset(DatasetSpec.from_dict(settings["dataset"])).class_names)
+    return len(settings["seed_indices"]) or settings["seeds_per_class"] * classes
 
 
 def pace_key(kind: str, settings: dict) -> str:
@@ -161,9 +176,9 @@ def pace_key(kind: str, settings: dict) -> str:
         train = settings["train"]
         paced_by = [dataset(settings), train["variant"], train["batch_size"], train["device"],
                     settings["arm"]["kind"] == "standard_aug"]
-    elif kind == "singan":  # a seeds run's images train at the pace of image runs of the same model
+    elif kind in ("singan", "gpnn"):  # a seeds run's images go at the pace of image runs of the same model
         size = DatasetSpec.from_dict(settings["dataset"]).size if settings.get("dataset") else "file"
-        paced_by = [settings["model"], size, settings["device"]]
+        paced_by = [settings["model"], size, settings["device"]] + ([settings["variations"]] if kind == "gpnn" else [])
     else:  # a kind without a rule of its own: runs of the same mode and preset
         paced_by = [kind, settings.get("mode"), settings.get("preset")]
     return json.dumps(paced_by, sort_keys=True)
@@ -176,11 +191,14 @@ def dataset(settings: dict) -> dict:
 
 def work_done(kind: str, settings: dict, status: dict) -> float:
     """The units of work a finished run did: the steps its progress counted (GAN, classifier); one image
-    for a SinGAN image run (a seeds run's images are counted in its image runs: 0); else one run."""
+    for a SinGAN image run (a seeds run's images are counted in its image runs: 0); the images of a GPNN
+    run; else one run."""
     if kind in ("gan", "study-arm"):
         return (status.get("progress") or {}).get("done", 0)
     if kind == "singan":
         return 1 if settings["mode"] == "image" else 0
+    if kind == "gpnn":
+        return seed_images(settings)
     return 1
 
 

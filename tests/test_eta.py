@@ -112,3 +112,16 @@ def test_a_study_is_paced_by_its_past_classifier_runs_and_names_what_is_guessed(
                  "4 classifier runs, from 2 past classifier runs like them",
                  "2 classifier runs, a rough guess: no past classifier run like them here yet"):
         assert part in more.text
+
+
+def test_gpnn_is_estimated_in_seconds_growing_with_pixels_variations_and_seeds(runs_root):
+    from gans.gpnn import make_config as gpnn_config
+
+    small = estimate("gpnn", gpnn_config("quick", mode="image", image_path="/x.png", max_side=64).to_dict())
+    large = estimate("gpnn", gpnn_config("quick", mode="image", image_path="/x.png", max_side=128).to_dict())
+    more = estimate("gpnn", gpnn_config("quick", mode="image", image_path="/x.png", max_side=128,
+                                        variations=20).to_dict())
+    seeds = estimate("gpnn", gpnn_config("quick", mode="seeds", dataset={"name": "pneumoniamnist"},
+                                         seeds_per_class=2).to_dict())
+    assert small.seconds < large.seconds < more.seconds < 60
+    assert "GPNN quick image" in large.text and "4 GPNN quick images" in seeds.text
