@@ -40,12 +40,14 @@ def queue_order(run) -> tuple[int, int]:
 
 
 def job_panel(active: bool) -> None:
-    """Running and queued jobs, re-read every POLL_S seconds while any is active; when the last one
-    ends the whole page runs once more (its tables and results show the outcome, polling stops)."""
+    """Running and queued jobs (not their child runs), re-read every POLL_S seconds while any is active;
+    when the last one ends the whole page runs once more (its tables and results show the outcome,
+    polling stops)."""
 
     @st.fragment(run_every=POLL_S if active else None)
     def panel():
-        runs = sorted(jobs.active_runs(), key=queue_order)
+        # top-level jobs only: a study's or seeds run's bar and message cover its child runs
+        runs = sorted((run for run in jobs.active_runs() if not run.config.get("parent")), key=queue_order)
         if not runs:
             st.caption("No jobs running.")
             if active:

@@ -1,8 +1,9 @@
 """Every run mirrored into MLflow as it runs, for teams that track their experiments there.
 
 Off unless LAB_MLFLOW_TRACKING_URI names a tracking server or store (`http://mlflow:5000`, or
-`file:///home/me/mlruns` with MLFLOW_ALLOW_FILE_STORE=true, which MLflow 3 asks for); only then does a job's first event load mlflow
-(mlflow-skinny, requirements-mlflow.txt), so the CLI and the app never pay for it.
+`file:///home/me/mlruns` with MLFLOW_ALLOW_FILE_STORE=true, which MLflow 3 asks for); only then does
+a job's first event load mlflow (mlflow-skinny, requirements-mlflow.txt), so the CLI and the app
+never pay for it.
 
 Each run directory is one MLflow run in the experiment LAB_MLFLOW_EXPERIMENT (default
 gan-augmentation-lab), named by the run's id and tagged with its directory, by which a resumed job

@@ -176,3 +176,16 @@ def test_a_running_study_shows_each_arms_validation_curve_and_training_loss(runs
     for line in loss["data"]:
         assert line["x"] == [20, 40] and all(y > 0 for y in line["y"])
     assert validation["layout"]["xaxis"]["title"]["text"] == "optimizer step"
+
+
+def test_the_sidebar_shows_a_parent_job_not_its_child_runs(runs_root):
+    parent = jobs.submit("count", {"steps": 400, "delay": 0.05})
+    wait_for(lambda: (parent.status().get("progress") or {}).get("done", 0) >= 1)
+    kids = create_children(parent, "count", {k: (k, {"steps": 5}) for k in "ab"})  # queued behind it
+    at = no_errors(AppTest.from_file(APP, default_timeout=180).run())
+    [panel] = sidebar_texts(at)  # the parent's bar covers its children (lab/children.py)
+    assert panel.startswith("Count to 400") and "running" in panel
+    assert [kids[k].state for k in "ab"] == ["queued", "queued"]
+    jobs.cancel(parent)
+    for run in (parent, *kids.values()):
+        jobs.cancel(run)
