@@ -31,7 +31,7 @@ from data.datasets import Dataset, DatasetSpec
 from data.grid import make_grid
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
-from data.synthetic import incompatibility, load_set, read_meta
+from data.synthetic import load_set, read_meta
 from metrics.distribution import distribution_scores, feature_statistics
 from metrics.encoder import Encoder, EncoderConfig, train_encoder
 from metrics.inception import (FEATURE_SPACE, PREPROCESSING, inception_features, reference_path, reference_set,
@@ -221,23 +221,22 @@ def score_saved_set(path: str | Path, reference: Reference, config: ScoreConfig,
 
 
 def check_sets(paths: list[str] | list[Path], dataset: Dataset) -> None:
-    """Refuse, before any work, the sets that cannot be scored against `dataset`: a ValueError naming
-    each such file and why (another dataset, image size or channel count, or other classes)."""
+    """Refuse, before any work, the sets whose images cannot be compared with `dataset`'s: a ValueError
+    naming each such file and why (another image size or channel count, or another number of classes).
+    A set that only says it was made from another dataset is scored (the pre-screen names it)."""
     train, problems = dataset.train, []
     for path in paths:
-        name = Path(path).name
         try:
             images = load_set(path)
         except ValueError as e:
             problems.append(str(e))
             continue
-        problem = incompatibility(read_meta(path), dataset.spec, train.channels, train.num_classes)
-        if problem is None and images.class_names and len(images.class_names) != train.num_classes:
-            problem = f"{len(images.class_names)} classes, not the dataset's {train.num_classes}"
-        if problem is None and (images.size, images.channels) != (train.size, train.channels):
-            problem = f"{images.size} px × {images.channels} channel(s), not {train.size} px × {train.channels}"
-        if problem is not None:
-            problems.append(f"{name}: {problem}")
+        if (images.size, images.channels) != (train.size, train.channels):
+            problems.append(f"{Path(path).name}: {images.size} px × {images.channels} channel(s), not "
+                            f"{train.size} px × {train.channels}")
+        elif images.class_names and len(images.class_names) != train.num_classes:
+            problems.append(f"{Path(path).name}: {len(images.class_names)} classes, not the dataset's "
+                            f"{train.num_classes}")
     if problems:
         raise ValueError(f"cannot score against {dataset.spec.label}: " + "; ".join(problems)
                          + " (score each set against the dataset it was made from)")
