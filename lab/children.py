@@ -74,7 +74,10 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
         if child.state in ("cancelled", "failed"):
             child.requeue()
     total = steps_each * len(children)
-    workers = executors.child_workers(sum(child.state != "done" for child in children.values()))
+    # One share of the cores for every child, from the plan alone: the numbers a child computes depend
+    # on its thread count, which must not depend on which sibling finished first or on a resume.
+    workers = executors.child_workers(len(children))
+    threads = max(1, executors.cpu_cores() // workers)
     try:
         while True:
             pending = {key: child for key, child in children.items() if child.state not in ("done", "cancelled")}
@@ -88,7 +91,7 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
                     raise RuntimeError(f"{child.kind} run {child.id} {status['state']}"
                                        + (f": {status['error']}" if status.get("error") else ""))
             if workers > 1:
-                running = _start_side_by_side(pending, statuses, workers)
+                running = _start_side_by_side(pending, statuses, workers, threads)
                 message = f"{len(running)} side by side: {', '.join(describe(key) for key in running)}"
             else:
                 key = next((key for key, status in statuses.items()
@@ -112,12 +115,10 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
     parent.progress(total, total, message="children done", force=True)
 
 
-def _start_side_by_side(pending: dict[str, Run], statuses: dict, workers: int) -> list[str]:
-    """Start workers for queued children (in order) while fewer than `workers` run; the keys running.
-    Each new worker gets an equal share of the cores among the children that can still run at once
-    (the last child of an odd number gets more threads than its siblings had)."""
+def _start_side_by_side(pending: dict[str, Run], statuses: dict, workers: int, threads: int) -> list[str]:
+    """Start workers (of `threads` threads) for queued children, in order, while fewer than `workers`
+    run; the keys running."""
     running = [key for key, status in statuses.items() if status["state"] == "running"]
-    threads = max(1, executors.cpu_cores() // min(workers, len(pending)))
     for key, child in pending.items():
         if len(running) >= workers:
             break

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lab import children, executors
+from lab import children, executors, jobs
 from lab.runs import Run
 
 
@@ -20,16 +20,19 @@ def test_children_run_at_once_in_workers_of_their_own_with_a_share_of_the_cores(
     monkeypatch.setenv("LAB_CHILD_WORKERS", "2")
     monkeypatch.setattr(executors, "cpu_cores", lambda: 4)
     parent = Run.create("count", {"steps": 1})
-    plan = {key: (key, {"steps": 40, "delay": 0.05}) for key in "abc"}
+    plan = {key: (key, {"steps": 40, "delay": 0.05}) for key in "abc"}  # 2 s each: c starts when one ends
     kids = children.create_children(parent, "count", plan)
     seen_env = {}
 
-    def watch():  # the first two run together; each worker was told to use 4 // 2 = 2 threads
-        statuses = {k: kids[k].raw_status() for k in "ab"}
-        if all(s["state"] == "running" and s.get("pid") for s in statuses.values()):
-            for k, s in statuses.items():
-                seen_env.setdefault(k, environment_of(s["pid"]))
-        return len(seen_env) == 2
+    def watch():  # every worker was told to use 4 // 2 = 2 threads, the last one too (a fixed share)
+        for k in "abc":
+            status = kids[k].raw_status()
+            if status["state"] == "running" and status.get("pid") and k not in seen_env:
+                try:
+                    seen_env[k] = environment_of(status["pid"])
+                except OSError:  # it ended meanwhile
+                    pass
+        return len(seen_env) == 3
 
     import threading
 
@@ -44,7 +47,7 @@ def test_children_run_at_once_in_workers_of_their_own_with_a_share_of_the_cores(
     pids = {k: kids[k].raw_status()["pid"] for k in "abc"}
     assert os.getpid() not in pids.values() and len(set(pids.values())) == 3
     assert {k: (e["OMP_NUM_THREADS"], e["MKL_NUM_THREADS"]) for k, e in seen_env.items()} == {
-        "a": ("2", "2"), "b": ("2", "2")}
+        k: ("2", "2") for k in "abc"}
     a, b = (kids[k].raw_status() for k in "ab")
     assert a["started"] < b["finished"] and b["started"] < a["finished"], "a and b did not overlap"
     assert parent.raw_status()["progress"]["done"] == 120
@@ -80,3 +83,18 @@ def test_auto_is_one_per_core_up_to_four_and_a_bad_setting_is_named(monkeypatch)
     monkeypatch.setenv("LAB_CHILD_WORKERS", "two")
     with pytest.raises(ValueError, match="LAB_CHILD_WORKERS='two' is not a whole number"):
         executors.child_workers(3)
+
+
+def test_a_resumed_parent_runs_its_last_child_with_the_share_it_had(runs_root, monkeypatch):
+    monkeypatch.setenv("LAB_CHILD_WORKERS", "2")
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 4)
+    parent = Run.create("count", {"steps": 1})
+    kids = children.create_children(parent, "count", {k: (k, {"steps": 2, "delay": 0.01}) for k in "abc"})
+    for k in "ab":  # finished before an interruption
+        kids[k].write_status("done")
+    started = []
+    real_start = jobs.start_local_worker
+    monkeypatch.setattr(jobs, "start_local_worker",
+                        lambda run, threads=None: (started.append((run.id, threads)), real_start(run, threads)))
+    children.run_children(parent, kids, steps_each=2)
+    assert started == [(kids["c"].id, 2)] and kids["c"].state == "done"  # its own worker, 4 // 2 threads
