@@ -28,6 +28,7 @@ from lab import executors, jobs
 from lab.runs import ACTIVE_STATES, UNREADABLE, Run, this_process
 
 WAIT_POLL_S = 1.0
+CHILD_STOP_TIMEOUT_S = 60.0  # how long a stopping parent waits for its children's workers to save and end
 
 
 def children_file(parent: Run) -> Path:
@@ -107,6 +108,11 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
         for child in children.values():  # interrupted, or a child failed: its siblings stop and resume later
             if child.state in ACTIVE_STATES:
                 jobs.cancel(child)
+        for child in children.values():  # the parent ends after them: none still says running
+            try:
+                jobs.wait(child, timeout=CHILD_STOP_TIMEOUT_S, poll=0.1)
+            except TimeoutError:
+                pass
         raise
     cancelled = [child.id for child in children.values() if child.state == "cancelled"]
     if cancelled:
