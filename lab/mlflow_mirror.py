@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lab.tensorboard import NOT_SCALARS, STEP_FIELDS, is_number
+from lab.tensorboard import NOT_SCALARS, STEP_FIELDS, is_number, png_named
 
 URI_VAR = "LAB_MLFLOW_TRACKING_URI"
 EXPERIMENT_VAR = "LAB_MLFLOW_EXPERIMENT"
@@ -163,17 +163,9 @@ def _log(client, run_id: str, run_dir: Path, event: dict) -> None:
                for name, value in event.items() if name not in NOT_SCALARS and is_number(value)]
     if metrics:
         client.log_batch(run_id, metrics=metrics)
-    png = _png_of(run_dir, event)
+    png = png_named(run_dir, event)
     if png is not None:
         _log_png(client, run_id, png, step)
-
-
-def _png_of(run_dir: Path, event: dict) -> Path | None:
-    """The PNG an event names (relative to the run's samples/ or an absolute path), as lab.tensorboard reads it."""
-    name = event.get("path")
-    if not isinstance(name, str) or not name.endswith(".png"):
-        return None
-    return Path(name) if Path(name).is_absolute() else run_dir / "samples" / name
 
 
 def _log_png(client, run_id: str, png: Path, step: int) -> None:

@@ -59,15 +59,21 @@ def _writer(run_dir: Path):
     return _writers[run_dir]
 
 
-def _image_of(run_dir: Path, event: dict, summary):
-    """The PNG an event names (relative to the run's samples/ or an absolute path) as a Summary.Image,
-    or None when the event names none."""
+def png_named(run_dir: Path, event: dict) -> Path | None:
+    """The PNG an event names (relative to the run's samples/ or an absolute path), or None."""
     name = event.get("path")
     if not isinstance(name, str) or not name.endswith(".png"):
         return None
+    return Path(name) if Path(name).is_absolute() else run_dir / "samples" / name
+
+
+def _image_of(run_dir: Path, event: dict, summary):
+    """The PNG an event names as a Summary.Image, or None when the event names none."""
+    path = png_named(run_dir, event)
+    if path is None:
+        return None
     from PIL import Image
 
-    path = Path(name) if Path(name).is_absolute() else run_dir / "samples" / name
     png = path.read_bytes()
     with Image.open(path) as picture:
         width, height, mode = picture.width, picture.height, picture.mode
