@@ -4,7 +4,8 @@ The parent builds every child's config first (a bad one is refused before any ch
 queues one run per piece of work, then drives them all to the end:
 - side by side (`executors.child_workers`, by default one per core on a CPU machine): the parent
   starts a worker process for each queued child while fewer than that many run, each worker with
-  an equal share of the cores, and waits; the parent's own slot in the queue covers them all;
+  an equal share of the cores, and waits; the parent's own slot in the queue covers them all, so
+  the queue never starts them (its status says `side_by_side`) and their workers leave the queue be;
 - one after another (LAB_CHILD_WORKERS=1, CUDA, Ray): a child still queued is claimed under the
   queue's lock and run inside the parent's process (with one slot the parent holds it, and a child
   left in the queue would wait for ever);
@@ -52,14 +53,19 @@ def create_children(parent: Run, kind: str, planned: dict[str, tuple[str, dict]]
         jobs.job_kind(kind).config.from_dict(config)
     existing = read_children(parent)
     root = parent.path.parent.parent
+    side_by_side = executors.child_workers(len(planned))
     with jobs.queue_lock(root):
         if parent.raw_status()["state"] == "queued":  # called directly (tests), not by a worker
             _mark_running(parent)
+        # Read by the queue (jobs.schedule): children run side by side are started by their parent
+        # alone, each with its share of the cores.
+        parent.write_status(side_by_side=side_by_side)
         for key, (name, config) in planned.items():
             if key not in existing:
                 existing[key] = Run.create(kind, {**config, "parent": str(parent.path)}, root=root, name=name)
                 atomic_write_json(children_file(parent), {k: str(r.path) for k, r in existing.items()})
-    jobs.schedule(root)  # free slots (LAB_MAX_JOBS > 1) start children in workers of their own
+    if side_by_side == 1:
+        jobs.schedule(root)  # free slots (LAB_MAX_JOBS > 1) start children in workers of their own
     return {key: existing[key] for key in planned}
 
 

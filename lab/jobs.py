@@ -97,10 +97,23 @@ def _survey(root: Path) -> tuple[list[Run], list[Run], list[tuple[Run, Status]]]
             dead.append((run, status))
         elif status["state"] == "running":
             running.append(run)
-        elif status["state"] == "queued":
+        elif status["state"] == "queued" and not started_by_parent(run):
             queued.append((_queue_key(status), run))
     queued.sort(key=lambda pair: pair[0])
     return running, [run for _, run in queued], dead
+
+
+def started_by_parent(run: Run) -> bool:
+    """True for a child whose parent runs its children side by side (lab/children.py): the parent
+    starts them, each with its share of the cores; the queue would give them all the cores."""
+    parent = run.config.get("parent")
+    if not isinstance(parent, str):
+        return False
+    try:
+        status = Run(parent).raw_status()
+    except (ValueError, RuntimeError):  # a "parent" that is no run directory
+        return False
+    return status["state"] == "running" and (status.get("side_by_side") or 1) > 1
 
 
 def _queue_key(status: Status) -> float:

@@ -67,6 +67,7 @@ class Status(TypedDict, total=False):
     progress: Progress
     error: str
     dead: bool  # it was running and its process is gone, so it failed
+    side_by_side: int  # how many of its child runs it runs at once in workers it starts (lab/children.py)
     elsewhere: str  # never written: `Run.status` gives the host of a run running on another machine
 
 
@@ -90,6 +91,7 @@ FIELD_CHECKS = {  # status field: (test, what it must be)
     "progress": (_is_progress, "an object of done and total (whole numbers >= 0), message and eta_s"),
     **{name: (lambda value: isinstance(value, str), "text") for name in ("error", "host", "ray_node", "executor")},
     "dead": (lambda value: isinstance(value, bool), "true or false"),
+    "side_by_side": (lambda value: _is_int(value, 1), "a whole number >= 1"),
 }
 
 

@@ -55,7 +55,8 @@ def main(run_dir: str) -> int:
         code = 1
     finally:
         print(f"[{time.strftime('%H:%M:%S')}] worker ends: {run.raw_status().get('state')}", flush=True)
-        jobs.schedule(run.path.parent.parent)
+        if not jobs.started_by_parent(run):  # the parent's slot covers its children; it starts the next
+            jobs.schedule(run.path.parent.parent)
     return code
 
 

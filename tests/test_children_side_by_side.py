@@ -98,3 +98,24 @@ def test_a_resumed_parent_runs_its_last_child_with_the_share_it_had(runs_root, m
                         lambda run, threads=None: (started.append((run.id, threads)), real_start(run, threads)))
     children.run_children(parent, kids, steps_each=2)
     assert started == [(kids["c"].id, 2)] and kids["c"].state == "done"  # its own worker, 4 // 2 threads
+
+
+def test_free_slots_leave_children_side_by_side_to_their_parent(runs_root, monkeypatch):
+    """With LAB_MAX_JOBS above one, the queue must not start a parent's side-by-side children itself
+    (it would give them all the cores), and a finishing child must not judge its parent, which runs
+    here and not in a worker, dead."""
+    monkeypatch.setenv("LAB_CHILD_WORKERS", "2")
+    monkeypatch.setenv("LAB_MAX_JOBS", "4")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 4)
+    parent = Run.create("count", {"steps": 1})
+    plan = {key: (key, {"steps": 20, "delay": 0.05}) for key in "abc"}
+    kids = children.create_children(parent, "count", plan)
+    started = []
+    real_start = jobs.start_local_worker
+    monkeypatch.setattr(jobs, "start_local_worker",
+                        lambda run, threads=None: (started.append((run.id, threads)), real_start(run, threads)))
+    children.run_children(parent, kids, steps_each=20)
+    assert [kids[k].state for k in "abc"] == ["done"] * 3
+    assert sorted(started) == sorted((kids[k].id, 2) for k in "abc"), "a child started without its share"
+    assert parent.raw_status()["state"] == "running" and not parent.raw_status().get("dead")
