@@ -4,7 +4,7 @@ For every GAN and seed it trains twice on the chosen data (--dataset at 28 px, -
 training split; the stratified subset depends on the seed): without DiffAugment and with the
 --diffaugment policy. Both trainings keep a moving average of the generator's weights (--ema decay),
 which does not change training, so each is scored twice, drawing from the raw weights and from the
-average. That gives four arms:
+average. That gives four arms (--arms chooses; "plain" is the baseline of every difference):
 
   plain            no DiffAugment, raw weights
   ema              no DiffAugment, averaged weights
@@ -76,14 +76,14 @@ def summary(values: dict[str, dict[str, dict]]) -> dict:
     """Per arm: mean and sd over seeds of each figure, and the mean paired difference from "plain"."""
     seeds = list(values)
     result = {}
-    for arm in ARMS:
+    for arm in [arm for arm in ARMS if arm in values[seeds[0]]]:
         figures = {}
         for name in values[seeds[0]][arm]:
             series = np.array([values[s][arm][name] for s in seeds], dtype=float)
-            base = np.array([values[s]["plain"].get(name, np.nan) for s in seeds], dtype=float)
             sd = round(float(series.std(ddof=1)), 3) if len(seeds) > 1 else None
             figures[name] = {"mean": round(float(series.mean()), 3), "sd": sd}
-            if arm != "plain" and name != "train_seconds":
+            if arm != "plain" and "plain" in values[seeds[0]] and name != "train_seconds":
+                base = np.array([values[s]["plain"].get(name, np.nan) for s in seeds], dtype=float)
                 figures[name]["minus_plain"] = round(float((series - base).mean()), 3)
         result[arm] = figures
     return result
@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="override a GAN option")
     parser.add_argument("--per-class", type=int, default=200, help="synthetic images per class for the encoder")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS,
+                        help="the arms to score (the DiffAugment training is skipped when neither of its arms is)")
     parser.add_argument("--inception", action="store_true", help="also Inception FID (slow on a CPU)")
     parser.add_argument("--inception-arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--inception-images", type=int, default=400, help="synthetic images for Inception FID")
@@ -138,6 +140,8 @@ def main() -> None:
         for seed in args.seeds:
             per_seed[seed] = {}
             for policy, arms in (("", ("plain", "ema")), (args.diffaugment, ("diffaugment", "diffaugment+ema"))):
+                if not set(arms) & set(args.arms):
+                    continue
                 config = make_config(gan_name, args.preset, **{**overrides, "dataset": spec.to_dict(), "seed": seed,
                                                                 "train_fraction": args.fraction,
                                                                 "diffaugment": policy, "ema": args.ema})
@@ -146,6 +150,8 @@ def main() -> None:
                 gan = train(config, images)
                 seconds = round(time.perf_counter() - started, 1)
                 for arm, model in zip(arms, (raw_weights(gan), gan)):
+                    if arm not in args.arms:
+                        continue
                     with_inception = args.inception and arm in args.inception_arms
                     figures = score(model, f"{args.dataset}_{gan_name}_seed{seed}_{arm}", seed, with_inception)
                     per_seed[seed][arm] = {**figures, "train_seconds": seconds}
