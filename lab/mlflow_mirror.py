@@ -89,6 +89,10 @@ def _stop(run_dir: Path, error: Exception) -> None:
 
 def _client(uri: str):
     if uri not in _clients:
+        # mlflow loads importlib_metadata, which then answers the standard library's metadata lookups with
+        # KeyError for a missing field: torchsampler reads a field its metadata lacks on its first import.
+        import torchsampler  # noqa: F401
+
         from mlflow.tracking import MlflowClient  # loaded by a job's first event, and only when MLflow is on
 
         for name, value in HTTP_DEFAULTS.items():

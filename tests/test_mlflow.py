@@ -106,3 +106,16 @@ def test_without_the_setting_the_mirror_costs_one_lookup_and_never_loads_mlflow(
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "mlflow not loaded", out.stderr
+
+
+def test_a_process_that_mirrored_first_can_still_load_the_classifier(tmp_path, tracking_uri):
+    """mlflow brings importlib_metadata, whose metadata raises KeyError for a missing field where the
+    standard library's gives None: torchsampler's first import read 'homepage' and failed after it."""
+    script = ("import sys\nfrom lab.runs import Run\nimport lab.cli\n"
+              f"run = Run.create('count', {{'steps': 1}}, root={str(tmp_path / 'runs')!r})\n"
+              "run.log_event(type='eval', step=1, val_accuracy=0.5)\n"
+              "assert 'mlflow' in sys.modules, 'the mirror did not load mlflow'\n"
+              "import classifier.train\nprint('classifier loaded')\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=dict(os.environ), capture_output=True,
+                         text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1:] == ["classifier loaded"], out.stderr[-2000:]
