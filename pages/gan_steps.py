@@ -71,7 +71,8 @@ with left:
         figure.add_scatter(x=history.step, y=history.grad_d, name="|∇D|", row=2, col=1)
         figure.add_scatter(x=history.step, y=history.grad_g, name="|∇G|", row=2, col=1)
         figure.update_yaxes(range=[0, 1], title_text="probability", row=1, col=1)
-        figure.update_yaxes(type="log", title_text="L2 norm", row=2, col=1)
+        round_numbers = [m * 10.0 ** e for e in range(-3, 5) for m in (1, 2, 5)]  # plotly's own labels 20 as "2"
+        figure.update_yaxes(type="log", tickvals=round_numbers, title_text="L2 norm", row=2, col=1)
         figure.update_xaxes(title_text="step", row=2, col=1)
         figure.update_layout(height=460, margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": -0.15})
         st.plotly_chart(figure, width="stretch")
