@@ -45,13 +45,16 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "Install Chromium for the browser test: sudo apt-get install chromium"; exit 1; fi; }
 
-bench: $(STAMP)
+bench: $(STAMP) $(RAY_STAMP)
 	$(PY) bench/gan_throughput.py
 	$(PY) bench/gan_quality.py
 	$(PY) bench/singan_speed.py
 	$(PY) bench/score_speed.py
 	$(PY) bench/classifier_speed.py
 	$(PY) bench/fid_agreement.py
+	$(PY) bench/single_image.py
+	$(PY) bench/data_import.py
+	$(PY) bench/scale_out.py
 
 clean-runs:
 	rm -rf runs
