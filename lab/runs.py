@@ -20,6 +20,7 @@ import secrets
 import socket
 import time
 from collections import deque
+from functools import lru_cache
 from pathlib import Path
 from typing import TypedDict
 
@@ -185,6 +186,14 @@ def worker_run_dir(pid: int) -> Path | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _worker_run_dir_of(pid: int, start_ticks: int) -> Path | None:
+    """`worker_run_dir` of the process that `pid` and its start time name, read once per process:
+    reading /proc/<pid>/cmdline takes that process's memory-map lock, and readers polling a run's
+    status in a loop stalled a worker that was still importing torch (8 s became 106 s with three)."""
+    return worker_run_dir(pid)
+
+
 def this_process() -> dict:
     """The status fields naming the process a run executes in, when that is this process: pid,
     pid_start, host, executor ("ray" under a Ray task, which sets RAY_NODE_VAR, else "local") and ray_node."""
@@ -221,7 +230,7 @@ def locate_here(run: "Run", status: Status) -> str | None:
         return None
     if pid == os.getpid():
         return "here"
-    worker_of = worker_run_dir(pid)
+    worker_of = _worker_run_dir_of(pid, start)
     if worker_of is None:
         return None
     if worker_of == run.path:
