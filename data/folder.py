@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from data.datasets import DatasetSpec
+from data.spec import DatasetSpec
 from data.files import atomic_save
 from data.hooks import NO_HOOKS, Hooks, Interrupted
 from data.imageset import ImageSet
