@@ -2,9 +2,12 @@
 
 `predict` runs the model over uint8 images in batches; `classification_metrics` turns labels
 and class probabilities into accuracy, balanced accuracy, macro-F1, one-vs-rest AUC,
-per-class recall and the confusion matrix.
+per-class recall and the confusion matrix; `Trivial` is the yardstick below every classifier:
+always the training split's majority class.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -73,3 +76,30 @@ def auc_ovr(labels: np.ndarray, probs: np.ndarray) -> float:
 
 def evaluate(model: torch.nn.Module, images: np.ndarray | torch.Tensor, labels: np.ndarray) -> dict:
     return classification_metrics(labels, predict(model, images))
+
+
+@dataclass
+class Trivial:
+    """The trivial classifier: always the training subset's majority class, scored on the test split."""
+    majority_class: str
+    scores: dict[str, float]  # METRICS -> its test score, fractions in [0, 1]
+
+    @property
+    def majority_rate(self) -> float:
+        """Share of the test split in the majority class: the trivial classifier's accuracy."""
+        return self.scores["accuracy"]
+
+    @classmethod
+    def of(cls, train_labels: np.ndarray, test_labels: np.ndarray, class_names: list[str]) -> "Trivial":
+        majority = int(np.bincount(train_labels, minlength=len(class_names)).argmax())
+        probs = np.full((len(test_labels), len(class_names)), 0.5 / len(class_names))
+        probs[:, majority] += 0.5  # the same scores for every image: AUC 0.5
+        scores = classification_metrics(test_labels, probs)
+        return cls(class_names[majority], {m: scores[m] for m in METRICS})
+
+    def to_dict(self) -> dict:
+        return {"majority_class": self.majority_class, "scores": self.scores}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Trivial":
+        return cls(d["majority_class"], {m: float(v) for m, v in d["scores"].items()})

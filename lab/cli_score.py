@@ -10,7 +10,7 @@ from data.datasets import DatasetSpec
 from lab.runs import find_run
 
 if TYPE_CHECKING:
-    from lab.kinds.score import Prescreen
+    from classifier.prescreen import Prescreen
     from metrics.scores import Scores
 
 
@@ -45,7 +45,7 @@ def add_commands(sub) -> None:
 def cmd_score(args) -> int:
     from lab import jobs
     from lab.cli import follow
-    from lab.kinds.score import Prescreen, prescreen_by_default
+    from classifier.prescreen import Prescreen, prescreen_by_default
     from metrics.scores import Scores
     from data.datasets import load_dataset
     from metrics.scoring import ScoreConfig, check_sets, dataset_spec_for

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.kinds.score import CasScores, Prescreen
+from classifier.prescreen import CasScores, Prescreen
 from lab.runs import Run, list_runs
 from lab.sets import duplicate_ids, list_sets, resolve_set, set_id
 from lab.study import ArmSummary, read_summary

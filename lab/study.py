@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from classifier.evaluate import METRICS, evaluate
+from classifier.evaluate import METRICS, Trivial, evaluate
 from classifier.train import BALANCE_MODES, Augment, TrainConfig, TrainResult, train_classifier
 from data.augment import AUGMENTATIONS, apply, build_pipeline, default_pipeline
 from data.config import Config, ConfigError, option
@@ -52,7 +52,7 @@ from gans.singan_train import make_config as singan_config
 from lab.children import read_children
 from lab.runs import Run, list_runs
 from lab.sets import resolve_set
-from lab.study_verdicts import Trivial, trivial_check, verdict
+from lab.study_verdicts import trivial_check, verdict
 from metrics.memorization import memorization
 from metrics.pairing import nearest_neighbours
 from metrics.stats import Estimate, PairedComparison, paired_comparison, t_interval
@@ -767,27 +767,6 @@ def expected_interval(seeds: int, dataset: DatasetSpec, train_fraction: float, m
     halfwidth = (stats.t.ppf(0.975, seeds - 1) * math.sqrt(2) * spread / math.sqrt(seeds) if seeds >= 2
                  else float("inf"))
     return ExpectedInterval(seeds, float(halfwidth), spread, source)
-
-
-# --- a cheap pre-screen: train on synthetic, test on real ----------------------------------------
-
-CAS_BUDGET = TrainConfig(steps=200, batch_size=64, eval_every=50)
-
-
-def classification_accuracy_score(synthetic: ImageSet, data: Dataset, train: TrainConfig = CAS_BUDGET,
-                                  seed: int = 0, hooks: Hooks = NO_HOOKS) -> dict:
-    """The classification accuracy score of a labelled synthetic set (Ravuri & Vinyals 2019): a classifier
-    trained on the synthetic images alone, selected on the real validation split, scored on the real test
-    split. Returns its test metrics (`classification_metrics`: METRICS in [0, 1], per-class recall,
-    confusion). Cheap next to a study: one model at a small budget."""
-    if synthetic.images.shape[1:] != data.train.images.shape[1:]:
-        raise ValueError(f"{synthetic.source or 'the set'}: images are {synthetic.images.shape[1:]} (H×W×C) but the "
-                         f"dataset's are {data.train.images.shape[1:]}")
-    if len(synthetic) == 0 or synthetic.labels.min() < 0 or synthetic.labels.max() >= data.train.num_classes:
-        raise ValueError(f"{synthetic.source or 'the set'}: needs images labelled 0..{data.train.num_classes - 1}")
-    trained = train_classifier(synthetic.images, synthetic.labels, data.val.images, data.val.labels,
-                               data.train.num_classes, train, seed=seed, hooks=hooks)
-    return evaluate(trained.model, data.test.images, data.test.labels)
 
 
 # --- reading finished studies (the page, Grad-CAM) ----------------------------------------------

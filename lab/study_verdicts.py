@@ -1,7 +1,7 @@
 """How a study judges its arms, in numbers and in sentences.
 
-- `Trivial`: the classifier that always predicts the training subset's majority class. A
-  baseline that does not clearly beat it (`trivial_check`) has learned too little for any
+- `trivial_check`: a baseline that does not clearly beat the trivial classifier (always the training
+  subset's majority class, `classifier.evaluate.Trivial`) has learned too little for any
   augmentation to be judged, and every verdict then says so first.
 - `detectable_difference`: the smallest true difference a study's seeds would detect (80% power).
 - `verdict`: one paragraph per arm that hides no loss: the difference on the primary metric with
@@ -12,46 +12,18 @@ Scores are fractions in [0, 1]; sentences speak in percent and points.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 
-from classifier.evaluate import METRIC_LABELS, METRICS, classification_metrics
+from classifier.evaluate import METRIC_LABELS, Trivial
 from metrics.stats import Estimate
 
 if TYPE_CHECKING:  # the summaries are built in lab/study.py, which imports this module
     from lab.study import ArmSummary, StudySummary
 
 POWER = 0.8  # of the minimum detectable difference
-
-
-@dataclass
-class Trivial:
-    """The trivial classifier: always the training subset's majority class, scored on the test split."""
-    majority_class: str
-    scores: dict[str, float]  # METRICS -> its test score, fractions in [0, 1]
-
-    @property
-    def majority_rate(self) -> float:
-        """Share of the test split in the majority class: the trivial classifier's accuracy."""
-        return self.scores["accuracy"]
-
-    @classmethod
-    def of(cls, train_labels: np.ndarray, test_labels: np.ndarray, class_names: list[str]) -> "Trivial":
-        majority = int(np.bincount(train_labels, minlength=len(class_names)).argmax())
-        probs = np.full((len(test_labels), len(class_names)), 0.5 / len(class_names))
-        probs[:, majority] += 0.5  # the same scores for every image: AUC 0.5
-        scores = classification_metrics(test_labels, probs)
-        return cls(class_names[majority], {m: scores[m] for m in METRICS})
-
-    def to_dict(self) -> dict:
-        return {"majority_class": self.majority_class, "scores": self.scores}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Trivial":
-        return cls(d["majority_class"], {m: float(v) for m, v in d["scores"].items()})
 
 
 def trivial_check(base: ArmSummary, trivial: Trivial, metric: str) -> str:

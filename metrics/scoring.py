@@ -75,7 +75,7 @@ class ScoreConfig(Config):
                                   "beside the same classifier trained on the real training split")
     prescreen_steps: int | None = option(None, label="Pre-screen optimizer steps", min=1,
                                          help="the pre-screen classifiers' budget; empty: the study's pre-screen "
-                                              "budget (lab.study.CAS_BUDGET)")
+                                              "budget (classifier.prescreen.CAS_BUDGET)")
 
     def validate(self) -> None:
         if not self.pairings or any(p not in STRATEGIES for p in self.pairings):

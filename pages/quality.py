@@ -10,7 +10,7 @@ from PIL import Image
 from data.grid import upscale
 from data.synthetic import read_meta
 from data.uploads import register_upload
-from lab.kinds.score import CHEAP_PRESCREEN_SIZE, Prescreen, prescreen_budget, prescreen_by_default
+from classifier.prescreen import CHEAP_PRESCREEN_SIZE, Prescreen, prescreen_budget, prescreen_by_default
 from lab.leaderboard import leaderboard_rows
 from lab.sets import compatible_sets
 from metrics.distribution import DISTRIBUTION_METRICS
@@ -76,7 +76,7 @@ else:
                                  "numbers (slow on a CPU)")
     small = c3.radio("Images below a metric's minimum size", ["upsample", "skip"], horizontal=True)
     defaults = ScoreConfig()
-    budget = prescreen_budget(defaults)
+    budget = prescreen_budget(defaults.prescreen_steps)
     prescreen = c3.checkbox("Pre-screen (CAS)", value=prescreen_by_default(spec),
                             help="train on synthetic, test on real: after the image metrics, the study's "
                                  "classifier is trained on each set alone and "

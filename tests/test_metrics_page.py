@@ -18,9 +18,9 @@ from data.paths import cache_dir
 from classifier.train import TrainConfig
 from data.synthetic import save_set, set_id
 from lab import jobs
-from lab.kinds.score import REAL_ONLY, CasScores, Prescreen
+from classifier.prescreen import REAL_ONLY, CasScores, Prescreen
 from lab.kinds.score import run as score_job
-from lab.study_verdicts import Trivial
+from classifier.evaluate import Trivial
 from lab.runs import Run, list_runs
 from lab.sets import list_sets
 from metrics.inception import FEATURE_SPACE, PREPROCESSING, resolve_device

@@ -14,11 +14,10 @@ from data.synthetic import save_set
 from lab import jobs
 from lab.cli import main as cli_main
 from lab.cli_score import format_prescreen
-from lab.kinds.score import REAL_ONLY, Prescreen
+from classifier.prescreen import CAS_BUDGET, REAL_ONLY, Prescreen, classification_accuracy_score
 from lab.kinds.score import run as score_job
 from lab.leaderboard import leaderboard_rows
 from lab.runs import Run, list_runs
-from lab.study import CAS_BUDGET, classification_accuracy_score
 from metrics.scores import Scores
 from metrics.scoring import ScoreConfig
 

@@ -13,7 +13,8 @@ from lab.runs import Run
 from lab.study import (ArmConfig, RecipeConfig, StudyConfig, StudySummary, expected_interval, preset, quick_budget,
                        summarize, write_summary)
 from lab.study_report import arm_table, report_rows, yardsticks
-from lab.study_verdicts import Trivial, detectable_difference
+from classifier.evaluate import Trivial
+from lab.study_verdicts import detectable_difference
 
 SEEDS = [0, 1, 2]
 ARMS = [ArmConfig("real only"), ArmConfig("real + sampler", balance="sampler"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from classifier.evaluate import Trivial
 from data.datasets import Dataset, load_dataset
 from data.files import atomic_save, atomic_write_json, read_json
 from data.synthetic import set_id
@@ -20,7 +21,6 @@ from lab.runs import Run
 from lab.study import (RECIPE_SET_FILES, ArmRunConfig, StudyConfig, arm_runs, check_recipe_set, check_sets,
                        generator_runs, summarize, train_arm, write_summary)
 from lab.study_report import write_report
-from lab.study_verdicts import Trivial
 
 GENERATOR_PROGRESS = 100  # a generator child's share of the study's progress bar, in percent of it done
 
