@@ -65,3 +65,6 @@ class ACGAN(GAN):
     def g_loss(self, fake, fake_labels):
         score, classes = self.discriminator(fake)
         return LOSSES[self.loss].generator(score) + F.cross_entropy(classes, fake_labels)
+
+    def scores(self, images, labels):
+        return self.discriminator(images)[0]

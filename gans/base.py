@@ -74,6 +74,10 @@ class GAN:
     def g_loss(self, fake: torch.Tensor, fake_labels) -> torch.Tensor:
         return LOSSES[self.loss].generator(self.discriminator(fake))
 
+    def scores(self, images: torch.Tensor, labels) -> torch.Tensor:
+        """The discriminator's realness score of each image (a logit for the logit losses)."""
+        return self.discriminator(images)
+
     # --- shared -------------------------------------------------------------------------------
     @property
     def per_class(self) -> bool:
@@ -93,14 +97,20 @@ class GAN:
         generator = self.generator if generator is None else generator
         return generator(z, labels) if self.conditional else generator(z)
 
-    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None,
+                   inspect: bool = False) -> dict[str, torch.Tensor]:
         """`d_steps` discriminator updates (one real chunk each), then one generator update.
 
         `real` holds d_steps · batch images. The generator step reuses the last fake batch
         (as the PyTorch DCGAN example does). The discriminator sees every image, real or fake,
         through `augment`; the average generator follows each update. Returns detached loss
         tensors, per model: the trainer reads them every few steps, so no step waits for the device.
+        With `inspect` (the step-by-step view), also what the last discriminator update saw before it
+        learned: `d_real` and `d_fake`, the mean sigmoid of its scores of the real and the fake batch
+        (its belief that each is real, for the logit losses), and the L2 norms of both updates'
+        gradients, `grad_d` and `grad_g`.
         """
+        seen = {}
         chunks = real.chunk(self.d_steps)
         label_chunks = labels.chunk(self.d_steps) if labels is not None else [None] * len(chunks)
         for i, (chunk, chunk_labels) in enumerate(zip(chunks, label_chunks)):
@@ -108,17 +118,30 @@ class GAN:
             fake_labels = self.random_labels(len(chunk))
             with torch.set_grad_enabled(last):  # only the last fake batch feeds the generator step
                 fake = self.generate(self.noise(len(chunk)), fake_labels)
-            loss_d = self.d_loss(self.augment(chunk), chunk_labels, self.augment(fake.detach()), fake_labels)
+            real_in, fake_in = self.augment(chunk), self.augment(fake.detach())
+            if inspect and last:
+                seen.update(self._beliefs(real_in, chunk_labels, fake_in, fake_labels))
+            loss_d = self.d_loss(real_in, chunk_labels, fake_in, fake_labels)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
+            if inspect and last:
+                seen["grad_d"] = gradient_norm(self.discriminator)
             self.opt_d.step()
         loss_g = self.g_loss(self.augment(fake), fake_labels)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        if inspect:
+            seen["grad_g"] = gradient_norm(self.generator)
         self.opt_g.step()
         if self.generator_ema is not None:
             self.update_ema()
-        return {"loss_d": loss_d.detach() / self.groups, "loss_g": loss_g.detach() / self.groups}
+        return {"loss_d": loss_d.detach() / self.groups, "loss_g": loss_g.detach() / self.groups, **seen}
+
+    @torch.no_grad()
+    def _beliefs(self, real: torch.Tensor, labels, fake: torch.Tensor, fake_labels) -> dict[str, torch.Tensor]:
+        """The discriminator's mean belief (sigmoid of its score) that the real and the fake batch are real."""
+        real_scores, fake_scores = self.scores(real, labels), self.scores(fake, fake_labels)
+        return {"d_real": torch.sigmoid(real_scores).mean(), "d_fake": torch.sigmoid(fake_scores).mean()}
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -198,3 +221,9 @@ class GAN:
         self.opt_d.load_state_dict(state["opt_d"])
         if self.generator_ema is not None:
             self.generator_ema.load_state_dict(state["generator_ema"])
+
+
+def gradient_norm(module: nn.Module) -> torch.Tensor:
+    """The L2 norm of all of `module`'s gradients together (0 when it has none)."""
+    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
+    return torch.cat(grads).norm() if grads else torch.zeros(())

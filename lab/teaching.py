@@ -102,9 +102,9 @@ class StepReport:
 class GanStepper:
     """A small DCGAN (no label smoothing) on `images` (uint8, any class), trained `batch` images per step.
 
-    Each step: the discriminator learns to call a real batch real and a generated batch fake, then
-    the generator learns to make the discriminator call its batch real (the non-saturating loss).
-    `history` holds every step's report.
+    Each step is the GAN's own `train_step`: the discriminator learns to call a real batch real and a
+    generated batch fake, then the generator learns to make the discriminator call its batch real
+    (the non-saturating loss). `history` holds every step's report.
     """
 
     def __init__(self, images: ImageSet, batch: int = 32, latent: int = 16, width: int = 16, seed: int = 0):
@@ -118,24 +118,10 @@ class GanStepper:
         self.history: list[StepReport] = []
 
     def step(self) -> StepReport:
-        gan = self.gan
         real = self.real[torch.randint(len(self.real), (self.batch,), generator=self.draws)]
-        fake = gan.generate(gan.noise(self.batch, self.draws), None)
-        with torch.no_grad():
-            d_real = torch.sigmoid(gan.discriminator(real)).mean().item()
-            d_fake = torch.sigmoid(gan.discriminator(fake)).mean().item()
-        loss_d = gan.d_loss(real, None, fake.detach(), None)
-        gan.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        grad_d = gradient_norm(gan.discriminator)
-        gan.opt_d.step()
-        loss_g = gan.g_loss(fake, None)
-        gan.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        grad_g = gradient_norm(gan.generator)
-        gan.opt_g.step()
-        gan.steps_done += 1
-        report = StepReport(gan.steps_done, d_real, d_fake, loss_d.item(), loss_g.item(), grad_d, grad_g)
+        seen = {name: value.item() for name, value in self.gan.train_step(real, None, inspect=True).items()}
+        self.gan.steps_done += 1
+        report = StepReport(self.gan.steps_done, **seen)
         self.history.append(report)
         return report
 
@@ -144,8 +130,3 @@ class GanStepper:
         """uint8 16×H×W×C images from the same fixed noise at every step (so you see them move), made as
         training makes them (batch statistics: after a few steps the running ones still lag behind)."""
         return from_tensor(self.gan.generate(self.fixed_noise, None).cpu())
-
-
-def gradient_norm(module: torch.nn.Module) -> float:
-    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
-    return torch.cat(grads).norm().item() if grads else 0.0
