@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.datasets import DatasetSpec, load_dataset  # noqa: E402
 from metrics.distribution import feature_statistics, fid, frechet_distance  # noqa: E402
-from metrics.inception import inception_features, load_network, resolve_device  # noqa: E402
+from data.device import resolve_device  # noqa: E402
+from metrics.inception import inception_features, load_network  # noqa: E402
 
 
 def fid_helper_statistics(helper, images: np.ndarray, batch: int) -> tuple[dict, np.ndarray]:
@@ -57,7 +58,7 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    load_network(resolve_device("auto"))
+    load_network(str(resolve_device("auto")))
     inception_features(train[:args.batch], args.batch)  # the TorchScript executor specialises on its first calls
     load_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -97,7 +98,7 @@ def main() -> None:
         "fid_helper_seconds_per_1000_images": round(helper_seconds / (2 * args.n) * 1000, 1),
         "frechet_seconds": round(ours_fid_seconds, 2), "fid_from_features_seconds": round(from_features_seconds, 3),
         "fid_helper_frechet_seconds": round(theirs_fid_seconds, 2),
-        "device": resolve_device("auto"), "threads": torch.get_num_threads(),
+        "device": str(resolve_device("auto")), "threads": torch.get_num_threads(),
         "load_average_before": round(load_before, 1), "load_average_after": round(os.getloadavg()[0], 1)}))
 
 

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.imageset import ImageSet  # noqa: E402
 from gans import REGISTRY  # noqa: E402
-from gans.config import make_config, resolve_device  # noqa: E402
+from data.device import resolve_device  # noqa: E402
+from gans.config import make_config  # noqa: E402
 from gans.train import train  # noqa: E402
 
 

@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data.datasets import DatasetSpec, load_dataset  # noqa: E402
 from data.imageset import ImageSet, to_unit_tensor  # noqa: E402
 from metrics.encoder import train_encoder  # noqa: E402
-from metrics.inception import reference_path, resolve_device  # noqa: E402
+from data.device import resolve_device  # noqa: E402
+from metrics.inception import reference_path  # noqa: E402
 from metrics.quality import METRICS, prepare  # noqa: E402
 from metrics.scores import ENCODER, INCEPTION  # noqa: E402
 from metrics.scoring import ScoreConfig, build_reference, sample_of, score_set  # noqa: E402
@@ -136,7 +137,7 @@ def main() -> None:
                       "encoder_val_balanced_accuracy": round(encoder.info["val_balanced_accuracy"], 3),
                       "naive_subset": args.naive, "naive_seconds": round(naive, 2),
                       "naive_seconds_projected": round(projected, 1), "speedup": round(projected / seconds, 1),
-                      "device": resolve_device("auto"), "threads": torch.get_num_threads(),
+                      "device": str(resolve_device("auto")), "threads": torch.get_num_threads(),
                       "load_average_before": round(load_before, 1),
                       "load_average_after": round(os.getloadavg()[0], 1)}))
 

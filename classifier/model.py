@@ -68,7 +68,3 @@ def load_pretrained(model: EfficientNet, path: Path, variant: str) -> None:
     model.load_state_dict(body, strict=False)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)

@@ -18,9 +18,9 @@ from functools import partial
 from pathlib import Path
 
 from classifier.evaluate import METRIC_LABELS, METRICS, Trivial, evaluate
-from classifier.model import resolve_device
 from classifier.train import TrainConfig, train_classifier
 from data.datasets import Dataset, DatasetSpec
+from data.device import resolve_device
 from data.files import atomic_write_json
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet

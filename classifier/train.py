@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torchsampler import ImbalancedDatasetSampler
 
 from classifier.evaluate import METRICS, evaluate, to_input
-from classifier.model import VARIANTS, build_model, resolve_device
+from classifier.model import VARIANTS, build_model
 from data.config import Config, ConfigError, option
+from data.device import resolve_device
 from data.files import atomic_save
 from data.hooks import NO_HOOKS, Hooks, Interrupted
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-
 from data.config import Config, ConfigError, option
 from data.datasets import DatasetSpec
 from gans import PRESET_NAMES, REGISTRY
@@ -102,12 +100,6 @@ def make_config(gan: str = "dcgan", preset: str = "quick", **overrides) -> GanCo
     if isinstance(overrides.get("dataset"), DatasetSpec):
         overrides["dataset"] = overrides["dataset"].to_dict()
     return GanConfig.from_dict({"gan": gan, "preset": preset, **presets[preset], **overrides})
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def build_gan(config: GanConfig, image_size: int, channels: int, num_classes: int, device="cpu"):

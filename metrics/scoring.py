@@ -28,14 +28,14 @@ import numpy as np
 
 from data.config import Config, ConfigError, option
 from data.datasets import Dataset, DatasetSpec
+from data.device import resolve_device
 from data.grid import make_grid
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
 from data.synthetic import load_set, read_meta
 from metrics.distribution import distribution_scores, feature_statistics
 from metrics.encoder import Encoder, EncoderConfig, train_encoder
-from metrics.inception import (FEATURE_SPACE, PREPROCESSING, inception_features, reference_path, reference_set,
-                               resolve_device)
+from metrics.inception import FEATURE_SPACE, PREPROCESSING, inception_features, reference_path, reference_set
 from metrics.memorization import memorization
 from metrics.pairing import STRATEGIES, Neighbours, nearest_neighbours, nearest_pairing, random_pairing
 from metrics.quality import METRICS, applicability, score_pairs

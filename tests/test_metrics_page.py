@@ -23,7 +23,8 @@ from lab.kinds.score import run as score_job
 from classifier.evaluate import Trivial
 from lab.runs import Run, list_runs
 from lab.sets import list_sets
-from metrics.inception import FEATURE_SPACE, PREPROCESSING, resolve_device
+from data.device import resolve_device
+from metrics.inception import FEATURE_SPACE, PREPROCESSING
 from metrics.scores import (CLASS_MATCHED, ENCODER, INCEPTION, TRAIN_SPLIT, DistributionScores, EncoderSummary,
                             InceptionSummary, Scores)
 
@@ -65,7 +66,7 @@ def test_score_button_queues_a_job_for_the_chosen_set(runs_root, pneumonia, monk
     assert (run.config["inception"], run.config["inception_real_images"],
             run.config["inception_synthetic_images"]) == (True, 2000, 1000)
     assert any("Inception will embed 2060 images" in c.value for c in at.caption)  # 2000 real (not cached) + 60
-    atomic_write_json(cache_dir() / "inception" / "pace.json", {resolve_device("auto"): 0.25})  # as timed here
+    atomic_write_json(cache_dir() / "inception" / "pace.json", {resolve_device("auto").type: 0.25})  # as timed here
     at.run()
     assert any("2060 images: about 8m 35s at this machine's 0.25 s per image" in c.value for c in at.caption)
     next(c for c in at.checkbox if c.label.startswith("Inception-v3 features")).uncheck().run()

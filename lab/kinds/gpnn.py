@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from data.datasets import load_dataset
+from data.device import resolve_device
 from data.files import atomic_write_json
 from data.hooks import Hooks
 from data.imageset import from_tensor, to_tensor
-from gans.config import resolve_device
 from gans.gpnn import GpnnConfig, generate, resize
 from lab.kinds.singan import (image_figures, save_image_variations, save_seeds_set, seed_images, source_image,
                               to_working_size)
