@@ -46,8 +46,7 @@ from data.files import atomic_save, atomic_write_json, read_json, slug
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
 from data.paths import cache_dir
-from metrics.distribution import (distribution_scores, feature_statistics, frechet_distance, kid,
-                                  manifold_scores)
+from metrics.distribution import feature_statistics, frechet_distance
 
 if TYPE_CHECKING:
     from data.datasets import DatasetSpec
@@ -247,30 +246,6 @@ def inception_fid(real: np.ndarray | InceptionSet, fake: np.ndarray | InceptionS
     value = frechet_distance(real.mu, real.sigma, fake.mu, fake.sigma) if min(len(real), len(fake)) >= 2 \
         else float("nan")
     return {"feature_space": FEATURE_SPACE, "fid": value, "n_real": len(real), "n_synthetic": len(fake)}
-
-
-def inception_kid(real: np.ndarray | InceptionSet, fake: np.ndarray | InceptionSet, seed: int = 0,
-                  batch: int = 50, device: str = "auto") -> dict:
-    """KID (↓, about 0 for identical distributions): mean and spread of the unbiased MMD² over subsets."""
-    real, fake = _as_set(real, batch, device), _as_set(fake, batch, device)
-    mean, std = kid(real.features, fake.features, seed=seed)
-    return {"feature_space": FEATURE_SPACE, "kid": mean, "kid_std": std, "n_real": len(real),
-            "n_synthetic": len(fake)}
-
-
-def inception_manifold_scores(real: np.ndarray | InceptionSet, fake: np.ndarray | InceptionSet, batch: int = 50,
-                              device: str = "auto") -> dict:
-    """Precision, recall (k=3), density, coverage (k=5) (↑) on Inception features."""
-    real, fake = _as_set(real, batch, device), _as_set(fake, batch, device)
-    return {"feature_space": FEATURE_SPACE, **manifold_scores(real.features, fake.features)}
-
-
-def inception_scores(real: np.ndarray | InceptionSet, fake: np.ndarray | InceptionSet, seed: int = 0,
-                     batch: int = 50, device: str = "auto") -> dict:
-    """All six distribution metrics on Inception features, each set embedded once."""
-    real, fake = _as_set(real, batch, device), _as_set(fake, batch, device)
-    return {"feature_space": FEATURE_SPACE,
-            **distribution_scores(real.features, fake.features, seed=seed, real_statistics=(real.mu, real.sigma))}
 
 
 @torch.inference_mode()

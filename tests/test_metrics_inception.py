@@ -8,9 +8,8 @@ import torch
 
 import metrics.inception as inception
 from data.hooks import Hooks, Interrupted
-from metrics.distribution import fid
-from metrics.inception import (FEATURE_SPACE, InceptionUnavailable, inception_features, inception_fid,
-                               inception_kid, inception_manifold_scores, inception_scores, inception_set,
+from metrics.distribution import distribution_scores, fid
+from metrics.inception import (FEATURE_SPACE, InceptionUnavailable, inception_features, inception_fid, inception_set,
                                reference_set, sifid, weights_path)
 
 # Images per set. Two Inception passes per image (ours and the package's) and two 2048-d matrix
@@ -61,16 +60,17 @@ def test_our_fid_equals_fid_helper_pytorchs_own_fid_on_real_images(real_sets, re
     assert fid(ours_train.features, ours_test.features) == pytest.approx(real_fid["fid"], rel=1e-6)
 
 
-def test_every_inception_metric_names_its_feature_space_and_real_beats_noise(real_sets, real_fid):
+def test_in_inception_space_real_images_beat_noise_on_every_distribution_metric(real_sets, real_fid):
     _, _, train, test = real_sets
     noise = inception_set(np.random.default_rng(0).integers(0, 256, (20, 28, 28, 3), dtype=np.uint8))
-    kid_real, manifold_real = inception_kid(train, test), inception_manifold_scores(train, test)
-    noisy = inception_scores(train, noise)
-    assert all(s["feature_space"] == FEATURE_SPACE for s in (kid_real, manifold_real, noisy))
+    # as the score job computes them: the distribution metrics over Inception features
+    real, noisy = (distribution_scores(train.features, other.features, seed=0, real_statistics=(train.mu, train.sigma))
+                   for other in (test, noise))
     assert set(noisy) >= {"fid", "kid", "precision", "recall", "density", "coverage"}
-    assert real_fid["fid"] < 0.5 * noisy["fid"] and kid_real["kid"] < 0.5 * noisy["kid"]
-    assert manifold_real["precision"] > 0.5 and noisy["precision"] < 0.1
-    assert manifold_real["coverage"] > noisy["coverage"]
+    assert real["fid"] == pytest.approx(real_fid["fid"], rel=1e-6)
+    assert real["fid"] < 0.5 * noisy["fid"] and real["kid"] < 0.5 * noisy["kid"]
+    assert real["precision"] > 0.5 and noisy["precision"] < 0.1
+    assert real["coverage"] > noisy["coverage"]
 
 
 def test_real_statistics_are_cached_on_disk_per_dataset_and_content(derma, tmp_path, monkeypatch):
