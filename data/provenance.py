@@ -6,7 +6,9 @@ images that was and an order-free digest of their fingerprints, the generator ki
 and config. The fingerprints themselves (`trained_on`, uint64 N) are stored in the set's npz, so
 a study can count how many of them lie outside the real subset its classifier sees, or in its
 validation and test splits (`leak_report`). Uploaded sets and generators are "provenance
-unknown", whatever their files claim: the lab records only what it saw itself.
+unknown", whatever their files claim: the lab records only what it saw itself. A set's files are
+claims anyone can edit: the study believes them only when they agree with the run that wrote the
+set (`lab.provenance_check`, which knows run directories; this module reads files only).
 
 A fingerprint is a 64-bit BLAKE2b hash of an image's bytes: identical pixels (same size and
 channels), identical fingerprint. The same fingerprints are what a study records in

@@ -43,13 +43,14 @@ from data.datasets import Dataset, DatasetSpec, load_dataset
 from data.files import atomic_write_json, read_json
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
-from data.provenance import digest, fingerprints, leak_report, read_provenance
+from data.provenance import digest, fingerprints, leak_report
 from data.synthetic import load_set
 from gans import REGISTRY, SINGLE_IMAGE
 from gans.config import make_config as gan_config
 from gans.gpnn import make_config as gpnn_config
 from gans.singan_train import make_config as singan_config
 from lab.children import read_children
+from lab.provenance_check import verified_provenance
 from lab.runs import Run, list_runs
 from lab.sets import resolve_set
 from lab.study_verdicts import trivial_check, verdict
@@ -328,11 +329,11 @@ def same_data(a: DatasetSpec, b: DatasetSpec) -> bool:
 
 
 def dataset_of_sets(refs: list[str], root: Path | None = None) -> DatasetSpec | None:
-    """The dataset the sets' generators learned from, by their provenance (None when none records it);
+    """The dataset the sets' generators learned from, by their verified provenance (None when none records it);
     sets of different datasets are refused."""
     found: dict[str, DatasetSpec] = {}
     for ref in refs:
-        provenance, _ = read_provenance(resolve_set(ref, root))
+        provenance, _ = verified_provenance(resolve_set(ref, root), root)
         if provenance.known:
             found[ref] = provenance.dataset
     specs = list(found.values())
@@ -376,6 +377,8 @@ def check_sets(study: StudyConfig, data: Dataset, root: Path | None = None) -> d
     Refused (SetRefused, naming the set): a set made from another dataset; a set whose generator
     saw any validation or test image; a set whose generator saw real training images outside a
     seed's subset, unless its arm has `allow_leak`. A bad file is a ValueError naming it.
+    A set's provenance counts only when it matches the run that wrote it in the runs folder `root`
+    (`lab.provenance_check.verified_provenance`); otherwise it is unknown.
     Returns arm name -> the flag every result of that arm carries, for an allowed leak or an
     unknown provenance ("generator trained on N real images, classifier on M").
     """
@@ -385,7 +388,7 @@ def check_sets(study: StudyConfig, data: Dataset, root: Path | None = None) -> d
     flags = {}
     for arm in (a for a in study.arms if a.kind in FIXED_SET_KINDS):
         path, name = resolve_set(arm.synthetic_set, root), f"synthetic set {set_label(arm.synthetic_set)}"
-        provenance, trained_on = read_provenance(path)
+        provenance, trained_on = verified_provenance(path, root)
         if provenance.known and not same_data(provenance.dataset, study.dataset):
             raise SetRefused(f"{name} was made from {provenance.dataset.label}; this study is on "
                              f"{study.dataset.label}")
@@ -441,8 +444,10 @@ def generator_runs(study: StudyConfig, data: Dataset) -> dict[str, tuple[str, st
 
 def check_recipe_set(path: Path, subset: ImageSet, data: Dataset, exact: bool) -> None:
     """A recipe generator must have learned from the seed's subset only (a GAN: from exactly all of it),
-    by the fingerprints its set records; otherwise the study stops here, naming the set."""
-    provenance, trained_on = read_provenance(path)
+    by the fingerprints its set records, verified against its run (the study made that run in its own
+    runs folder: `path` is `<runs>/<kind>/<run id>/artifacts/<set>.npz`); otherwise the study stops here,
+    naming the set."""
+    provenance, trained_on = verified_provenance(path, Path(path).resolve().parents[3])
     report = leak_report(provenance, trained_on, fingerprints(subset.images), *held_out_prints(data))
     if not report.known or report.outside_subset or report.in_val or report.in_test or \
             (exact and digest(trained_on) != digest(fingerprints(subset.images))):

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from classifier.train import TrainConfig
+from data.datasets import load_dataset
 from data.imageset import ImageSet
-from data.provenance import Provenance, fingerprints
+from data.provenance import fingerprints
 from data.synthetic import save_set, set_id
 from gans.config import make_config
 from lab.kinds import gan
@@ -72,15 +74,23 @@ def test_with_allow_leak_it_runs_and_every_result_says_so(whole_split_set, pneum
     assert flag in (run.artifacts / "report.html").read_text()
 
 
-def test_a_set_whose_generator_saw_validation_images_is_refused_even_with_allow_leak(tmp_path, pneumonia):
-    seen = np.concatenate([pneumonia.train.images[:50], pneumonia.val.images[:3]])
-    trained_on = fingerprints(seen)
-    provenance = Provenance.trained(trained_on, dataset=pneumonia.spec, split="train", train_fraction=1.0,
-                                    subset_seed=0, generator="dcgan", run_id="forged", config={})
-    images = ImageSet(pneumonia.train.images[:20], pneumonia.train.labels[:20], pneumonia.class_names)
-    path = save_set(images, tmp_path, "val_leak", provenance, trained_on)
-    with pytest.raises(SetRefused, match="3 validation and 0 test images; a study never uses such a set"):
-        check_sets(study(path, allow_leak=True), pneumonia)
+def test_a_set_whose_generator_saw_validation_images_is_refused_even_with_allow_leak(runs_root, pneumonia):
+    """A real GAN run learns from an image folder's training split carved with split seed 0; a study on the same
+    folder carved with split seed 1 holds some of those images in its validation and test splits."""
+    folder = runs_root.parent / "xray"
+    for label, class_name in enumerate(pneumonia.class_names):
+        (folder / class_name).mkdir(parents=True)
+        for i, image in enumerate(pneumonia.train.images[pneumonia.train.labels == label][:30]):
+            Image.fromarray(image[..., 0]).save(folder / class_name / f"{i}.png")
+    dataset = {"source": "folder", "name": "xray", "size": 28, "path": str(folder)}
+    config = make_config("dcgan", "quick", dataset=dataset, train_fraction=1.0, steps=2, export_per_class=5,
+                         sample_every=1000, checkpoint_every=1000)
+    run = Run.create("gan", config.to_dict(), root=runs_root)
+    gan.run(run)
+    resplit = {**dataset, "split_seed": 1}
+    with pytest.raises(SetRefused, match=r"learned from \d+ validation and \d+ test images; a study never uses such"):
+        check_sets(study(run.artifacts / "synthetic.npz", allow_leak=True, dataset=resplit), load_dataset(resplit),
+                   runs_root)
 
 
 def test_a_set_of_another_dataset_is_refused(whole_split_set, derma):

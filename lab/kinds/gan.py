@@ -3,7 +3,8 @@
 Outputs: checkpoints/last.pt (resume), checkpoints/generator.pt (what the Samples page and
 `python -m lab sample` open), sample grids in samples/, and the default synthetic set
 artifacts/synthetic.npz of `export_per_class` images per class. The generator and the set record
-their provenance: the fingerprints of exactly the real images the GAN learned from.
+their provenance: the fingerprints of exactly the real images the GAN learned from, which the run
+also keeps in checkpoints/ before it trains (`lab.provenance_check`: what the set's claims are checked against).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from gans.checkpoint import save_generator
 from gans.config import GanConfig
 from gans.sampling import has_labels, synthesize
 from gans.train import train, training_images
+from lab.provenance_check import record_fingerprints
 from lab.runs import Run
 from lab.sets import draw
 
@@ -21,6 +23,7 @@ def run(run: Run) -> None:
     config = GanConfig.from_dict(run.settings)
     images = training_images(config)
     trained_on = fingerprints(images.images)
+    record_fingerprints(run, trained_on)
     provenance = Provenance.trained(trained_on, dataset=config.spec, split="train",
                                     train_fraction=config.train_fraction, subset_seed=config.seed,
                                     generator=config.gan, run_id=run.id, config=config.to_dict())

@@ -33,6 +33,7 @@ from data.synthetic import load_set, save_set, to_folder_zip
 from gans.singan import load_image, resize
 from gans.singan_train import SinGanConfig, build_model, train
 from lab.children import create_children, run_children
+from lab.provenance_check import record_fingerprints
 from lab.runs import Run
 from metrics.inception import SIFID_FEATURE_SPACE, InceptionUnavailable, sifid
 
@@ -192,12 +193,14 @@ def train_seeds(run: Run, config: SinGanConfig) -> None:
 
 
 def seed_images(run: Run, config: Config, train_split: ImageSet) -> list[int]:
-    """A seeds-mode config's training indices (`seed_indices`, else `choose_seeds`), checked and kept in seeds.json."""
+    """A seeds-mode config's training indices (`seed_indices`, else `choose_seeds`), checked and kept in seeds.json,
+    their images' fingerprints recorded in the run (`lab.provenance_check.record_fingerprints`)."""
     seeds = list(config.seed_indices) or choose_seeds(train_split, config.seeds_per_class, config.seed)
     bad = [i for i in seeds if not 0 <= i < len(train_split)]
     if bad:
         raise ValueError(f"seed indices outside the training split (0..{len(train_split) - 1}): {bad}")
     atomic_write_json(run.artifacts / "seeds.json", {"indices": seeds, "labels": train_split.labels[seeds].tolist()})
+    record_fingerprints(run, fingerprints(train_split.images[seeds]))
     return seeds
 
 

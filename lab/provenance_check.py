@@ -1,0 +1,156 @@
+"""Whether a synthetic set's provenance is that of the run that wrote it.
+
+A set's sidecar and npz are files anyone can edit, so what they say its generator learned from is
+evidence only when it agrees with the generator run that made it (`verified_provenance`):
+- the set lies in a run's artifacts/ inside the runs folder (links resolved): `<kind>/<run id>/artifacts/`;
+- that run is the generator run (a "gan" run, a seeds-mode "singan" or "gpnn" run), or a "sample"
+  run whose config names a GAN run and draws from that run's generator.pt;
+- the provenance names that generator run, and agrees with its config.json on the dataset, split,
+  training fraction, subset seed and generator;
+- the fingerprints the generator run recorded of its real images as it trained (in the run, not
+  beside the set: `checkpoints/trained_on.npy`, `record_fingerprints`) are the ones the set carries;
+- a GAN run's generator.pt records the same provenance and fingerprints.
+Any disagreement makes the provenance unknown, saying what differs; forging it takes every one of
+those files, not one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from data.config import ConfigError
+from data.datasets import DatasetSpec
+from data.files import atomic_save
+from data.paths import runs_dir
+from data.provenance import Provenance, read_provenance
+from gans.checkpoint import CheckpointError, generator_provenance
+from gans.config import GanConfig
+from gans.gpnn import GpnnConfig
+from gans.singan_train import SinGanConfig
+from lab.runs import Run, RunFileError
+
+RECORDED = "trained_on.npy"  # in a generator run's checkpoints/: the fingerprints of the real images it learns from
+MISMATCH = "provenance does not match the run that wrote it"
+SINGLE_IMAGE_CONFIGS = {"singan": SinGanConfig, "gpnn": GpnnConfig}
+
+
+def record_fingerprints(run: Run, trained_on: np.ndarray) -> None:
+    """Keep in `run` the fingerprints of the real images it is about to learn from (once: a resumed run has them)."""
+    path = run.checkpoints / RECORDED
+    if not path.exists():
+        atomic_save(path, lambda tmp: np.save(tmp, np.asarray(trained_on, dtype=np.uint64)))
+
+
+def verified_provenance(set_path: str | Path, root: Path | None = None) -> tuple[Provenance, np.ndarray | None]:
+    """A set's provenance and fingerprints (`data.provenance.read_provenance`) when they agree with the run
+    under the runs folder `root` that wrote it; else unknown, naming what differs (fingerprints None).
+
+    A set that disagrees with itself stays a ValueError naming the file, as in `read_provenance`.
+    """
+    path = Path(set_path).resolve()
+    provenance, trained_on = read_provenance(path)
+    if not provenance.known:
+        return provenance, None
+    root = Path(root or runs_dir()).resolve()
+    writer = _writer(path, root)
+    if writer is None:
+        return Provenance.unknown(f"{path} is not in a run's artifacts/ under the runs folder {root}: "
+                                  "a set copied out of its run folder"), None
+    differences = _differences(provenance, trained_on, writer)
+    if differences:
+        return Provenance.unknown(f"{MISMATCH}: {'; '.join(differences)}"), None
+    return provenance, trained_on
+
+
+def _writer(path: Path, root: Path) -> Run | None:
+    """The run whose artifacts/ hold the set at `path` (resolved), or None when it lies anywhere else."""
+    try:
+        kind, run_id, folder, _ = path.relative_to(root).parts
+    except ValueError:
+        return None
+    return Run(root / kind / run_id) if folder == "artifacts" else None
+
+
+def _differences(provenance: Provenance, trained_on: np.ndarray, writer: Run) -> list[str]:
+    """What in the provenance and fingerprints disagrees with the run that wrote the set ([] when nothing)."""
+    try:
+        generator_run = _generator_run(writer)
+        expected = _expected(generator_run)
+    except (ConfigError, RunFileError, LookupError) as e:  # no generator run, or no readable config of one
+        return [str(e)]
+    differences = [f"it names run {provenance.run_id}, the set was made by run {generator_run.id}"] \
+        if provenance.run_id != generator_run.id else []
+    differences += [f"its {name} is {_shown(getattr(provenance, name))}, run {generator_run.id}'s config says "
+                    f"{_shown(value)}" for name, value in expected.items() if getattr(provenance, name) != value]
+    recorded = _recorded(generator_run)
+    if recorded is None:
+        differences.append(f"run {generator_run.id} recorded no fingerprints of its real images in checkpoints/"
+                           f"{RECORDED} (made before the lab kept them, or deleted)")
+    elif not _same_prints(recorded, trained_on):
+        differences.append(f"the {len(trained_on)} fingerprints it carries are not the {len(recorded)} run "
+                           f"{generator_run.id} recorded as it trained")
+    if generator_run.path.parent.name == "gan":
+        differences += _generator_file_differences(provenance, trained_on, generator_run)
+    return differences
+
+
+def _generator_run(writer: Run) -> Run:
+    """The run that trained the set's generator: the writer itself, or the GAN run a sample run drew from."""
+    kind = writer.path.parent.name  # where it lies, not what its config.json says
+    if kind in ("gan", *SINGLE_IMAGE_CONFIGS):
+        return writer
+    if kind != "sample":
+        raise LookupError(f"it lies in a run of kind '{kind}', which trains no generator")
+    settings = writer.settings
+    origin, generator = str(settings.get("origin", "")), Path(str(settings.get("generator", "")))
+    gan_runs = writer.path.parent.parent / "gan"
+    gan_run = Run(gan_runs / origin)
+    if gan_run.path.parent != gan_runs or generator.parts[-4:] != ("gan", origin, "checkpoints", "generator.pt") \
+            or not (gan_run.path / "config.json").is_file():
+        raise LookupError(f"sample run {writer.id} drew from {generator}, not from the generator of its origin, "
+                          f"GAN run '{origin}'")
+    return gan_run
+
+
+def _expected(generator_run: Run) -> dict:
+    """The dataset, split, training fraction, subset seed and generator of a provenance, as the generator run's
+    own config.json has them."""
+    kind, settings = generator_run.path.parent.name, generator_run.settings
+    if kind == "gan":
+        config = GanConfig.from_dict(settings)
+        return {"dataset": config.spec, "split": "train", "train_fraction": config.train_fraction,
+                "subset_seed": config.seed, "generator": config.gan}
+    config = SINGLE_IMAGE_CONFIGS[kind].from_dict(settings)  # seeds mode: its seed images, from the whole split
+    return {"dataset": config.dataset, "split": "train", "train_fraction": 1.0, "subset_seed": config.seed,
+            "generator": kind}
+
+
+def _shown(value) -> str:
+    return value.label if isinstance(value, DatasetSpec) else repr(value)
+
+
+def _recorded(run: Run) -> np.ndarray | None:
+    """The fingerprints `run` recorded as it trained; None when it has none or they are not uint64 fingerprints."""
+    try:
+        prints = np.load(run.checkpoints / RECORDED, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return prints if isinstance(prints, np.ndarray) and prints.dtype == np.uint64 and prints.ndim == 1 else None
+
+
+def _same_prints(a: np.ndarray, b: np.ndarray) -> bool:
+    return np.array_equal(np.sort(a), np.sort(b))
+
+
+def _generator_file_differences(provenance: Provenance, trained_on: np.ndarray, gan_run: Run) -> list[str]:
+    path = gan_run.checkpoints / "generator.pt"
+    if not path.is_file():
+        return [f"run {gan_run.id} has no generator.pt"]
+    try:
+        recorded, prints = generator_provenance(path)
+    except CheckpointError as e:
+        return [str(e)]
+    if recorded != provenance or prints is None or not _same_prints(prints, trained_on):
+        return [f"run {gan_run.id}'s generator.pt records that {recorded.text}"]
+    return []
