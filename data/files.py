@@ -12,7 +12,10 @@ import csv
 import io
 import json
 import os
+import re
 import secrets
+import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +24,39 @@ def temporary_name(path: Path) -> Path:
     """A unique sibling of `path` that keeps its suffix (np.savez and PIL pick formats by it)."""
     path = Path(path)
     return path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
+
+
+TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\.\w+)?$")  # a `temporary_name`
+
+
+def remove_abandoned_temporaries(folder: Path, max_age_s: float) -> None:
+    """Remove the temporaries (`temporary_name`, files or folders) in `folder` that a writer killed
+    before it finished left behind: those of a process no longer running on this machine, and those
+    untouched for `max_age_s` seconds (a process id gets reused)."""
+    for path in Path(folder).glob(".*.tmp*"):
+        match = TEMPORARY.match(path.name)
+        if match and (not _running(int(match["pid"])) or _idle_s(path) > max_age_s):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _idle_s(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:  # its writer finished meanwhile
+        return 0.0
 
 
 def atomic_save(path: str | Path, write: Callable[[Path], object]) -> Path:

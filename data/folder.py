@@ -22,11 +22,12 @@ import numpy as np
 from PIL import Image
 
 from data.spec import DatasetSpec
-from data.files import atomic_save
+from data.files import atomic_save, remove_abandoned_temporaries
 from data.hooks import NO_HOOKS, Hooks, Interrupted
 from data.imageset import ImageSet
 from data.medmnist_source import DatasetError
 from data.paths import cache_dir
+from data.text import NAME_LIMIT, clean_text
 from data.zipsafe import IMAGE_EXTENSIONS
 
 SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -35,6 +36,7 @@ SPLITS = ("train", "val", "test")
 OCT_NAME = re.compile(r"^(?P<prefix>[A-Za-z]+)-(?P<patient>[A-Za-z0-9]+)-\d+$")  # CNV-1016042-1
 CHECKPOINT_EVERY = 500
 MAX_LISTED = 1000  # images offered for picking one
+STALE_TEMPORARY_SECONDS = 3600  # a temporary cache file this old belongs to an import that was killed, whatever its pid
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ def scan(root: str | Path) -> FolderLayout:
         [("", d) for d in subdirs]
     if not class_dirs:
         raise DatasetError(f"{root} has no class subfolders; expected <class>/ folders of images")
-    class_names = sorted({c.name for _, c in class_dirs})
+    shown = _class_names({c.name for _, c in class_dirs}, root)
+    class_names = sorted(set(shown.values()))
     if len(class_names) < 2:
         raise DatasetError(f"{root} has a single class ('{class_names[0]}'); a classifier needs at least two")
     files, skipped = [], []
@@ -77,13 +80,31 @@ def scan(root: str | Path) -> FolderLayout:
         for path in sorted(p for p in class_dir.rglob("*") if p.is_file()):
             rel = path.relative_to(root).as_posix()
             if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."):
-                images.append(ImageFile(rel, class_names.index(class_dir.name), split))
+                images.append(ImageFile(rel, class_names.index(shown[class_dir.name]), split))
             else:
                 skipped.append(f"{rel}: not an image")
         if not images:
             raise DatasetError(f"class folder {class_dir} is empty (no {'/'.join(IMAGE_EXTENSIONS)} files)")
         files.extend(images)
     return FolderLayout(root, class_names, files, skipped)
+
+
+def _class_names(folder_names: set[str], root: Path) -> dict[str, str]:
+    """Each class folder's name -> its class's name: the folder's name without control or bidirectional
+    formatting characters, at most NAME_LIMIT long (data.text). DatasetError when that leaves a name
+    empty, or the same for two folders."""
+    names: dict[str, str] = {}
+    for folder_name in sorted(folder_names):
+        name = clean_text(folder_name, NAME_LIMIT)
+        if not name:
+            raise DatasetError(f"{root}: class folder {folder_name!r} has no name left once control and "
+                               "bidirectional characters are removed; rename it")
+        same = [other for other, taken in names.items() if taken == name]
+        if same:
+            raise DatasetError(f"{root}: class folders {same[0]!r} and {folder_name!r} have the same name '{name}' "
+                               "once control and bidirectional characters are removed; rename one")
+        names[folder_name] = name
+    return names
 
 
 def images_in(folder: str | Path, limit: int = MAX_LISTED) -> list[Path]:
@@ -227,6 +248,7 @@ def import_folder(spec: DatasetSpec, hooks: Hooks = NO_HOOKS) -> Path:
     """
     layout = scan(spec.path)
     target = cache_path(layout, spec)
+    remove_abandoned_temporaries(target.parent, STALE_TEMPORARY_SECONDS)  # what killed imports left
     if target.exists():
         return target
     checkpoint = hooks.checkpoints / "last.npz" if hooks.checkpoints is not None else None

@@ -29,13 +29,14 @@ import numpy as np
 from PIL import Image
 
 from data.datasets import DatasetSpec
-from data.files import atomic_write_json, read_json, slug, temporary_name
+from data.files import atomic_write_json, read_json, remove_abandoned_temporaries, slug, temporary_name
 from data.folder import decode, scan, to_channels
 from data.imageset import ImageSet
 from data.medmnist_source import DatasetError
 from data.paths import cache_dir, runs_dir
 from data.provenance import Provenance
 from data.synthetic import class_folders, read_set, save_set
+from data.text import NAME_LIMIT, clean_text
 from data.zipsafe import extract_zip
 
 
@@ -45,7 +46,7 @@ def uploads_dir() -> Path:
 
 
 MAX_UPLOAD_CACHE_BYTES = 8 * 1024**3  # four of the largest zips the extractor takes
-STALE_STAGING_SECONDS = 3600  # a staging folder this old belongs to an extraction that was killed
+STALE_STAGING_SECONDS = 3600  # a staging folder this old belongs to an extraction that was killed, whatever its pid
 
 
 def extract_dataset_zip(data: bytes, cache_limit: int = MAX_UPLOAD_CACHE_BYTES) -> Path:
@@ -54,8 +55,10 @@ def extract_dataset_zip(data: bytes, cache_limit: int = MAX_UPLOAD_CACHE_BYTES) 
     Raises DatasetError (naming the offending member) for a zip that cannot be used; nothing of
     it is kept then. Two sessions extracting the same zip at once each work in a folder of their
     own; the first to finish wins. Afterwards the cache is trimmed to `cache_limit` bytes, least
-    recently used extractions first (never this one).
+    recently used extractions first (never this one). First of all, the staging folders that killed
+    extractions left behind are removed (uploads are extracted by the page's process, on this machine).
     """
+    remove_abandoned_temporaries(uploads_dir(), STALE_STAGING_SECONDS)
     target = uploads_dir() / hashlib.sha256(data).hexdigest()[:20]
     if target.exists():
         with contextlib.suppress(FileNotFoundError):  # used again: the last to be removed
@@ -78,12 +81,7 @@ def extract_dataset_zip(data: bytes, cache_limit: int = MAX_UPLOAD_CACHE_BYTES) 
 
 
 def _trim_cache(limit: int, keep: Path) -> None:
-    """Remove extractions, least recently used first, until they hold at most `limit` bytes; and
-    the staging folders that killed extractions left behind."""
-    now = time.time()
-    for staging in uploads_dir().glob(".*.tmp"):
-        if _modified(staging) < now - STALE_STAGING_SECONDS:
-            shutil.rmtree(staging, ignore_errors=True)
+    """Remove extractions, least recently used first, until they hold at most `limit` bytes."""
     extractions = [(_modified(sidecar), sidecar) for sidecar in uploads_dir().glob("*.json")
                    if not sidecar.name.startswith(".")]  # not another session's sidecar being written
     sizes = {sidecar: _extraction_bytes(sidecar) for _, sidecar in extractions}
@@ -132,6 +130,7 @@ def register_upload(data: bytes, filename: str, spec: DatasetSpec, class_names: 
     labels outside the dataset's classes. How an npz's images were converted to uint8 (floats in
     [0, 1] or [-1, 1]) is recorded in the set's metadata as `converted`, for the page to say.
     """
+    filename = clean_text(filename, NAME_LIMIT)  # the browser's file name is kept in the set's sidecar and shown
     converted: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         if filename.lower().endswith(".npz"):

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from data.text import clean_text
 from lab import jobs, worker
 from lab.runs import ACTIVE_STATES, UNREADABLE, Run, find_run, list_runs, load_object
 
@@ -41,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args) or 0
-    except (ValueError, LookupError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, LookupError, OSError) as e:  # a bad setting, an unknown run, a file or disk that fails
+        print(f"error: {clean_text(str(e), lines=True)}", file=sys.stderr)  # it may quote a name from disk
         return 1
 
 
@@ -185,7 +186,7 @@ def add_manage_arguments(parser: argparse.ArgumentParser) -> None:
 def add_sets_command(sub) -> None:
     p = sub.add_parser("sets", help="list synthetic sets, or rename / tag / note / delete one")
     p.add_argument("action", nargs="?", default="list", choices=["list", *MANAGE_ACTIONS])
-    p.add_argument("set", nargs="?", help='set id ("<run id>/<set name>") or npz path')
+    p.add_argument("set", nargs="?", help='set id ("<run id>/<set name>"), or its npz path in the runs folder')
     p.add_argument("--all", action="store_true", help="list: include duplicates")
     add_manage_arguments(p)
     p.set_defaults(func=cmd_sets)
@@ -199,7 +200,7 @@ def manage_run(args) -> int:
 
 def cmd_sets(args) -> int:
     from lab import manage
-    from lab.sets import list_sets, resolve_set
+    from lab.sets import list_sets, owned_set
 
     if args.action == "list":
         sets = list_sets(duplicates=args.all)
@@ -212,14 +213,15 @@ def cmd_sets(args) -> int:
         return 0
     if not args.set:
         raise ValueError(f"'sets {args.action}' needs a set id or path")
-    return manage_target(resolve_set(args.set), args)
+    return manage_target(owned_set(args.set), args)
 
 
 def manage_target(target, args) -> int:
-    """rename | tag | note | delete a run (a Run) or a set (its npz path)."""
+    """rename | tag | note | delete a run (a Run) or a set (its npz path in the runs folder)."""
     from lab import manage
+    from lab.sets import set_id
 
-    what = f"run {target.id}" if isinstance(target, Run) else f"set {target.stem}"
+    what = f"run {target.id}" if isinstance(target, Run) else f"set {set_id(target)}"
     if args.action == "rename":
         manage.rename(target, " ".join(args.words))
         print(f"{what}: named '{manage.meta(target)['name']}'")

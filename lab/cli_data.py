@@ -7,6 +7,7 @@ from data import folder, medmnist_source
 from data.datasets import DatasetSpec
 from data.files import read_json
 from data.paths import cache_dir, data_dir
+from data.text import NAME_LIMIT, clean_text
 
 
 def add_commands(sub) -> None:
@@ -49,10 +50,10 @@ def cmd_import_folder(args) -> int:
 
     path = args.path.expanduser().resolve()
     # a bad size or folder is refused here, before a job is queued
-    spec = DatasetSpec(source="folder", name=args.name or path.name, size=args.size, path=str(path),
-                       channels=args.channels, patient_pattern=args.patient_pattern)
+    spec = DatasetSpec(source="folder", name=clean_text(args.name or path.name, NAME_LIMIT), size=args.size,
+                       path=str(path), channels=args.channels, patient_pattern=args.patient_pattern)
     layout = folder.scan(path)
-    print(f"{path}: {len(layout.files)} images in {len(layout.class_names)} classes "
+    print(f"{clean_text(str(path))}: {len(layout.files)} images in {len(layout.class_names)} classes "
           f"({', '.join(layout.class_names)})")
     folder.check_split(spec)  # a folder that cannot be split is refused here too
     run = jobs.submit("import", {"dataset": spec.to_dict()}, name=spec.name)
@@ -68,7 +69,7 @@ def cmd_import_folder(args) -> int:
 def print_split(summary: dict) -> None:
     """The split an import made: how, then images and patients per split and class."""
     for line in summary.get("split_report", []):
-        print(line)
+        print(clean_text(str(line)))  # patient ids come from file names
     rows = summary.get("splits", [])
     if rows:
         width = max(len(row["class"]) for row in rows)

@@ -7,6 +7,7 @@ streamlit: the Runs page and `python -m lab runs|sets …` call the same functio
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -14,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from data.files import atomic_write_json, read_json
 from data.paths import runs_dir
+from data.text import NAME_LIMIT, NOTE_LIMIT, TAG_LIMIT, clean_text
 from lab.runs import ACTIVE_STATES, Run, list_runs
-from lab.sets import set_id
+from lab.sets import owned_set, set_id
 
 if TYPE_CHECKING:
     from metrics.stats import Estimate
@@ -36,33 +38,45 @@ class InUse(ValueError):
 def meta(target: Run | Path) -> dict:
     """{"name": str, "tags": [str], "note": str} of a run or a set's npz (blank when never set).
 
-    A set's name is its display name (the sidecar's "name", which every page shows).
+    A set's name is its display name (the sidecar's "name", which every page shows). Cleaned and cut
+    to their limits as they are read (data.text), whatever a hand-edited file holds.
     """
     stored = read_json(_meta_path(target), {})
     stored = stored if isinstance(stored, dict) else {}
-    tags = stored.get("tags")
-    return {"name": str(stored.get("name") or ""), "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
-            "note": str(stored.get("note") or "")}
+    tags = stored.get("tags") if isinstance(stored.get("tags"), list) else []
+    cleaned = [clean_text(str(t), TAG_LIMIT) for t in tags]
+    return {"name": clean_text(str(stored.get("name") or ""), NAME_LIMIT), "tags": [t for t in cleaned if t],
+            "note": clean_text(str(stored.get("note") or ""), NOTE_LIMIT, lines=True)}
 
 
 def rename(target: Run | Path, name: str) -> None:
     """Give a run or set a name of the user's (a run's blank name: back to its generated label)."""
-    name = " ".join(name.split())
+    name = _checked(name, "name", NAME_LIMIT)
     if not name and isinstance(target, Path):
         raise ValueError("A set needs a name")
     _update(target, name=name)
 
 
 def tag(target: Run | Path, add: list[str] = (), remove: list[str] = ()) -> list[str]:
-    """Add and remove tags (trimmed, unique, in the order added); returns the tags now."""
+    """Add and remove tags (cleaned, unique, in the order added); returns the tags now."""
+    remove = [clean_text(t) for t in remove]
     tags = [t for t in meta(target)["tags"] if t not in remove]
-    tags += [t for t in dict.fromkeys(" ".join(a.split()) for a in add) if t and t not in tags]
+    tags += [t for t in dict.fromkeys(_checked(a, "tag", TAG_LIMIT) for a in add) if t and t not in tags]
     _update(target, tags=tags)
     return tags
 
 
 def note(target: Run | Path, text: str) -> None:
-    _update(target, note=text.strip())
+    """Keep a note (its line breaks kept) with a run or set."""
+    _update(target, note=_checked(text, "note", NOTE_LIMIT, lines=True))
+
+
+def _checked(text: str, field: str, limit: int, lines: bool = False) -> str:
+    """`text` cleaned (data.text.clean_text); ValueError when it is longer than `limit` even so."""
+    cleaned = clean_text(text, lines=lines)
+    if len(cleaned) > limit:
+        raise ValueError(f"A {field} holds at most {limit} characters; this one has {len(cleaned)}")
+    return cleaned
 
 
 def _meta_path(target: Run | Path) -> Path:
@@ -70,13 +84,25 @@ def _meta_path(target: Run | Path) -> Path:
 
 
 def _update(target: Run | Path, **changes) -> None:
-    path = _meta_path(target)
-    if isinstance(target, Path) and not target.exists():
-        raise FileNotFoundError(f"No synthetic set at {target}")
-    if isinstance(target, Run) and not (target.path / "config.json").exists():
-        raise FileNotFoundError(f"No run at {target.path}")
+    if isinstance(target, Run):
+        _check_own_run(target)
+        if target.path.is_symlink():
+            raise ValueError(f"run {target.id} is a link to {os.readlink(target.path)}, not a run folder: "
+                             "the lab changes only its own runs")
+        if not (target.path / "config.json").exists():
+            raise FileNotFoundError(f"No run at {target.path}")
+        path = target.path / RUN_META
+    else:
+        path = owned_set(target).with_suffix(".json")
     stored = read_json(path, {})
     atomic_write_json(path, {**(stored if isinstance(stored, dict) else {}), **changes})
+
+
+def _check_own_run(run: Run, root: Path | None = None) -> None:
+    """ValueError unless `run` lies in the runs folder."""
+    root = Path(root or runs_dir()).resolve()
+    if run.path.parent.parent != root:
+        raise ValueError(f"{run.path} is not a run in the runs folder {root}: the lab changes only its own runs")
 
 
 # --- labels ------------------------------------------------------------------------------------
@@ -84,7 +110,7 @@ def _update(target: Run | Path, **changes) -> None:
 def label(run: Run) -> str:
     """The user's name for the run, else what it is in words, e.g. "DCGAN · dermamnist · 11-29 06:12",
     "Study arm 'real + dcgan' seed 1"."""
-    return meta(run)["name"] or generated_label(run)
+    return meta(run)["name"] or clean_text(generated_label(run), NAME_LIMIT)  # it quotes config values: file names
 
 
 def generated_label(run: Run) -> str:
@@ -200,21 +226,25 @@ def dependents(target: Run | Path, root: Path | None = None) -> list[str]:
 
 
 def delete(target: Run | Path, force: bool = False, root: Path | None = None) -> list[Path]:
-    """Delete a run (with its child runs) or a set (npz and sidecar); returns what was removed.
+    """Delete a run (with its child runs) or a set (npz and sidecar) of the runs folder; returns what was
+    removed. A run folder or set that is a link is removed as a link: what it points to is never touched.
 
     Refuses a run that is queued or running, and raises InUse naming the dependents unless `force`.
     """
     if isinstance(target, Run):
+        _check_own_run(target, root)
+        if target.path.is_symlink():
+            target.path.unlink()
+            return [target.path]
         if not (target.path / "config.json").exists():
             raise FileNotFoundError(f"No run at {target.path}")
         active = [r for r in [target, *children_of(target, root)] if r.state in ACTIVE_STATES]
         if active:
             raise ValueError(f"{label(active[0])} ({active[0].id}) is {active[0].state}: cancel it first")
         name = f"run {target.id}"
-    elif not Path(target).exists():
-        raise FileNotFoundError(f"No synthetic set at {target}")
     else:
-        name = f"set {Path(target).name}"
+        target = owned_set(target, root)
+        name = f"set {set_id(target)}"
     users = dependents(target, root)
     blocking = [u for u in users if "deleted with it" not in u]
     if blocking and not force:
@@ -226,8 +256,17 @@ def delete(target: Run | Path, force: bool = False, root: Path | None = None) ->
         return removed
     removed = [child.path for child in children_of(target, root)] + [target.path]
     for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove_run_folder(path)
     return removed
+
+
+def _remove_run_folder(path: Path) -> None:
+    """Remove a run folder; a link is removed itself (rmtree refuses one), and rmtree removes the links
+    inside a folder without following them."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # --- comparing runs ----------------------------------------------------------------------------

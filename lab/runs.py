@@ -252,7 +252,10 @@ class Run:
     """A handle on one run directory. Cheap to create; every read goes to disk."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path).resolve()
+        # The folders above are resolved, the run folder's own name is not: a run folder that is a
+        # link stays that link (listed under its own name, never followed; see raw_status).
+        absolute = Path(os.path.abspath(path))
+        self.path = absolute.parent.resolve() / absolute.name
         self.stop_requested = False  # set by the worker's SIGTERM handler, or once the cancel flag is seen
         self._last_status_write = 0.0
         self._flag_checked = -math.inf
@@ -318,7 +321,10 @@ class Run:
 
     # --- status ---------------------------------------------------------------------------
     def raw_status(self) -> Status:
-        """status.json as written (see parse_status), without the liveness check of `status`."""
+        """status.json as written (see parse_status), without the liveness check of `status`.
+        A run folder that is a link is unreadable: the lab does not follow links out of its runs folder."""
+        if self.path.is_symlink():
+            return unreadable(f"the run folder is a link to {os.readlink(self.path)}; the lab does not follow it")
         try:
             return parse_status(read_bytes(self.path / "status.json"))
         except RunFileError as e:
@@ -436,10 +442,13 @@ class Run:
 
 
 def list_runs(kind: str | None = None, root: Path | None = None) -> list[Run]:
-    """Runs on disk, newest first."""
+    """Runs on disk, newest first: the folders with a config.json in each kind's folder, and the links
+    there, listed under their own names as unreadable (never followed). A kind's folder that is a link
+    is not read: its runs are outside the runs folder."""
     root = Path(root or runs_dir())
     kinds = [root / kind] if kind else [p for p in root.iterdir() if p.is_dir()] if root.exists() else []
-    runs = [Run(p) for k in kinds if k.exists() for p in k.iterdir() if (p / "config.json").exists()]
+    runs = [Run(p) for k in kinds if k.is_dir() and not k.is_symlink() for p in k.iterdir()
+            if p.is_symlink() or (p / "config.json").exists()]
     return sorted(runs, key=lambda r: r.id, reverse=True)
 
 
@@ -451,7 +460,7 @@ def find_run(ref: str, root: Path | None = None) -> Run:
     """
     root = Path(root or runs_dir()).resolve()
     path = Path(ref).expanduser()
-    if (path / "config.json").exists():
+    if path.is_symlink() or (path / "config.json").exists():
         run = Run(path)
         if run.path.parent.parent != root:
             raise LookupError(f"{ref} is not a run in the runs folder {root}")

@@ -20,6 +20,7 @@ from data.paths import runs_dir
 from data.provenance import Provenance
 from data.synthetic import incompatibility, read_meta
 from data.synthetic import set_id as path_set_id
+from data.text import NAME_LIMIT, clean_text
 
 
 @dataclass
@@ -33,7 +34,8 @@ class SyntheticSetInfo:
 
     @property
     def name(self) -> str:
-        return self.meta.get("name") or self.id
+        """Its display name, as every page shows it (cleaned again: the sidecar may be edited by hand)."""
+        return clean_text(str(self.meta.get("name") or ""), NAME_LIMIT) or self.id
 
     @property
     def provenance(self) -> Provenance:
@@ -46,7 +48,7 @@ class SyntheticSetInfo:
 
     @property
     def label(self) -> str:
-        gen = self.meta.get("generator", "?")
+        gen = clean_text(str(self.meta.get("generator", "?")), NAME_LIMIT)
         unknown = "" if self.provenance.known else " · provenance unknown"
         return f"{gen} · {self.meta.get('count', '?')} images · {self.name}{unknown}"
 
@@ -61,7 +63,8 @@ def set_id(item: SyntheticSetInfo | str | Path) -> str:
 
 
 def resolve_set(ref: str | Path, root: Path | None = None) -> Path:
-    """The npz of a set given by id ("<run id>/<set name>", looked up under the runs folder) or by path.
+    """The npz of a set given by id ("<run id>/<set name>", looked up under the runs folder) or by path,
+    for reading it (any path will do; `owned_set` finds a set to change or delete).
 
     Raises FileNotFoundError naming the reference when no such set exists.
     """
@@ -70,15 +73,49 @@ def resolve_set(ref: str | Path, root: Path | None = None) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"synthetic set not found: {ref}")
         return path.resolve()
-    run_id, _, name = str(ref).partition("/")
+    return _set_by_id(str(ref), Path(root or runs_dir())).resolve()
+
+
+def owned_set(ref: str | Path, root: Path | None = None) -> Path:
+    """The npz of one of the lab's own sets, to rename, tag, note or delete: given by id, or by a path
+    to a set's place in the runs folder (`<kind>/<run id>/artifacts/<name>.npz`, the folders on the
+    way resolved), taken as that set's id.
+
+    The path returned is where the set lies, its own name unresolved: a set that is a link is that
+    link, never the file it points to. Raises ValueError for a set outside the runs folder or reached
+    through a link out of it, FileNotFoundError when there is no such set.
+    """
+    root = Path(root or runs_dir()).resolve()
+    if isinstance(ref, Path) or str(ref).endswith(".npz"):
+        given = Path(ref).expanduser()
+        if not given.is_file():
+            raise FileNotFoundError(f"synthetic set not found: {ref}")
+        located = given.parent.resolve() / given.name
+        if not located.is_relative_to(root):
+            raise ValueError(_outside(ref, root))
+        if located.parent.name != "artifacts" or len(located.relative_to(root).parts) != 4:
+            raise ValueError(f"{ref} is not a synthetic set of the runs folder (<kind>/<run id>/artifacts/<name>.npz)")
+        ref = path_set_id(located)
+    path = _set_by_id(str(ref), root)
+    if path.parent.resolve() != path.parent:
+        raise ValueError(_outside(f"{ref} (a link on the way to {path.parent.resolve()})", root))
+    return path
+
+
+def _outside(ref: str | Path, root: Path) -> str:
+    return f"{ref} is outside the runs folder {root}: the lab renames, tags, notes and deletes only its own sets"
+
+
+def _set_by_id(ref: str, root: Path) -> Path:
+    """Where the set of id `ref` lies under `root` (not resolved); FileNotFoundError naming it otherwise."""
+    run_id, _, name = ref.partition("/")
     if not run_id or not name or "/" in name or {run_id, name} & {".", ".."}:
         raise FileNotFoundError(f"'{ref}' is neither a set id (<run id>/<set name>) nor an .npz path")
-    root = Path(root or runs_dir())
     kinds = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     found = [p for kind in kinds if (p := kind / run_id / "artifacts" / f"{name}.npz").is_file()]
     if not found:
         raise FileNotFoundError(f"no synthetic set {ref} under {root}")
-    return found[0].resolve()
+    return found[0]
 
 
 def draw(generator_run: str, seed: int, per_class: int) -> dict:

@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from classifier.evaluate import METRIC_LABELS
+from data.text import NAME_LIMIT, NOTE_LIMIT
 from lab import manage
 from lab.runs import Run, list_runs
 from lab.sets import list_sets
@@ -32,10 +33,10 @@ def editor(target: Run | object, key: str, what: str) -> None:
     """Rename, tag, note and delete one run or set (`target` a Run or a set's npz path)."""
     current = manage.meta(target)
     c1, c2 = st.columns(2)
-    name = c1.text_input("Name", value=current["name"], key=f"name-{key}",
+    name = c1.text_input("Name", value=current["name"], key=f"name-{key}", max_chars=NAME_LIMIT,
                          placeholder="a name of your own" if isinstance(target, Run) else "")
     tags = c2.text_input("Tags (comma-separated)", value=", ".join(current["tags"]), key=f"tags-{key}")
-    text = st.text_area("Note", value=current["note"], key=f"note-{key}", height=80)
+    text = st.text_area("Note", value=current["note"], key=f"note-{key}", height=80, max_chars=NOTE_LIMIT)
     save, delete = st.columns([1, 3])
     if save.button("Save", key=f"save-{key}", icon=":material/save:"):
         try:
