@@ -134,3 +134,22 @@ def paired_comparison(treatment, baseline, confidence: float = 0.95) -> PairedCo
     else:
         p = float(stats.ttest_rel(treatment, baseline).pvalue)
     return PairedComparison(delta, p)
+
+
+def detectable_with(seeds: int, spread: float, power: float = 0.8, confidence: float = 0.95) -> float:
+    """The smallest true paired difference that `seeds` seeds detect with probability `power` (two-sided
+    paired t-test at 1 − `confidence`), when the differences vary from seed to seed with standard
+    deviation `spread`; inf below 2 seeds."""
+    if seeds < 2:
+        return float("inf")
+    dof = seeds - 1
+    return float((stats.t.ppf(0.5 + confidence / 2, dof) + stats.t.ppf(power, dof)) * spread / np.sqrt(seeds))
+
+
+def seeds_to_detect(difference: float, spread: float, power: float = 0.8, confidence: float = 0.95,
+                    most: int = 200) -> int | None:
+    """The fewest seeds with which a paired comparison detects a true `difference` (`detectable_with`);
+    None when even `most` seeds would not."""
+    if difference <= 0 or not np.isfinite(spread):
+        return None
+    return next((n for n in range(2, most + 1) if detectable_with(n, spread, power, confidence) <= difference), None)
