@@ -5,7 +5,9 @@ queues one run per piece of work, then drives them all to the end:
 - side by side (`executors.child_workers`, by default one per core on a CPU machine): the parent
   starts a worker process for each queued child while fewer than that many run, each worker with
   an equal share of the cores, and waits; the parent's own slot in the queue covers them all, so
-  the queue never starts them (its status says `side_by_side`) and their workers leave the queue be;
+  the queue never starts them (its status says `side_by_side`) and their workers leave the queue be.
+  Neither does it after a crash: children still queued when their parent was killed wait for the
+  parent's resume (`jobs.started_by_parent`), so every child runs with the share its plan gave it;
 - one after another (LAB_CHILD_WORKERS=1, CUDA, Ray): a child still queued is claimed under the
   queue's lock and run inside the parent's process (with one slot the parent holds it, and a child
   left in the queue would wait for ever);

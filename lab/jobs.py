@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from data.paths import runs_dir
 from lab import executors
-from lab.runs import ACTIVE_STATES, HOST, RAY_NODE_VAR, Run, Status, list_runs, locate, process_start_ticks
+from lab.runs import (ACTIVE_STATES, HOST, RAY_NODE_VAR, UNREADABLE, Run, Status, list_runs, locate,
+                      process_start_ticks)
 
 if TYPE_CHECKING:
     from lab.kinds import JobKind
@@ -104,16 +105,28 @@ def _survey(root: Path) -> tuple[list[Run], list[Run], list[tuple[Run, Status]]]
 
 
 def started_by_parent(run: Run) -> bool:
-    """True for a child whose parent runs its children side by side (lab/children.py): the parent
-    starts them, each with its share of the cores; the queue would give them all the cores."""
+    """True for a child whose parent runs its children side by side (lab/children.py): only the
+    parent starts them, each with the share of the cores its plan gave them; the queue would give them
+    all the cores, and an arm's numbers depend on its thread count."""
+    return side_by_side_parent(run) is not None
+
+
+def side_by_side_parent(run: Run) -> Run | None:
+    """The parent that starts `run` itself (see `started_by_parent`), whatever that parent's state:
+    running, queued again, or failed or cancelled until it is resumed (a kill -9 leaves its queued
+    children queued). None when `run` has no such parent, or when its parent is done, deleted or
+    unreadable: no parent will ever start it then, so the queue does rather than let it wait for ever."""
     parent = run.config.get("parent")
     if not isinstance(parent, str):
-        return False
+        return None
     try:
-        status = Run(parent).raw_status()
-    except (ValueError, RuntimeError):  # a "parent" that is no run directory
-        return False
-    return status["state"] == "running" and (status.get("side_by_side") or 1) > 1
+        parent_run = Run(parent)
+    except (ValueError, RuntimeError):  # a "parent" that is no path at all
+        return None
+    status = parent_run.raw_status()
+    if status["state"] in ("done", UNREADABLE) or (status.get("side_by_side") or 1) <= 1:
+        return None
+    return parent_run
 
 
 def _queue_key(status: Status) -> float:
@@ -206,6 +219,12 @@ def resume(run: Run, root: Path | None = None) -> Run:
     state = run.state
     if state not in ("cancelled", "failed"):
         raise ValueError(f"Only a cancelled or failed run can be resumed; {run.id} is {state}")
+    parent = side_by_side_parent(run)
+    if parent is not None and parent.state not in ACTIVE_STATES:
+        # Queued alone, it would wait for a parent that is not coming; the parent's resume starts it with its share.
+        raise ValueError(f"{run.id} is started by its parent {parent.kind} {parent.id}, which runs its children "
+                         f"side by side, each with its share of the cores, and is {parent.state}: resume "
+                         f"{parent.id} instead (it resumes its unfinished children)")
     with queue_lock(root):  # so no other process's `schedule` starts it first, on that process's executor
         run.requeue()
         _start_queued(root)
@@ -250,7 +269,8 @@ def move_to_front(run: Run) -> None:
     with queue_lock(root):
         _, queued, _ = _survey(root)
         if run.path not in [r.path for r in queued]:
-            raise ValueError(f"{run.id} is not queued; it is {run.state}")
+            reason = waiting_for_parent(run) if run.state == "queued" else ""
+            raise ValueError(f"{run.id} is not in the queue; it {reason or 'is ' + run.state}")
         run.write_status(queued_at=_queue_key(queued[0].raw_status()) - 1)
 
 
@@ -258,6 +278,7 @@ def state_note(run: Run, status: Status | None = None) -> str:
     """Why a run is not moving, in a sentence for pages and the CLI; "" when there is nothing to say.
 
     A queued run: "2nd in line behind study 20250101-…; one job at a time: LAB_MAX_JOBS=1".
+    A queued child run side by side: "waits for its parent study 20250101-… to start it".
     A run cancelled while queued: "cancelled while queued: it never started".
     A run on another machine: "running elsewhere (host node-7)".
     """
@@ -266,6 +287,9 @@ def state_note(run: Run, status: Status | None = None) -> str:
         return f"running elsewhere (host {status['elsewhere']})"
     if status["state"] == "cancelled" and status.get("started") is None:
         return "cancelled while queued: it never started"
+    waiting = waiting_for_parent(run) if status["state"] == "queued" else ""
+    if waiting:
+        return waiting
     place = queue_position(run) if status["state"] == "queued" else None
     if place is None:
         return ""
@@ -274,6 +298,17 @@ def state_note(run: Run, status: Status | None = None) -> str:
     at_once = "one job at a time" if place.limit == 1 else f"{place.limit} jobs at a time"
     before = place.ahead[-1]
     return f"{_ordinal(place.position)} in line behind {before.kind} {before.id}; {at_once}: LAB_MAX_JOBS={place.limit}"
+
+
+def waiting_for_parent(run: Run) -> str:
+    """Why a queued child is not in the queue: its parent starts it ("waits for its parent study <id>
+    to start it"), and, when that parent has ended, that resuming the parent does. "" for a run the queue starts."""
+    parent = side_by_side_parent(run)
+    if parent is None:
+        return ""
+    note = f"waits for its parent {parent.kind} {parent.id} to start it"
+    state = parent.state
+    return note if state in ACTIVE_STATES else f"{note} ({parent.id} is {state}: resume it)"
 
 
 def _ordinal(n: int) -> str:
