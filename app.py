@@ -4,6 +4,7 @@ Navigation over the page scripts, and a sidebar panel with the jobs that are run
 """
 import streamlit as st
 
+from data.paths import runs_dir
 from lab import jobs
 from lab.executors import executor_summary
 from lab.manage import label
@@ -61,6 +62,11 @@ def job_panel(active: bool) -> None:
 
 
 navigation = st.navigation(PAGES)
+try:
+    runs_dir()
+except ValueError as e:  # LAB_RUNS_DIR names a file: no page could list or start a run
+    st.error(str(e))
+    st.stop()
 with st.sidebar:
     st.markdown(f"**Dataset:** {plain(current_spec().label)}")
     st.markdown("**Jobs**")

@@ -20,7 +20,7 @@ from torchsampler import ImbalancedDatasetSampler
 
 from classifier.evaluate import METRICS, evaluate, to_input
 from classifier.model import VARIANTS, build_model
-from data.config import Config, ConfigError, option
+from data.config import MAX_BATCH, MAX_EVERY, MAX_STEPS, Config, ConfigError, option
 from data.device import resolve_device
 from data.files import atomic_save
 from data.hooks import NO_HOOKS, Hooks, Interrupted
@@ -34,17 +34,17 @@ Augment = Callable[[np.ndarray, int], np.ndarray]
 @dataclass(frozen=True)
 class TrainConfig(Config):
     variant: str = option("efficientnet-b0", label="EfficientNet variant", choices=VARIANTS)
-    steps: int = option(400, label="Optimizer steps", min=1,
+    steps: int = option(400, label="Optimizer steps", min=1, max=MAX_STEPS,
                         help="the budget: identical in every arm of a study")
-    batch_size: int = option(64, label="Batch size", min=1)
+    batch_size: int = option(64, label="Batch size", min=1, max=MAX_BATCH)
     lr: float = option(2e-3, label="Peak learning rate", min=0, min_exclusive=True,
                        help="peak of the one-cycle schedule (AdamW)")
     weight_decay: float = option(0.05, label="Weight decay", min=0, help="AdamW")
     warmup_fraction: float = option(0.1, label="Warm-up fraction", min=0, max=0.5,
                                     help="share of the steps spent warming up")
-    eval_every: int = option(100, label="Evaluate every (steps)", min=1,
+    eval_every: int = option(100, label="Evaluate every (steps)", min=1, max=MAX_EVERY,
                              help="steps between validation evaluations (and checkpoints)")
-    patience: int = option(0, label="Patience", min=0,
+    patience: int = option(0, label="Patience", min=0, max=MAX_STEPS,
                            help="evaluations without improvement before stopping early; 0 = use the whole budget")
     balance: str = option("none", label="Class balance", choices=BALANCE_MODES,
                           help="sampler: torchsampler's ImbalancedDatasetSampler; loss: class-weighted loss")

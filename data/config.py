@@ -6,7 +6,8 @@ a config.json) checks every field at once:
 - each value must have its annotated type (a bool is not an int, "no" is not a bool; an
   integral float such as 1000.0 is accepted for an int, an int for a float);
 - `option(...)` metadata gives a field its range or choices (checked), and its label and help
-  (used by the pages' forms and the CLI's `--set` help);
+  (used by the pages' forms and the CLI's `--set` help); every count has an upper limit (the MAX_*
+  below), so a count that would exhaust memory, disk or time is refused, naming the field and limit;
 - a subclass's `validate()` adds the rules that tie fields together.
 So a bad config fails where it is made, before anything is queued, with a message that names
 the field.
@@ -15,10 +16,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import reprlib
 import types
 import typing
 from dataclasses import MISSING, field
 from typing import Any
+
+# Upper limits of the counts a user gives: generous, but finite, so that one zero too many (or 1e23) is
+# refused where the config is built instead of exhausting the memory, the disk or the years of a job.
+MAX_SEED = 2 ** 31 - 1  # seeds: what every random generator of the lab (torch, numpy) takes
+MAX_STEPS = 10_000_000  # optimizer steps or iterations: weeks of training at several steps a second
+MAX_EVERY = MAX_STEPS  # "every N steps" settings: more than the steps a run may take means never
+MAX_BATCH = 4_096  # images per batch: 4096 RGB images at 512 px are 12 GiB of floats on the device
+MAX_IMAGES_PER_CLASS = 20_000  # images drawn or generated per class: a synthetic set in memory and on disk
+MAX_VARIATIONS = 1_000  # variations of one image: 1000 at 1024 px are 3 GiB
+MAX_SEEDS_PER_CLASS = 1_000  # seed images per class of a single-image job: one generator (SinGAN) each
+MAX_SEED_IMAGES = 10_000  # seed images of a single-image job in all
+MAX_STUDY_SEEDS = 100  # seeds of a study: one classifier run per arm and seed
+MAX_INDEX = 100_000_000  # an image's index in a dataset: more images than any dataset here has
+MAX_IMAGES_BYTES = 4 * 2 ** 30  # a set of images the lab holds in memory at once (uint8)
 
 
 class ConfigError(ValueError):
@@ -129,14 +146,14 @@ def _check_range(value, f: dataclasses.Field, where: str) -> None:
     if value is None:
         return
     if meta.get("choices") is not None and value not in meta["choices"]:
-        raise ConfigError(f"{where} must be one of {', '.join(map(repr, meta['choices']))}; got {value!r}")
+        raise ConfigError(f"{where} must be one of {', '.join(map(repr, meta['choices']))}; got {_shown(value)}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = meta.get("min"), meta.get("max")
         if lo is not None and (value < lo or (meta.get("min_exclusive") and value == lo)):
             raise ConfigError(f"{where} must be {'above' if meta.get('min_exclusive') else 'at least'} {lo}; "
-                              f"got {value}")
+                              f"got {_shown(value)}")
         if hi is not None and value > hi:
-            raise ConfigError(f"{where} must be at most {hi}; got {value}")
+            raise ConfigError(f"{where} must be at most {hi}; got {_shown(value)}")
 
 
 def _check_type(value, hint, where: str):
@@ -154,7 +171,7 @@ def _check_type(value, hint, where: str):
                 return _check_type(value, option_hint, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {hint}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {_shown(value)} fits none of {hint}")
     if hint is Any:
         return value
     if isinstance(hint, type) and issubclass(hint, Config):
@@ -166,24 +183,24 @@ def _check_type(value, hint, where: str):
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where} must be true or false; got {value!r}")
+        raise ConfigError(f"{where} must be true or false; got {_shown(value)}")
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            raise ConfigError(f"{where} must be a whole number; got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _is_whole(value):
+            raise ConfigError(f"{where} must be a whole number; got {_shown(value)}")
         return int(value)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number; got {value!r}")
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{where} must be a finite number; got {value!r}")
+            raise ConfigError(f"{where} must be a number; got {_shown(value)}")
+        if not _is_finite(value):
+            raise ConfigError(f"{where} must be a finite number; got {_shown(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where} must be text; got {value!r}")
+            raise ConfigError(f"{where} must be text; got {_shown(value)}")
         return value
     if origin in (list, tuple) or hint in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list; got {value!r}")
+            raise ConfigError(f"{where} must be a list; got {_shown(value)}")
         args = typing.get_args(hint)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
@@ -194,8 +211,38 @@ def _check_type(value, hint, where: str):
         return tuple(items) if origin is tuple else items
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be an object; got {value!r}")
+            raise ConfigError(f"{where} must be an object; got {_shown(value)}")
         return value
     if isinstance(value, hint):
         return value
-    raise ConfigError(f"{where} must be {getattr(hint, '__name__', hint)}; got {value!r}")
+    raise ConfigError(f"{where} must be {getattr(hint, '__name__', hint)}; got {_shown(value)}")
+
+
+def _is_whole(value: float) -> bool:
+    """An int, or a float with no fraction (infinity and NaN have no whole value)."""
+    return isinstance(value, int) or (math.isfinite(value) and value == int(value))
+
+
+def _is_finite(value: float) -> bool:
+    """A float, or an int that a float can hold (10**400 is beyond one)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _shown(value) -> str:
+    """`value` in a message: long texts and lists shortened, a huge whole number by its size (Python will
+    not even write one of over 4300 digits)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a number of about {round(value.bit_length() * math.log10(2))} digits"
+    return reprlib.repr(value)
+
+
+def check_images_bytes(count_text: str, count: int, height: int, width: int, channels: int, advice: str) -> None:
+    """ValueError, before anything is allocated, when `count` uint8 images of height × width × channels exceed
+    MAX_IMAGES_BYTES; `count_text` says where the count comes from ("per_class 200 × 7 classes")."""
+    size = count * height * width * channels
+    if size > MAX_IMAGES_BYTES:
+        raise ValueError(f"{count_text} × {height}×{width}×{channels} px = {size / 2 ** 30:.1f} GiB of images; "
+                         f"at most {MAX_IMAGES_BYTES // 2 ** 30} GiB fit in memory: {advice}")

@@ -11,11 +11,19 @@ def data_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    """Run directories of every job. `LAB_RUNS_DIR`, default `./runs`."""
-    return Path(os.environ.get("LAB_RUNS_DIR", "runs")).expanduser().resolve()
+    """Run directories of every job. `LAB_RUNS_DIR`, default `./runs`. ValueError naming the variable when
+    it names a file, or a path below one (no folder can be made there)."""
+    path = Path(os.environ.get("LAB_RUNS_DIR", "runs")).expanduser().resolve()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if existing == path and not path.is_dir():
+        raise ValueError(f"LAB_RUNS_DIR={path} is a file, not a folder")
+    if not existing.is_dir():
+        raise ValueError(f"LAB_RUNS_DIR={path} cannot be a folder: {existing} is a file")
+    return path
 
 
 def cache_dir() -> Path:
     """Imported folders and extracted uploads. `LAB_CACHE_DIR`, default `<runs>/cache`."""
-    default = runs_dir() / "cache"
-    return Path(os.environ.get("LAB_CACHE_DIR", default)).expanduser().resolve()
+    if "LAB_CACHE_DIR" in os.environ:
+        return Path(os.environ["LAB_CACHE_DIR"]).expanduser().resolve()
+    return runs_dir() / "cache"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from data.config import Config, ConfigError, option
+from data.config import MAX_SEED, Config, ConfigError, option
 
 DEFAULT_FLAG = "dermamnist"
 
@@ -27,7 +27,7 @@ class DatasetSpec(Config):
                                  help="share carved out for validation when a folder has no val/ split")
     test_fraction: float = option(0.2, label="Test fraction", min=0, max=1, min_exclusive=True,
                                   help="share carved out for testing when a folder has no test/ split")
-    split_seed: int = option(0, label="Split seed", min=0, help="seed of the carved splits")
+    split_seed: int = option(0, label="Split seed", min=0, max=MAX_SEED, help="seed of the carved splits")
     patient_pattern: str = option("", label="Patient id pattern",
                                   help="folders: a regular expression whose group `patient` (or first group) finds "
                                        "the patient in each file's path, e.g. '_p(?P<patient>\\d+)_'; whole patients "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from data.config import Config, ConfigError, option
+from data.config import MAX_EVERY, MAX_IMAGES_PER_CLASS, Config, ConfigError, option
 from data.datasets import DatasetSpec
 from gans import PRESET_NAMES, REGISTRY
 from gans.diffaugment import TRANSFORMS, parse_policy
@@ -36,7 +36,7 @@ class GanConfig(Config):
                              help="Real images per discriminator step, per model (per class in per-class mode).")
     steps: int = option(1500, label="Generator steps", min=1, max=1_000_000, step=100,
                         help="Generator updates (unless epochs is set).")
-    epochs: float = option(0.0, label="Epochs (replaces steps when > 0)", min=0.0, step=0.5,
+    epochs: float = option(0.0, label="Epochs (replaces steps when > 0)", min=0.0, max=10_000, step=0.5,
                            help="If > 0: train for this many passes over the training images instead.")
     lr_g: float = option(2e-4, label="Learning rate G", min=0.0, max=0.1, step=1e-5,
                          help="Adam learning rate of the generator.")
@@ -61,10 +61,12 @@ class GanConfig(Config):
     seed: int = option(0, label="Seed", min=0, max=2 ** 31 - 1)
     device: str = option("auto", label="Device", choices=("auto", "cpu", "cuda"),
                          help="auto: CUDA when present, else CPU.")
-    log_every: int = option(25, min=1, help="Steps between loss events (losses leave the device only then).")
-    sample_every: int = option(250, min=1, help="Steps between sample grids.")
-    checkpoint_every: int = option(250, min=1, help="Steps between resumable checkpoints.")
+    log_every: int = option(25, min=1, max=MAX_EVERY,
+                            help="Steps between loss events (losses leave the device only then).")
+    sample_every: int = option(250, min=1, max=MAX_EVERY, help="Steps between sample grids.")
+    checkpoint_every: int = option(250, min=1, max=MAX_EVERY, help="Steps between resumable checkpoints.")
     export_per_class: int = option(200, label="Images per class exported at the end", min=0,
+                                   max=MAX_IMAGES_PER_CLASS,
                                    help="Size of the synthetic set the run writes when it finishes (0: none).")
 
     def validate(self) -> None:

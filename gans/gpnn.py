@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from data.config import Config, ConfigError, option
+from data.config import MAX_SEED, Config, ConfigError, option
 from data.hooks import NO_HOOKS, Hooks
 from gans.single_image import SingleImageJob
 
@@ -333,7 +333,7 @@ class GpnnConfig(SingleImageJob):
                          help="quick: the paper's search at the coarse levels, a faster one at the 3 finest "
                               "(seconds); paper: the paper's settings at a 250-px long side")
     model: GpnnSettings = field(default_factory=GpnnSettings)
-    seed: int = option(0, label="Seed", min=0)
+    seed: int = option(0, label="Seed", min=0, max=MAX_SEED)
     device: str = option("auto", label="Device", help="auto: CUDA when present, else CPU")
     sifid: bool = option(True, label="SIFID",
                          help="image mode: score the variations' SIFID against the image (loads Inception)")

@@ -6,6 +6,7 @@ import io
 import numpy as np
 import torch
 
+from data.config import check_images_bytes
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet, from_tensor
 
@@ -25,6 +26,9 @@ def synthesize(gan, per_class: int, class_names: list[str], seed: int = 0, sourc
     memory as floats; `hooks` hears the count drawn after each batch and may stop the draw
     (Interrupted).
     """
+    classes = gan.num_classes if has_labels(gan) else 1
+    check_images_bytes(f"per_class {per_class} × {classes} classes", per_class * classes, gan.image_size,
+                       gan.image_size, gan.channels, "draw fewer images per class")
     if has_labels(gan):
         labels = np.repeat(np.arange(gan.num_classes), per_class)
         names = list(class_names)

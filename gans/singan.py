@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from data.config import Config, option
+from data.config import MAX_STEPS, Config, option
 from data.files import atomic_save
 from gans.blocks import gradient_penalty
 
@@ -35,23 +35,25 @@ from gans.blocks import gradient_penalty
 class SinGanSettings(Config):
     """Model and training hyper-parameters (defaults: the fast concurrent schedule)."""
 
-    max_side: int = option(128, label="Maximum size (px)", min=8, help="long side of the finest level")
-    min_side: int = option(25, label="Coarsest size (px)", min=4,
+    max_side: int = option(128, label="Maximum size (px)", min=8, max=1024, help="long side of the finest level")
+    min_side: int = option(25, label="Coarsest size (px)", min=4, max=512,
                            help="short side of the coarsest level (at most half the finest short side)")
-    stages: int = option(6, label="Levels", min=1, help="pyramid levels, coarse to fine")
-    width: int = option(32, label="Width", min=1, help="feature channels of every generator stage and critic")
-    layers: int = option(4, label="Generator layers", min=2, help="3×3 convolutions per generator stage")
-    critic_layers: int = option(5, label="Critic layers", min=2,
+    stages: int = option(6, label="Levels", min=1, max=32, help="pyramid levels, coarse to fine")
+    width: int = option(32, label="Width", min=1, max=512, help="feature channels of every generator stage and critic")
+    layers: int = option(4, label="Generator layers", min=2, max=16, help="3×3 convolutions per generator stage")
+    critic_layers: int = option(5, label="Critic layers", min=2, max=16,
                                 help="3×3 convolutions of the critic (5 → 11-px patches, as in SinGAN)")
-    iters: int = option(400, label="Iterations (finest level)", min=1, help="iterations of the finest level")
-    iters_coarse: int = option(0, label="Iterations (coarsest level)", min=0,
+    iters: int = option(400, label="Iterations (finest level)", min=1, max=MAX_STEPS,
+                       help="iterations of the finest level")
+    iters_coarse: int = option(0, label="Iterations (coarsest level)", min=0, max=MAX_STEPS,
                                help="iterations of the coarsest level (0: same as iters); geometric in between")
-    d_steps: int = option(1, label="Critic steps", min=1, help="critic updates per iteration")
-    g_steps: int = option(1, label="Generator steps", min=1, help="generator updates per iteration")
+    d_steps: int = option(1, label="Critic steps", min=1, max=10, help="critic updates per iteration")
+    g_steps: int = option(1, label="Generator steps", min=1, max=10, help="generator updates per iteration")
     lr: float = option(5e-4, label="Learning rate", min=0, min_exclusive=True)
     lr_scale: float = option(0.1, label="Lower-level learning-rate scale", min=0, max=1,
                              help="learning-rate factor per level below the newest trained one")
-    concurrent: int = option(3, label="Concurrent levels", min=1, help="how many of the top levels train together")
+    concurrent: int = option(3, label="Concurrent levels", min=1, max=32,
+                            help="how many of the top levels train together")
     lr_drop: float = option(0.8, label="Learning-rate drop point", min=0, max=1,
                             help="learning rates drop ×0.1 after this fraction of a level's iterations")
     alpha: float = option(10.0, label="Reconstruction weight", min=0)

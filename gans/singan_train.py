@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.config import ConfigError, option
+from data.config import MAX_EVERY, MAX_SEED, ConfigError, option
 from data.files import atomic_save
 from data.grid import make_grid, save_png
 from data.hooks import NO_HOOKS, Hooks, Interrupted
@@ -59,7 +59,7 @@ PRESET_JOB: dict[str, dict] = {"tiny": {"inject_stage": 0}}  # a preset's job de
 class SinGanConfig(SingleImageJob):
     """A SinGAN job: one image → variations ("image"), or k seed images per class → a labelled set ("seeds")."""
 
-    inject_stage: int = option(1, label="Injection level", min=0,
+    inject_stage: int = option(1, label="Injection level", min=0, max=31,
                                help="k > 0: start at level k from the real image (keeps its layout); 0: from noise")
     noise_scale: float = option(1.0, label="Variation strength", min=0,
                                 help="multiplies the trained noise amplitudes above level 0 (5-10: visible texture)")
@@ -67,11 +67,11 @@ class SinGanConfig(SingleImageJob):
                          help="quick: concurrent levels for a CPU; tiny: 28-px images; paper: SinGAN's original "
                               "schedule (hours on a CPU)")
     model: SinGanSettings = field(default_factory=SinGanSettings)
-    seed: int = option(0, label="Seed", min=0)
+    seed: int = option(0, label="Seed", min=0, max=MAX_SEED)
     device: str = option("auto", label="Device", help="auto: CUDA when present, else CPU")
-    checkpoint_every: int = option(50, label="Checkpoint every", min=1,
+    checkpoint_every: int = option(50, label="Checkpoint every", min=1, max=MAX_EVERY,
                                    help="iterations of a level between resumable checkpoints")
-    log_every: int = option(25, label="Log every", min=1,
+    log_every: int = option(25, label="Log every", min=1, max=MAX_EVERY,
                             help="iterations between loss events (losses are read from the device only then)")
     sifid: bool = option(True, label="SIFID",
                          help="image mode: score the variations' SIFID against the image (loads Inception)")

@@ -5,6 +5,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
+from data.config import MAX_IMAGES_PER_CLASS, MAX_SEED
 from data.datasets import DatasetSpec
 from data.files import atomic_write_bytes
 from data.synthetic import save_set, to_folder_zip
@@ -33,10 +34,25 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("sample")
     p.add_argument("run", help="run id, id prefix, run directory or generator .pt file")
-    p.add_argument("--per-class", type=int, default=100, help="images per class (default 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--per-class", type=whole_number(1, MAX_IMAGES_PER_CLASS), default=100,
+                   help=f"images per class, at most {MAX_IMAGES_PER_CLASS} (default 100)")
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0)
     p.add_argument("--out", type=Path, help="write here too: .npz (arrays) or .zip (class folders of PNGs)")
     p.set_defaults(func=cmd_sample)
+
+
+def whole_number(low: int, high: int):
+    """An argparse type: a whole number from `low` to `high`, so a count is refused before anything is loaded."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}; got {text}")
+        return value
+
+    return parse
 
 
 def cmd_train_gan(args) -> int:

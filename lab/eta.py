@@ -6,7 +6,9 @@ run its dataset, network, batch and augmentation; for SinGAN its model settings)
 seconds per unit of work (a step; for SinGAN one trained image) over the newest PAST_RUNS of them,
 from status.json's started → finished (the worker's start-up included: it is part of the wait)
 over the work they did. A run that was resumed is left out: its span holds the time it stood
-stopped. Without such a run the estimate is a rule of thumb for a 2-core CPU, and says so.
+stopped. So is a run shorter than MIN_PACE_S: its span is mostly the worker's start-up, which its
+pace would multiply by the steps of a longer run (a 3-step run once predicted hours for minutes).
+Without such a run the estimate is a rule of thumb for a 2-core CPU, and says so.
 
 A study's estimate is the sum of its parts: each recipe's generator runs and the (arm, seed)
 classifier runs, each part paced by its own past runs.
@@ -32,6 +34,7 @@ PAST_RUNS = 10  # the newest comparable runs an estimate's pace comes from
 # quick about 3.5 minutes an image at 128 px): seconds of start-up, then seconds per unit of work at
 # the reference settings, scaled by the work per step.
 STARTUP_S = 6.0  # a worker importing torch and loading its data
+MIN_PACE_S = 5 * STARTUP_S  # a past run paces estimates only when its start-up is at most a fifth of its span
 GAN_STEP_S = 0.012  # one generator step of one DCGAN quick model, batch 16, width 16, 28 px
 # One EfficientNet-b0 step, batch 64, 28 px, evaluations included: 0.25 s a training step with one
 # thread or two on an idle 2-core CPU (bench/classifier_speed.py), about 0.28 s with evaluations and
@@ -204,14 +207,14 @@ def work_done(kind: str, settings: dict, status: dict) -> float:
 
 def past_pace(kind: str, key: str) -> tuple[float, int] | None:
     """(median seconds per unit of work, how many runs) over the newest finished, never-resumed runs
-    of `kind` whose pace key is `key`; None when there are none."""
+    of `kind` that lasted MIN_PACE_S or more and whose pace key is `key`; None when there are none."""
     paces = []
     for run in list_runs(kind=kind):  # newest first
         if len(paces) == PAST_RUNS:
             break
         status = run.raw_status()
         started, finished = status.get("started"), status.get("finished")
-        if status["state"] != "done" or started is None or finished is None or finished <= started:
+        if status["state"] != "done" or started is None or finished is None or finished - started < MIN_PACE_S:
             continue
         try:
             settings = run.settings

@@ -51,6 +51,9 @@ TASK_PID_VAR = "LAB_RAY_TASK_PID"  # set in a worker's environment: the Ray task
 NODES_TTL_S = 2.0  # how long the list of alive nodes, and a proof that a run's process lives, are reused
 PROOF_TIMEOUT_S = 20.0  # how long a node may take to answer whether a run's process lives there
 RETRY_CONNECT_S = 30.0  # after Ray did not answer, how long status reads judge without it
+# Jobs at once, at most: each worker holds its own torch and data (about 1 GiB), so even a large machine
+# or cluster fills its memory long before 64 jobs; a larger LAB_MAX_JOBS is a typo (or 10^23).
+MAX_JOBS = 64
 MAX_AUTO_CHILD_WORKERS = 4  # child runs side by side by default: each worker holds its own copy of torch and data
 
 
@@ -68,14 +71,13 @@ def executor_name() -> str:
 
 def slots() -> int:
     """How many runs may run at once: LAB_MAX_JOBS when set, else 1 locally and the cluster's CPUs on Ray.
-    ValueError naming LAB_MAX_JOBS when it is not a whole number."""
+    ValueError naming LAB_MAX_JOBS when it is not a whole number from 1 to MAX_JOBS."""
     limit = os.environ.get("LAB_MAX_JOBS", "").strip()
     if limit:
-        try:
-            return max(1, int(limit))
-        except ValueError:
-            raise ValueError(f"LAB_MAX_JOBS={limit!r} is not a whole number: set it to how many jobs "
-                             f"may run at once (e.g. LAB_MAX_JOBS=2), or unset it") from None
+        if limit not in {str(n) for n in range(1, MAX_JOBS + 1)}:  # not int(): it takes "1_0" and "١"
+            raise ValueError(f"LAB_MAX_JOBS={limit!r} is not a whole number from 1 to {MAX_JOBS}: set it to how many "
+                             f"jobs may run at once (e.g. LAB_MAX_JOBS=2), or unset it")
+        return int(limit)
     if executor_name() == "local":
         return 1
     return max(1, int(connect().cluster_resources().get("CPU", 1)))

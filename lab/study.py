@@ -38,7 +38,8 @@ from scipy import stats
 from classifier.evaluate import METRICS, Trivial, evaluate
 from classifier.train import BALANCE_MODES, Augment, TrainConfig, TrainResult, train_classifier
 from data.augment import AUGMENTATIONS, apply, build_pipeline, default_pipeline
-from data.config import Config, ConfigError, option
+from data.config import (MAX_IMAGES_PER_CLASS, MAX_SEED, MAX_SEEDS_PER_CLASS, MAX_STUDY_SEEDS, MAX_VARIATIONS,
+                         Config, ConfigError, option)
 from data.datasets import Dataset, DatasetSpec, load_dataset
 from data.files import atomic_write_json, read_json
 from data.hooks import NO_HOOKS, Hooks
@@ -92,9 +93,9 @@ class RecipeConfig(Config):
     preset: str = option("quick", label="Preset", help="the generator's preset (SinGAN at 28 px: tiny)")
     per_class: bool = option(True, label="One GAN per class",
                              help="GANs: an unconditional GAN per class, so its images carry labels")
-    seeds_per_class: int = option(2, label="SinGAN seeds per class", min=1,
+    seeds_per_class: int = option(2, label="SinGAN seeds per class", min=1, max=MAX_SEEDS_PER_CLASS,
                                   help="singan / gpnn: k real images per class, drawn from the seed's subset")
-    variations: int = option(8, label="SinGAN variations per seed", min=1,
+    variations: int = option(8, label="SinGAN variations per seed", min=1, max=MAX_VARIATIONS,
                              help="singan / gpnn: m images per seed image")
     settings: dict = option(factory=dict, label="Generator settings",
                             help='overrides of the generator\'s own config, e.g. {"steps": 800}')
@@ -106,6 +107,10 @@ class RecipeConfig(Config):
         if self.generator not in SINGLE_IMAGE and not (self.per_class or REGISTRY[self.generator].conditional):
             raise ConfigError(f"RecipeConfig.per_class: an unconditional {self.generator} trained on the whole "
                               f"subset draws unlabelled images; train one per class")
+        per_class = self.seeds_per_class * self.variations
+        if self.generator in SINGLE_IMAGE and per_class > MAX_IMAGES_PER_CLASS:
+            raise ConfigError(f"RecipeConfig: seeds_per_class × variations = {per_class} images per class; at most "
+                              f"{MAX_IMAGES_PER_CLASS}")
         self.job(DatasetSpec(), 1.0, 0, images_per_class=1, seed_indices=[0])  # a bad preset or setting fails here
 
     @property
@@ -205,8 +210,12 @@ class StudyConfig(Config):
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ConfigError(f"StudyConfig.arms: arm names must be unique; got {names}")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
-            raise ConfigError(f"StudyConfig.seeds: give distinct seeds ≥ 0; got {self.seeds}")
+        seeds = self.seeds
+        if len(seeds) > MAX_STUDY_SEEDS:
+            raise ConfigError(f"StudyConfig.seeds: {len(seeds)} seeds; at most {MAX_STUDY_SEEDS} (each one trains "
+                              f"every arm once)")
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) > MAX_SEED:
+            raise ConfigError(f"StudyConfig.seeds: give distinct seeds from 0 to {MAX_SEED}; got {seeds}")
         if self.train.balance != "none":
             raise ConfigError("StudyConfig.train.balance: class balance is a setting of each arm (ArmConfig.balance)")
 
@@ -230,7 +239,7 @@ class StudyConfig(Config):
 class ArmRunConfig(Config):
     """One (arm, seed) of a study: everything a study-arm run needs, so it reproduces from its config alone."""
     arm: ArmConfig
-    seed: int = option(0, min=0)
+    seed: int = option(0, min=0, max=MAX_SEED)
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
     train_fraction: float = option(0.1, min=0, max=1, min_exclusive=True)
     train: TrainConfig = field(default_factory=TrainConfig)

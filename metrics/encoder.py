@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data.config import Config, ConfigError, option
+from data.config import MAX_BATCH, MAX_EVERY, MAX_SEED, MAX_STEPS, Config, ConfigError, option
 from data.files import atomic_save
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet, to_tensor
@@ -52,19 +52,19 @@ MAX_P_VALUE = 0.01  # and its label-permutation p-value must be below this
 class EncoderConfig(Config):
     input_size: int = option(0, label="Input size (px)", min=0, max=256,
                              help="side the network sees; 0 = the images' own side, at most 64")
-    width: int = option(24, label="Width", min=1, help="channels of the first block; doubled per block")
-    feature_dim: int = option(128, label="Feature dimension", min=1, help="length of the feature vector")
-    epochs: int = option(4, label="Epochs", min=1,
+    width: int = option(24, label="Width", min=1, max=256, help="channels of the first block; doubled per block")
+    feature_dim: int = option(128, label="Feature dimension", min=1, max=4096, help="length of the feature vector")
+    epochs: int = option(4, label="Epochs", min=1, max=10_000,
                          help="passes over the training images, unless min_steps asks for more")
-    min_steps: int = option(400, label="Minimum steps", min=1,
+    min_steps: int = option(400, label="Minimum steps", min=1, max=MAX_STEPS,
                             help="optimizer steps at least, however small the dataset")
-    eval_every: int = option(25, label="Validate every (steps)", min=1,
+    eval_every: int = option(25, label="Validate every (steps)", min=1, max=MAX_EVERY,
                              help="steps between measurements of validation balanced accuracy")
-    patience: int = option(6, label="Patience (validations)", min=1,
+    patience: int = option(6, label="Patience (validations)", min=1, max=MAX_STEPS,
                            help="stop after this many validations in a row without a better balanced accuracy")
-    batch_size: int = option(128, label="Batch size", min=1)
+    batch_size: int = option(128, label="Batch size", min=1, max=MAX_BATCH)
     lr: float = option(3e-3, label="Learning rate", min=0, min_exclusive=True)
-    seed: int = option(0, label="Seed")
+    seed: int = option(0, label="Seed", min=0, max=MAX_SEED)
 
 
 class EncoderNet(nn.Module):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.config import Config, ConfigError, option
+from data.config import MAX_SEED, MAX_STEPS, Config, ConfigError, option
 from data.datasets import Dataset, DatasetSpec
 from data.device import resolve_device
 from data.grid import make_grid
@@ -59,21 +59,21 @@ class ScoreConfig(Config):
                                      "lab encoder's)")
     inception: bool = option(True, label="Inception-v3 feature space",
                              help="the standard TF-FID Inception-v3 numbers (slow on a CPU: about 0.2-0.5 s per image)")
-    inception_real_images: int = option(2000, label="Inception real reference (images)", min=2,
+    inception_real_images: int = option(2000, label="Inception real reference (images)", min=2, max=50_000,
                                         help="training images whose Inception statistics are computed once per "
                                              "dataset and cached (a stratified sample when the split is larger)")
-    inception_synthetic_images: int = option(1000, label="Inception images per set", min=2,
+    inception_synthetic_images: int = option(1000, label="Inception images per set", min=2, max=50_000,
                                              help="a larger set is sampled down to this many (stratified, seeded)")
     memorization_quantile: float = option(0.01, label="Memorization quantile", min=0, max=1, min_exclusive=True,
                                           help="share of held-out real images that sets the suspected-copy threshold")
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    gallery_size: int = option(16, label="Gallery size", min=0, help="closest pairs shown per set")
-    seed: int = option(0, label="Seed")
+    gallery_size: int = option(16, label="Gallery size", min=0, max=1000, help="closest pairs shown per set")
+    seed: int = option(0, label="Seed", min=0, max=MAX_SEED)
     prescreen: bool = option(False, label="Pre-screen (train on synthetic, test on real)",
                              help="after the image metrics, train the study's classifier on each set alone at a small "
                                   "budget and test it on the real test split (the classification accuracy score), "
                                   "beside the same classifier trained on the real training split")
-    prescreen_steps: int | None = option(None, label="Pre-screen optimizer steps", min=1,
+    prescreen_steps: int | None = option(None, label="Pre-screen optimizer steps", min=1, max=MAX_STEPS,
                                          help="the pre-screen classifiers' budget; empty: the study's pre-screen "
                                               "budget (classifier.prescreen.CAS_BUDGET)")
 

@@ -6,7 +6,7 @@ import pytest
 
 from classifier.train import TrainConfig
 from gans.config import make_config
-from lab import jobs
+from lab import eta, jobs
 from lab.cli import main
 from lab.eta import duration, estimate
 from lab.kinds.study import run_study
@@ -25,6 +25,12 @@ def tiny_gan(**overrides) -> dict:
 def span(run: Run) -> float:
     status = run.raw_status()
     return status["finished"] - status["started"]
+
+
+@pytest.fixture
+def short_runs_pace(monkeypatch):
+    """These tests' past runs last seconds, less than MIN_PACE_S: let them pace, to test the pacing itself."""
+    monkeypatch.setattr(eta, "MIN_PACE_S", 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +52,7 @@ def test_without_past_runs_the_estimate_says_it_is_a_rough_guess_that_grows_with
     assert 0 < short.seconds < long.seconds < 4 * short.seconds  # start-up is paid once
 
 
-def test_a_finished_run_paces_the_next_one_with_the_same_settings(finished_gan, monkeypatch):
+def test_a_finished_run_paces_the_next_one_with_the_same_settings(finished_gan, monkeypatch, short_runs_pace):
     root, run = finished_gan
     monkeypatch.setenv("LAB_RUNS_DIR", str(root))
     guess = estimate("gan", tiny_gan(steps=40, batch_size=32))
@@ -57,7 +63,7 @@ def test_a_finished_run_paces_the_next_one_with_the_same_settings(finished_gan, 
     assert paced.text == f"expected about {duration(paced.seconds)} on this machine, from 1 past dcgan quick run like it"
 
 
-def test_a_resumed_run_paces_nothing(finished_gan, tmp_path, monkeypatch):
+def test_a_resumed_run_paces_nothing(finished_gan, tmp_path, monkeypatch, short_runs_pace):
     root, run = finished_gan
     copy = tmp_path / "runs"
     (copy / "gan").mkdir(parents=True)
@@ -70,7 +76,16 @@ def test_a_resumed_run_paces_nothing(finished_gan, tmp_path, monkeypatch):
     assert not estimate("gan", tiny_gan()).calibrated
 
 
-def test_the_cli_prints_the_estimate_before_it_queues(finished_gan, monkeypatch, capsys):
+def test_a_run_too_short_to_pace_from_paces_nothing(runs_root):
+    run = jobs.submit("gan", tiny_gan(steps=3))
+    assert jobs.wait(run, timeout=300) == "done", run.log_path.read_text()
+    guess = estimate("gan", tiny_gan(steps=1500))
+    assert not guess.calibrated
+    assert guess.text.endswith("a rough guess: no past dcgan quick run like it here yet")
+    assert span(run) < eta.MIN_PACE_S  # its span was the worker's start-up, mostly
+
+
+def test_the_cli_prints_the_estimate_before_it_queues(finished_gan, monkeypatch, capsys, short_runs_pace):
     root, _ = finished_gan
     monkeypatch.setenv("LAB_RUNS_DIR", str(root))
     monkeypatch.setattr(jobs, "schedule", lambda root=None: [])  # queue only
@@ -87,7 +102,8 @@ def tiny_study(arms: list[ArmConfig], seeds: list[int]) -> StudyConfig:
                        train=TrainConfig(steps=6, batch_size=16, eval_every=6))
 
 
-def test_a_study_is_paced_by_its_past_classifier_runs_and_names_what_is_guessed(runs_root, monkeypatch):
+def test_a_study_is_paced_by_its_past_classifier_runs_and_names_what_is_guessed(runs_root, monkeypatch,
+                                                                                 short_runs_pace):
     monkeypatch.setenv("LAB_CHILD_WORKERS", "1")
     run = Run.create("study", tiny_study([ArmConfig("real only")], [0, 1]).to_dict())
     run_study(run)

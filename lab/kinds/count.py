@@ -10,16 +10,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from data.config import Config, option
+from data.config import MAX_STEPS, Config, option
 from data.files import atomic_write_json, read_json
 from lab.runs import Run
 
 
 @dataclass(frozen=True)
 class CountConfig(Config):
-    steps: int = option(10, label="Steps", min=0)
-    delay: float = option(0.1, label="Seconds per step", min=0)
-    fail_at: int | None = option(None, label="Fail at step", help="raise an error at this step (to test failures)")
+    steps: int = option(10, label="Steps", min=0, max=MAX_STEPS)
+    delay: float = option(0.1, label="Seconds per step", min=0, max=3600)
+    fail_at: int | None = option(None, label="Fail at step", min=0, max=MAX_STEPS,
+                                 help="raise an error at this step (to test failures)")
 
 
 def run(run: Run) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.config import Config, ConfigError, option
+from data.config import MAX_IMAGES_PER_CLASS, MAX_SEED, Config, ConfigError, option
 from data.files import atomic_write_json, read_json
 from data.hooks import NO_HOOKS, Hooks
 from data.provenance import Provenance
@@ -37,9 +37,9 @@ RESULT = "result.json"
 class SampleConfig(Config):
     generator: str = option("", help="Path of the generator.pt to draw from.")
     origin: str = option("", help="Where the generator came from: its GAN run's id, or upload:<file name>.")
-    per_class: int = option(200, label="Images per class", min=1, max=20_000, step=50,
+    per_class: int = option(200, label="Images per class", min=1, max=MAX_IMAGES_PER_CLASS, step=50,
                             help="Images of every class (all images, for a whole-dataset generator).")
-    seed: int = option(0, label="Seed", min=0, max=2 ** 31 - 1, help="Same seed, same images.")
+    seed: int = option(0, label="Seed", min=0, max=MAX_SEED, help="Same seed, same images.")
     name: str = option("synthetic", label="Set name", help="File name of the set: letters, digits, - and _.")
 
     def validate(self) -> None:
