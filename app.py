@@ -5,9 +5,9 @@ Navigation over the page scripts, and a sidebar panel with the jobs that are run
 import streamlit as st
 
 from data.paths import runs_dir
-from lab import jobs
-from lab.executors import executor_summary
-from lab.manage import label
+from lab.engine import jobs
+from lab.engine.executors import executor_summary
+from lab.engine.manage import label
 from pages.common import POLL_S, current_spec, fraction_done, plain, status_text
 
 st.set_page_config(page_title="GAN Augmentation Lab", page_icon=":material/science:", layout="wide")

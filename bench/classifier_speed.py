@@ -61,9 +61,10 @@ def our_loop(train: ImageSet, val: ImageSet, steps: int, batch: int) -> float:
 
 def timed_study(arms: list, root: Path):
     """Wall seconds of a study at the quick budget with these arms, queued as a user's study is (a worker
-    process, its children side by side as lab/children.py runs them), and its StudySummary."""
-    from lab import jobs
-    from lab.study import preset, read_summary
+    process, its children side by side as lab/engine/children.py runs them), and its StudySummary."""
+    from lab.engine import jobs
+    from lab.study.config import preset
+    from lab.study.summary import read_summary
 
     start = time.perf_counter()
     run = jobs.submit("study", preset("quick").replace(arms=arms).to_dict(), root=root)
@@ -77,8 +78,8 @@ def timed_study(arms: list, root: Path):
 def quick_study(synthetic: str | None):
     """Wall seconds of a quick study of real only vs real + a synthetic set, and its StudySummary."""
     from data.synthetic import save_set
-    from lab.runs import Run
-    from lab.study import ArmConfig, synthetic_arms
+    from lab.engine.runs import Run
+    from lab.study.config import ArmConfig, synthetic_arms
 
     data = load_dataset(DatasetSpec())
     with tempfile.TemporaryDirectory() as root:
@@ -95,7 +96,7 @@ def quick_study(synthetic: str | None):
 
 def recipe_study():
     """Wall seconds of a quick study of real only vs real + a DCGAN recipe, and its StudySummary."""
-    from lab.study import ArmConfig, recipe_arms
+    from lab.study.config import ArmConfig, recipe_arms
 
     with tempfile.TemporaryDirectory() as root:
         return timed_study([ArmConfig("real only"), *recipe_arms(["dcgan"])], Path(root))
@@ -137,7 +138,7 @@ def main() -> None:
             continue
         seconds, summary = study()
         figures[figure] = round(seconds, 1)
-        from lab.executors import child_workers
+        from lab.engine.executors import child_workers
         figures["child_workers"] = child_workers(len(summary.seeds) * len(summary.arms))
         for arm in summary.arms:
             m = arm.metrics["balanced_accuracy"]

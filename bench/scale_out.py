@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from classifier.train import TrainConfig  # noqa: E402
-from lab import executors, jobs  # noqa: E402
-from lab.children import read_children  # noqa: E402
-from lab.study import ArmConfig, StudyConfig  # noqa: E402
+from lab.engine import executors, jobs  # noqa: E402
+from lab.engine.children import read_children  # noqa: E402
+from lab.study.config import ArmConfig, StudyConfig  # noqa: E402
 
 PROJECTED_JOBS = 5 * 10  # 5 generators × 10 seeds
 WORKERS = (1, 4, 16, 50)

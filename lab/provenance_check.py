@@ -28,7 +28,7 @@ from gans.checkpoint import CheckpointError, generator_provenance
 from gans.config import GanConfig
 from gans.gpnn import GpnnConfig
 from gans.singan_train import SinGanConfig
-from lab.runs import Run, RunFileError
+from lab.engine.runs import Run, RunFileError
 
 RECORDED = "trained_on.npy"  # in a generator run's checkpoints/: the fingerprints of the real images it learns from
 MISMATCH = "provenance does not match the run that wrote it"

@@ -14,9 +14,9 @@ import streamlit as st
 
 from data.datasets import Dataset, DatasetSpec, load_dataset
 from data.grid import label_rows, make_grid, upscale
-from lab import jobs
-from lab.manage import label, meta, progress_text
-from lab.runs import ACTIVE_STATES, Run, list_runs
+from lab.engine import jobs
+from lab.engine.manage import label, meta, progress_text
+from lab.engine.runs import ACTIVE_STATES, Run, list_runs
 
 POLL_S = 2  # how often a page's live part re-reads the runs while a job is queued or running
 
@@ -245,8 +245,8 @@ def runs_section(kind: str, remembered: str, view: Callable[[Run], None], picker
 
 
 def estimate_caption(kind: str, config: dict) -> None:
-    """How long a job of `kind` with `config` should take (lab/eta.py), shown before its launch button."""
-    from lab.eta import estimate  # loads torch: only pages that launch jobs pay for it, not the first paint
+    """How long a job of `kind` with `config` should take (lab/engine/eta.py), shown before its launch button."""
+    from lab.engine.eta import estimate  # loads torch: only pages that launch jobs pay for it, not the first paint
 
     st.caption(plain(estimate(kind, config).text))
 

@@ -10,8 +10,8 @@ from data import folder, medmnist_source, uploads
 from data.augment import AUGMENTATIONS, NOT_MIRRORED, apply, build_pipeline, default_pipeline
 from data.datasets import DatasetSpec, load_dataset
 from data.medmnist_source import DatasetError
-from lab import jobs
-from lab.runs import Run
+from lab.engine import jobs
+from lab.engine.runs import Run
 from pages.common import (current_dataset, current_spec, ensure_app_navigation, plain, run_status_panel, set_spec,
                           show_grid)
 

@@ -7,11 +7,11 @@ import streamlit as st
 
 from classifier.evaluate import METRIC_LABELS
 from data.text import NAME_LIMIT, NOTE_LIMIT
-from lab import manage
-from lab.runs import Run, list_runs
+from lab.engine import manage
+from lab.engine.runs import Run, list_runs
 from lab.sets import list_sets
-from lab.study import read_summary, study_results
-from lab.study_report import short_names
+from lab.study.summary import read_summary, study_results
+from lab.study.report import short_names
 from pages.common import (PROGRESS_COLUMN, ensure_app_navigation, plain, remember, run_rows, run_status_panel,
                           runs_section)
 

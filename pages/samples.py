@@ -18,10 +18,10 @@ from data.synthetic import load_set, read_meta, to_folder_zip
 from gans import TITLES
 from gans.checkpoint import CheckpointError, load_generator
 from gans.sampling import class_grid, has_labels, interpolate
-from lab import jobs
+from lab.engine import jobs
 from lab.kinds.sample import SampleConfig, sample_result
-from lab.manage import label as run_label
-from lab.runs import ACTIVE_STATES, Run, list_runs
+from lab.engine.manage import label as run_label
+from lab.engine.runs import ACTIVE_STATES, Run, list_runs
 from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, option_input, plain,
                           run_status_panel, show_grid)
 

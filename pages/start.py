@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lab.manage import label
-from lab.runs import ACTIVE_STATES, Run, list_runs
+from lab.engine.manage import label
+from lab.engine.runs import ACTIVE_STATES, Run, list_runs
 from lab.sets import list_sets
 from pages.common import current_spec, ensure_app_navigation, plain
 

@@ -11,12 +11,14 @@ from classifier.gradcam import gradcam, overlay
 from data.augment import AUGMENTATIONS, default_pipeline
 from data.synthetic import load_set
 from gans import SINGLE_IMAGE, TITLES
-from lab.children import read_children
-from lab.runs import ACTIVE_STATES, Run
+from lab.engine.children import read_children
+from lab.engine.runs import ACTIVE_STATES, Run
 from lab.sets import compatible_sets, resolve_set
-from lab.study import (GENERATORS, MIX_MODES, PRESETS, SUMMARY_FILE, arm_model, check_sets, expected_interval, preset,
-                       read_summary, recipe_arms, reference_arms, set_label, study_results, synthetic_arms)
-from lab.study_report import arm_table, confusion_figure, curve_figure, metric_bars, recall_delta_figure, yardsticks
+from lab.study.config import (GENERATORS, MIX_MODES, PRESETS, SUMMARY_FILE, preset, recipe_arms, reference_arms,
+                              set_label, synthetic_arms)
+from lab.study.leaks import check_sets
+from lab.study.summary import arm_model, expected_interval, read_summary, study_results
+from lab.study.report import arm_table, confusion_figure, curve_figure, metric_bars, recall_delta_figure, yardsticks
 from pages.common import (PROGRESS_COLUMN, current_dataset, current_spec, ensure_app_navigation, estimate_caption,
                           fraction_done, launch, plain, remember, run_status_panel, runs_section, show_grid)
 

@@ -10,7 +10,7 @@ from data.config import ConfigError
 from gans import REGISTRY, TITLES
 from gans.blocks import IMAGE_SIZES
 from gans.config import GanConfig, make_config
-from lab.runs import ACTIVE_STATES, Run
+from lab.engine.runs import ACTIVE_STATES, Run
 from pages.common import (class_names_of, current_dataset, current_spec, ensure_app_navigation, estimate_caption,
                           format_seconds, launch, option_input, plain, remember, run_status_panel, runs_section,
                           show_labelled_grid)

@@ -130,7 +130,7 @@ def test_the_sidebar_and_run_table_follow_a_job_live_and_once_more_when_it_ends(
     """No reload: the page polls while a job runs and redraws once when it has ended."""
     from playwright.sync_api import sync_playwright
 
-    from lab import jobs
+    from lab.engine import jobs
 
     run = jobs.submit("count", {"steps": 40, "delay": 0.5})
     with sync_playwright() as p:
@@ -159,7 +159,7 @@ def test_the_sidebar_and_run_table_follow_a_job_live_and_once_more_when_it_ends(
 def make_finished_gan_run(root: Path) -> None:
     from gans.config import make_config
     from lab.kinds import gan as gan_job
-    from lab.runs import Run
+    from lab.engine.runs import Run
 
     run = Run.create("gan", make_config("dcgan", latent=16, width=8, batch_size=16, steps=6, log_every=3,
                                         sample_every=3, checkpoint_every=3, export_per_class=4,

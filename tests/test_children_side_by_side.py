@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from lab import children, executors, jobs
-from lab.runs import Run
+from lab.engine import children, executors, jobs
+from lab.engine.runs import Run
 
 
 def environment_of(pid: int) -> dict[str, str]:

@@ -201,7 +201,7 @@ def test_missing_folder_and_mixed_layout_are_clear_errors(tmp_path):
 
 def test_import_job_writes_cache_and_resumes_from_its_checkpoint(tmp_path, runs_root, monkeypatch):
     from lab.kinds import import_folder
-    from lab.runs import Run
+    from lab.engine.runs import Run
 
     root = make_png_folder(tmp_path / "job", {"a": 8, "b": 8})
     run = Run.create("import", {"dataset": spec_for(root).to_dict()})
@@ -242,7 +242,7 @@ def test_import_reports_progress_and_stops_through_its_hooks_without_a_run(tmp_p
 
 def test_an_import_job_config_with_an_unknown_key_or_a_medmnist_spec_is_refused(runs_root):
     from lab.kinds import import_folder
-    from lab.runs import Run
+    from lab.engine.runs import Run
 
     with pytest.raises(ConfigError, match="unknown setting.*'size'"):
         import_folder.run(Run.create("import", {"dataset": DatasetSpec().to_dict(), "size": 64}))

@@ -1,4 +1,4 @@
-"""Estimates before launch (lab/eta.py): a stated rule of thumb without past runs, then the pace of this
+"""Estimates before launch (lab/engine/eta.py): a stated rule of thumb without past runs, then the pace of this
 machine's real finished runs of the same kind and settings, for a GAN, a study and the CLI."""
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import pytest
 
 from classifier.train import TrainConfig
 from gans.config import make_config
-from lab import eta, jobs
+from lab.engine import eta, jobs
 from lab.cli import main
-from lab.eta import duration, estimate
+from lab.engine.eta import duration, estimate
 from lab.kinds.study import run_study
-from lab.runs import Run, list_runs
-from lab.study import ArmConfig, StudyConfig, recipe_arms
+from lab.engine.runs import Run, list_runs
+from lab.study.config import ArmConfig, StudyConfig, recipe_arms
 
 PNEUMONIA = {"name": "pneumoniamnist", "size": 28}
 

@@ -15,9 +15,9 @@ from data.datasets import DatasetSpec
 from data.files import read_json
 from data.medmnist_source import DatasetError
 from lab.cli import main
-from lab.cli_data import print_split
+from lab.cli.data import print_split
 from lab.kinds import import_folder
-from lab.runs import Run
+from lab.engine.runs import Run
 
 
 @pytest.fixture(autouse=True)

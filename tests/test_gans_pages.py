@@ -7,10 +7,10 @@ from streamlit.testing.v1 import AppTest
 
 from data.synthetic import load_set
 from gans.config import make_config
-from lab import jobs
+from lab.engine import jobs
 from lab.kinds import gan as gan_job
 from lab.kinds import sample as sample_job
-from lab.runs import Run, list_runs
+from lab.engine.runs import Run, list_runs
 from lab.sets import list_sets
 from pages.common import plain
 

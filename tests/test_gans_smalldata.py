@@ -15,7 +15,7 @@ from gans.diffaugment import DiffAugment, color, cutout, parse_policy, translati
 from gans.sampling import synthesize
 from gans.train import train
 from lab.kinds import gan as gan_job
-from lab.runs import Run
+from lab.engine.runs import Run
 from lab.sets import list_sets
 
 ALL = "color,translation,cutout"

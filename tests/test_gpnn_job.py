@@ -11,14 +11,14 @@ from data.config import ConfigError
 from data.provenance import fingerprints, read_provenance
 from data.synthetic import load_set
 from gans.gpnn import GpnnConfig, make_config
-from lab import jobs
-from lab.children import read_children
+from lab.engine import jobs
+from lab.engine.children import read_children
 from lab.cli import main
 from lab.kinds.gpnn import run as run_gpnn
 from lab.kinds.singan import diversity
-from lab.runs import Run
+from lab.engine.runs import Run
 from lab.sets import list_sets
-from lab.study import StudyConfig
+from lab.study.config import StudyConfig
 from tests.conftest import DATA_DIR
 
 OCT = DATA_DIR / "oct2017_samples" / "DME-11053-1.jpeg"

@@ -24,10 +24,10 @@ from gans.config import build_gan, make_config
 from gans.gpnn import make_config as gpnn_config
 from gans.sampling import synthesize
 from gans.singan_train import make_config as singan_config
-from lab import executors, jobs
+from lab.engine import executors, jobs
 from lab.kinds import JOB_KINDS
-from lab.runs import list_runs, process_alive
-from lab.study import RecipeConfig, StudyConfig
+from lab.engine.runs import list_runs, process_alive
+from lab.study.config import RecipeConfig, StudyConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

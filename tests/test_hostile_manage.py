@@ -24,8 +24,8 @@ from data.datasets import DatasetSpec
 from data.imageset import ImageSet
 from data.medmnist_source import DatasetError
 from data.synthetic import save_set
-from lab import manage
-from lab.runs import Run, find_run, list_runs
+from lab.engine import manage
+from lab.engine.runs import Run, find_run, list_runs
 from lab.sets import list_sets, set_id
 
 ROOT = Path(__file__).resolve().parent.parent

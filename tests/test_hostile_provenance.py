@@ -29,8 +29,11 @@ from lab.kinds import sample as sample_job
 from lab.kinds.sample import SampleConfig, sample_result
 from lab.kinds.singan import choose_seeds
 from lab.kinds.study import run_study
-from lab.runs import Run
-from lab.study import ArmConfig, StudyConfig, check_recipe_set, check_sets, read_summary, training_indices
+from lab.engine.runs import Run
+from lab.study.config import ArmConfig, StudyConfig
+from lab.study.leaks import check_sets
+from lab.study.recipes import check_recipe_set, training_indices
+from lab.study.summary import read_summary
 
 PNEUMONIA = {"source": "medmnist", "name": "pneumoniamnist", "size": 28}
 TINY = dict(latent=8, width=8, batch_size=8, steps=2, log_every=1, sample_every=100, checkpoint_every=100,

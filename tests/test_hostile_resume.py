@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from data.files import read_json
-from lab import children, cli, executors, jobs
-from lab.children import read_children
-from lab.runs import Run, locate, process_alive, this_process
+from lab.engine import children, executors, jobs
+from lab import cli
+from lab.engine.children import read_children
+from lab.engine.runs import Run, locate, process_alive, this_process
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = {"dataset": {"name": "pneumoniamnist", "size": 28}, "train_fraction": 0.1, "seeds": [0, 1, 2],

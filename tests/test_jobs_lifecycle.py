@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from lab import cli, jobs
-from lab.runs import Run, list_runs, process_alive, process_start_ticks
+from lab import cli
+from lab.engine import jobs
+from lab.engine.runs import Run, list_runs, process_alive, process_start_ticks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

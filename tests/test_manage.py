@@ -1,4 +1,4 @@
-"""Run and set management (lab/manage.py, `python -m lab runs|sets …`, the Runs page): names, tags,
+"""Run and set management (lab/engine/manage.py, `python -m lab runs|sets …`, the Runs page): names, tags,
 notes, deletion with what depends on it named first, and the comparison of GAN runs."""
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from data.imageset import ImageSet
 from data.synthetic import save_set
-from lab import manage
-from lab.runs import Run
+from lab.engine import manage
+from lab.engine.runs import Run
 from lab.sets import set_id
 
 ROOT = Path(__file__).resolve().parent.parent

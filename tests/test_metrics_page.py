@@ -17,11 +17,11 @@ from data.imageset import ImageSet
 from data.paths import cache_dir
 from classifier.train import TrainConfig
 from data.synthetic import save_set, set_id
-from lab import jobs
+from lab.engine import jobs
 from classifier.prescreen import REAL_ONLY, CasScores, Prescreen
 from lab.kinds.score import run as score_job
 from classifier.evaluate import Trivial
-from lab.runs import Run, list_runs
+from lab.engine.runs import Run, list_runs
 from lab.sets import list_sets
 from data.device import resolve_device
 from metrics.inception import FEATURE_SPACE, PREPROCESSING

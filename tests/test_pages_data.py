@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from data import folder
 from data.datasets import DatasetSpec
-from lab import jobs
-from lab.runs import Run
+from lab.engine import jobs
+from lab.engine.runs import Run
 from pages.common import plain
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "dataset.py")

@@ -11,11 +11,11 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from classifier.train import TrainConfig
-from lab import jobs
-from lab.children import create_children
+from lab.engine import jobs
+from lab.engine.children import create_children
 from lab.kinds.study import run_arm
-from lab.runs import Run
-from lab.study import ArmConfig, StudyConfig, arm_runs
+from lab.engine.runs import Run
+from lab.study.config import ArmConfig, StudyConfig, arm_runs
 from pages.common import run_rows, status_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,7 +183,7 @@ def test_the_sidebar_shows_a_parent_job_not_its_child_runs(runs_root):
     wait_for(lambda: (parent.status().get("progress") or {}).get("done", 0) >= 1)
     kids = create_children(parent, "count", {k: (k, {"steps": 5}) for k in "ab"})  # queued behind it
     at = no_errors(AppTest.from_file(APP, default_timeout=180).run())
-    [panel] = sidebar_texts(at)  # the parent's bar covers its children (lab/children.py)
+    [panel] = sidebar_texts(at)  # the parent's bar covers its children (lab/engine/children.py)
     assert panel.startswith("Count to 400") and "running" in panel
     assert [kids[k].state for k in "ab"] == ["queued", "queued"]
     jobs.cancel(parent)

@@ -22,9 +22,9 @@ from lab.kinds import sample as sample_job
 from lab.kinds.sample import SampleConfig, sample_result
 from lab.kinds.score import run as score_job
 from lab.leaderboard import leaderboard_rows
-from lab.runs import Run
+from lab.engine.runs import Run
 from lab.sets import draw, list_sets, resolve_set, set_id
-from lab.study import ArmSummary, StudySummary, write_summary
+from lab.study.summary import ArmSummary, StudySummary, write_summary
 from metrics.stats import Estimate, PairedComparison
 
 PNEUMONIA = {"source": "medmnist", "name": "pneumoniamnist", "size": 28}

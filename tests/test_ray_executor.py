@@ -14,10 +14,10 @@ import ray
 
 from classifier.train import TrainConfig
 from data.files import atomic_write_json, read_json
-from lab import executors, jobs
-from lab.children import read_children
-from lab.runs import HOST, Run, locate
-from lab.study import ArmConfig, StudyConfig
+from lab.engine import executors, jobs
+from lab.engine.children import read_children
+from lab.engine.runs import HOST, Run, locate
+from lab.study.config import ArmConfig, StudyConfig
 
 STUDY = StudyConfig(dataset={"name": "pneumoniamnist", "size": 28}, train_fraction=0.03, seeds=[0, 1],
                     arms=[ArmConfig("real only"), ArmConfig("flips", "standard_aug")],

@@ -15,10 +15,13 @@ from data.config import ConfigError
 from data.files import read_json
 from data.imageset import ImageSet
 from data.synthetic import save_set
-from lab.children import read_children
+from lab.engine.children import read_children
 from lab.kinds.study import run_arm, run_study
-from lab.runs import Run
-from lab.study import ArmConfig, StudyConfig, StudySummary, fingerprints, read_summary, standard_augment
+from lab.engine.runs import Run
+from data.provenance import fingerprints
+from lab.study.arm import standard_augment
+from lab.study.config import ArmConfig, StudyConfig
+from lab.study.summary import StudySummary, read_summary
 from pages.common import plain
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "study.py"

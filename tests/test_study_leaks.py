@@ -16,8 +16,10 @@ from data.synthetic import save_set, set_id
 from gans.config import make_config
 from lab.kinds import gan
 from lab.kinds.study import run_study
-from lab.runs import Run, list_runs
-from lab.study import ArmConfig, SetRefused, StudyConfig, check_sets, dataset_of_sets, read_summary
+from lab.engine.runs import Run, list_runs
+from lab.study.config import ArmConfig, SetRefused, StudyConfig
+from lab.study.leaks import check_sets, dataset_of_sets
+from lab.study.summary import read_summary
 
 PNEUMONIA = {"name": "pneumoniamnist", "size": 28}
 

@@ -9,10 +9,10 @@ import pytest
 
 from data.provenance import digest, fingerprints, read_provenance
 from data.synthetic import load_set
-from lab.children import read_children
+from lab.engine.children import read_children
 from lab.sets import resolve_set
-from lab.runs import list_runs
-from lab.study import read_summary
+from lab.engine.runs import list_runs
+from lab.study.summary import read_summary
 
 SEEDS = [0, 1]
 FRACTION = 0.03

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from classifier.train import TrainConfig
-from lab.runs import Run
-from lab.study import (ArmConfig, RecipeConfig, StudyConfig, StudySummary, expected_interval, preset, quick_budget,
-                       summarize, write_summary)
-from lab.study_report import arm_table, report_rows, yardsticks
+from lab.engine.runs import Run
+from lab.study.config import ArmConfig, RecipeConfig, StudyConfig, preset, quick_budget
+from lab.study.summary import StudySummary, expected_interval, write_summary
+from lab.study.verdicts import summarize
+from lab.study.report import arm_table, report_rows, yardsticks
 from classifier.evaluate import Trivial
-from lab.study_verdicts import detectable_difference
+from lab.study.verdicts import detectable_difference
 
 SEEDS = [0, 1, 2]
 ARMS = [ArmConfig("real only"), ArmConfig("real + sampler", balance="sampler"),

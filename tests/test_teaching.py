@@ -8,7 +8,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from data.synthetic import save_set
-from lab.runs import Run
+from lab.engine.runs import Run
 from lab.teaching import GanStepper, make_quiz, score_quiz
 
 ROOT = Path(__file__).resolve().parent.parent

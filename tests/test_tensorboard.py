@@ -10,8 +10,8 @@ from PIL import Image
 
 from gans.config import make_config
 from lab.kinds import gan as gan_job
-from lab.runs import Run
-from lab.tensorboard import FOLDER
+from lab.engine.runs import Run
+from lab.mirrors.tensorboard import FOLDER
 
 TINY = dict(latent=16, width=8, batch_size=16, steps=6, log_every=3, sample_every=3, checkpoint_every=3,
             export_per_class=0, device="cpu")

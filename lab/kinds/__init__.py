@@ -16,8 +16,8 @@ from gans.config import GanConfig
 from gans.gpnn import GpnnConfig
 from gans.singan_train import SinGanConfig
 from lab.kinds import count, gan, gpnn, import_folder, sample, score, singan, study
-from lab.runs import Run
-from lab.study import ArmRunConfig, StudyConfig
+from lab.engine.runs import Run
+from lab.study.config import ArmRunConfig, StudyConfig
 from metrics.scoring import ScoreConfig
 
 

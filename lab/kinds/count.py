@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from data.config import MAX_STEPS, Config, option
 from data.files import atomic_write_json, read_json
-from lab.runs import Run
+from lab.engine.runs import Run
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from gans.config import GanConfig
 from gans.sampling import has_labels, synthesize
 from gans.train import train, training_images
 from lab.provenance_check import record_fingerprints
-from lab.runs import Run
+from lab.engine.runs import Run
 from lab.sets import draw
 
 

@@ -27,7 +27,7 @@ from data.imageset import from_tensor, to_tensor
 from gans.gpnn import GpnnConfig, generate, resize
 from lab.kinds.singan import (image_figures, save_image_variations, save_seeds_set, seed_images, source_image,
                               to_working_size)
-from lab.runs import Run
+from lab.engine.runs import Run
 
 
 def run(run: Run) -> None:

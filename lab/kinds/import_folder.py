@@ -13,7 +13,7 @@ from data import folder
 from data.config import Config, ConfigError
 from data.datasets import DatasetSpec
 from data.files import atomic_write_json
-from lab.runs import Run
+from lab.engine.runs import Run
 
 
 @dataclass(frozen=True)

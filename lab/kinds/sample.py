@@ -27,7 +27,7 @@ from data.provenance import Provenance
 from data.synthetic import save_set
 from gans.checkpoint import generator_provenance, load_generator
 from gans.sampling import has_labels, synthesize
-from lab.runs import Run, find_run
+from lab.engine.runs import Run, find_run
 from lab.sets import draw, find_identical, resolve_set, set_id
 
 RESULT = "result.json"

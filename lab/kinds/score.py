@@ -16,7 +16,7 @@ from data.datasets import load_dataset
 from data.files import atomic_write_text
 from data.grid import save_png
 from data.synthetic import load_set
-from lab.runs import Run
+from lab.engine.runs import Run
 from metrics.scoring import ScoreConfig, dataset_spec_for, memorization_gallery, score_sets
 
 

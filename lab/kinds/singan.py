@@ -32,9 +32,9 @@ from data.provenance import Provenance, fingerprints
 from data.synthetic import load_set, save_set, to_folder_zip
 from gans.singan import load_image, resize
 from gans.singan_train import SinGanConfig, build_model, train
-from lab.children import create_children, run_children
+from lab.engine.children import create_children, run_children
 from lab.provenance_check import record_fingerprints
-from lab.runs import Run
+from lab.engine.runs import Run
 from metrics.inception import SIFID_FEATURE_SPACE, InceptionUnavailable, sifid
 
 REAL_PAIRS = 200  # random pairs of real images behind `real_pairs`
@@ -176,7 +176,7 @@ def figures_text(summary: dict) -> str:
 # --- seeds per class ----------------------------------------------------------------------------
 
 def train_seeds(run: Run, config: SinGanConfig) -> None:
-    """Queue one image-mode "singan" run per seed (lab/children.py), then collect their variations."""
+    """Queue one image-mode "singan" run per seed (lab/engine/children.py), then collect their variations."""
     spec = config.dataset
     train_split = load_dataset(spec).train
     seeds = seed_images(run, config, train_split)

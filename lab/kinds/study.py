@@ -16,11 +16,15 @@ from classifier.evaluate import Trivial
 from data.datasets import Dataset, load_dataset
 from data.files import atomic_save, atomic_write_json, read_json
 from data.synthetic import set_id
-from lab.children import create_children, run_children
-from lab.runs import Run
-from lab.study import (RECIPE_SET_FILES, ArmRunConfig, StudyConfig, arm_runs, check_recipe_set, check_sets,
-                       generator_runs, summarize, train_arm, write_summary)
-from lab.study_report import write_report
+from lab.engine.children import create_children, run_children
+from lab.engine.runs import Run
+from lab.study.arm import train_arm
+from lab.study.config import RECIPE_SET_FILES, ArmRunConfig, StudyConfig, arm_runs
+from lab.study.leaks import check_sets
+from lab.study.recipes import check_recipe_set, generator_runs
+from lab.study.summary import write_summary
+from lab.study.verdicts import summarize
+from lab.study.report import write_report
 
 GENERATOR_PROGRESS = 100  # a generator child's share of the study's progress bar, in percent of it done
 

@@ -27,7 +27,7 @@ from typing import TypedDict
 from data.files import atomic_write_json, atomic_write_text, slug
 from data.hooks import Hooks
 from data.paths import runs_dir
-from lab import mlflow_mirror, tensorboard
+from lab.mirrors import mlflow as mlflow_mirror, tensorboard
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")  # the run has not ended yet
@@ -68,7 +68,7 @@ class Status(TypedDict, total=False):
     progress: Progress
     error: str
     dead: bool  # it was running and its process is gone, so it failed
-    side_by_side: int  # how many of its child runs it runs at once in workers it starts (lab/children.py)
+    side_by_side: int  # how many of its child runs it runs at once in workers it starts (lab/engine/children.py)
     elsewhere: str  # never written: `Run.status` gives the host of a run running on another machine
 
 
@@ -211,12 +211,12 @@ def locate(run: "Run", status: Status) -> str | None:
     """Where the running `run` executes, proven from /proc, never from status.json alone.
 
     "worker": a worker process of its own (`python -m lab worker <run dir>`); "parent": the worker
-    of a run above it (its parent, which claimed it: lab/children.py; or further up, as when a
+    of a run above it (its parent, which claimed it: lab/engine/children.py; or further up, as when a
     study's generator child fans out into seed runs); "here": this very process. None when no
     live process with the recorded pid and start time is any of these: the run died, or the pid
     in status.json is stale or forged. Only a "worker" may be signalled (jobs.cancel).
     "elsewhere" when status.json names another host: this machine's /proc proves nothing about it
-    (lab.executors.judge_elsewhere asks Ray instead).
+    (lab.engine.executors.judge_elsewhere asks Ray instead).
     """
     if runs_elsewhere(status):
         return "elsewhere"
@@ -333,11 +333,11 @@ class Run:
     def status(self) -> Status:
         """The status on disk, with a running run whose process is gone, or cannot be proven to be
         its worker (see `locate`), reported as failed and dead. A run running on another machine is
-        judged through Ray (lab.executors.judge_elsewhere): failed and dead when its node or its
+        judged through Ray (lab.engine.executors.judge_elsewhere): failed and dead when its node or its
         process is gone, else running, with "elsewhere" naming its host."""
         status = self.raw_status()
         if status["state"] == "running" and runs_elsewhere(status):
-            from lab.executors import judge_elsewhere  # here: lab.executors imports this module
+            from lab.engine.executors import judge_elsewhere  # here: lab.engine.executors imports this module
 
             return judge_elsewhere(self, status)
         if status["state"] == "running" and locate(self, status) is None:

@@ -1,6 +1,6 @@
 """Where queued runs execute: on this machine, or on a Ray cluster.
 
-LAB_EXECUTOR=local (the default): lab/jobs.py starts `python -m lab worker <run dir>` as a detached
+LAB_EXECUTOR=local (the default): lab/engine/jobs.py starts `python -m lab worker <run dir>` as a detached
 process here, at most LAB_MAX_JOBS (default 1) at a time.
 
 LAB_EXECUTOR=ray: each run the queue starts becomes a Ray task that starts the same worker command
@@ -39,9 +39,9 @@ import uuid
 from pathlib import Path
 
 from data.files import atomic_write_text
-from lab.runs import ACTIVE_STATES, RAY_NODE_VAR, Run, Status, list_runs, locate_here
+from lab.engine.runs import ACTIVE_STATES, RAY_NODE_VAR, Run, Status, list_runs, locate_here
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # lab/engine/ -> the checkout
 EXECUTORS = ("local", "ray")
 NAMESPACE = "gan-augmentation-lab"
 DISPATCHER = "lab-dispatcher"

@@ -96,7 +96,7 @@ def default_of(config_class, name: str):
 
 
 def cmd_single_image(args, generator: Generator) -> int:
-    from lab import jobs
+    from lab.engine import jobs
     from lab.cli import follow
     from lab.kinds.singan import figures_text
 
@@ -122,7 +122,7 @@ def cmd_single_image(args, generator: Generator) -> int:
             raise ValueError("with a dataset, give --image-index, --seeds-per-class or --seed-indices")
         name = spec.name
     config = generator.make_config(args.preset, **fields)
-    from lab.eta import estimate  # loads torch: only for this command
+    from lab.engine.eta import estimate  # loads torch: only for this command
 
     print(estimate(generator.kind, config.to_dict()).text)
     run = jobs.submit(generator.kind, config.to_dict(), name=name)

@@ -23,9 +23,9 @@ from typing import NamedTuple
 
 from data.datasets import DatasetSpec, load_dataset
 from gans import REGISTRY
-from lab import executors
-from lab.runs import RunFileError, list_runs
-from lab.study import StudyConfig, arm_runs
+from lab.engine import executors
+from lab.engine.runs import RunFileError, list_runs
+from lab.study.config import StudyConfig, arm_runs
 
 PAST_RUNS = 10  # the newest comparable runs an estimate's pace comes from
 
@@ -67,7 +67,7 @@ class Part:
 @dataclass(frozen=True)
 class Estimate:
     parts: tuple[Part, ...]
-    side_by_side: int = 1  # how many of a part's jobs run at once (a study's children: lab/children.py)
+    side_by_side: int = 1  # how many of a part's jobs run at once (a study's children: lab/engine/children.py)
 
     @property
     def seconds(self) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from data.datasets import DatasetSpec
-from lab.runs import find_run
+from lab.engine.runs import find_run
 
 if TYPE_CHECKING:
     from classifier.prescreen import Prescreen
@@ -43,7 +43,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_score(args) -> int:
-    from lab import jobs
+    from lab.engine import jobs
     from lab.cli import follow
     from classifier.prescreen import Prescreen, prescreen_by_default
     from metrics.scores import Scores

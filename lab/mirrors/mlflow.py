@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lab.tensorboard import NOT_SCALARS, STEP_FIELDS, is_number, png_named
+from lab.mirrors.tensorboard import NOT_SCALARS, STEP_FIELDS, is_number, png_named
 
 URI_VAR = "LAB_MLFLOW_TRACKING_URI"
 EXPERIMENT_VAR = "LAB_MLFLOW_EXPERIMENT"

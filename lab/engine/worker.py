@@ -1,6 +1,6 @@
 """The worker process: `python -m lab worker <run_dir>` runs one job to its end.
 
-Under the Ray executor the worker is the child of a Ray task's process (lab.executors.run_worker),
+Under the Ray executor the worker is the child of a Ray task's process (lab.engine.executors.run_worker),
 which names itself in LAB_RAY_TASK_PID. When that process is gone (killed, or its node going
 down) Ray has released the job's resources and no one would hear of its end: the worker then
 stops at its next step, saves its checkpoint and ends failed, resumable.
@@ -21,9 +21,9 @@ import traceback
 from pathlib import Path
 
 from data.hooks import Interrupted
-from lab import jobs
-from lab.executors import TASK_PID_VAR
-from lab.runs import HOST, RAY_NODE_VAR, Run, this_process
+from lab.engine import jobs
+from lab.engine.executors import TASK_PID_VAR
+from lab.engine.runs import HOST, RAY_NODE_VAR, Run, this_process
 
 TASK_POLL_S = 1.0  # how often a worker under Ray checks that its task's process is still there
 RESERVE_FILE = ".space_reserve"  # held in the run directory while the job runs, deleted when it ends

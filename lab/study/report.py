@@ -1,6 +1,6 @@
 """The study's report: a CSV of every number and a self-contained HTML page with the figures.
 
-Everything here reads a `StudySummary` (lab/study.py) and the arms' result.json. The text and
+Everything here reads a `StudySummary` (lab/study/) and the arms' result.json. The text and
 table (`yardsticks`, `arm_table`) and the figure builders are shared with the Study page:
 `metric_bars` (plotly, grouped bars with 95% error bars), `confusion_figure` (seaborn heatmaps,
 one per arm), `recall_delta_figure` and `curve_figure` (matplotlib).
@@ -22,8 +22,8 @@ import seaborn as sns  # noqa: E402
 
 from classifier.evaluate import METRIC_LABELS, METRICS  # noqa: E402
 from data.files import atomic_write_text, csv_text  # noqa: E402
-from lab.study import StudySummary  # noqa: E402
-from lab.study_verdicts import detectable_difference, metric_name  # noqa: E402
+from lab.study.summary import StudySummary  # noqa: E402
+from lab.study.verdicts import detectable_difference, metric_name  # noqa: E402
 from metrics.stats import PairedComparison  # noqa: E402
 
 

@@ -15,20 +15,20 @@ import time
 from pathlib import Path
 
 from data.text import clean_text
-from lab import jobs, worker
-from lab.runs import ACTIVE_STATES, UNREADABLE, Run, find_run, list_runs, load_object
+from lab.engine import jobs, worker
+from lab.engine.runs import ACTIVE_STATES, UNREADABLE, Run, find_run, list_runs, load_object
 
 MANAGE_ACTIONS = ["rename", "tag", "note", "delete"]
 FAMILY_COMMANDS = {  # command: (the module that defines it, its line in `python -m lab --help`)
-    "datasets": ("lab.cli_data", "list MedMNIST files and imported folders, and where they are"),
-    "import-folder": ("lab.cli_data", "import an image folder (<class>/ or <split>/<class>/) as a job"),
-    "train-gan": ("lab.cli_gan", "train DCGAN / WGAN-GP / ACGAN / SNGAN as a job"),
-    "sample": ("lab.cli_gan", "draw images from a finished GAN run (or a generator.pt)"),
-    "singan": ("lab.cli_singan", "train SinGAN on one image, or per class on k seed images of a dataset"),
-    "gpnn": ("lab.cli_singan", "GPNN variations (no training, seconds) of one image, or per class of k seed images"),
-    "score": ("lab.cli_score", "score synthetic sets (npz paths or run ids) against the real training split"),
-    "study": ("lab.cli_study", "run an augmentation study (reference arms vs generator arms, several seeds)"),
-    "cluster": ("lab.cli_cluster", "the executor (LAB_EXECUTOR), the Ray cluster's nodes and resources, "
+    "datasets": ("lab.cli.data", "list MedMNIST files and imported folders, and where they are"),
+    "import-folder": ("lab.cli.data", "import an image folder (<class>/ or <split>/<class>/) as a job"),
+    "train-gan": ("lab.cli.gan", "train DCGAN / WGAN-GP / ACGAN / SNGAN as a job"),
+    "sample": ("lab.cli.gan", "draw images from a finished GAN run (or a generator.pt)"),
+    "singan": ("lab.cli.singan", "train SinGAN on one image, or per class on k seed images of a dataset"),
+    "gpnn": ("lab.cli.singan", "GPNN variations (no training, seconds) of one image, or per class of k seed images"),
+    "score": ("lab.cli.score", "score synthetic sets (npz paths or run ids) against the real training split"),
+    "study": ("lab.cli.study", "run an augmentation study (reference arms vs generator arms, several seeds)"),
+    "cluster": ("lab.cli.cluster", "the executor (LAB_EXECUTOR), the Ray cluster's nodes and resources, "
                                    "and the lab's jobs on it"),
 }
 
@@ -123,7 +123,7 @@ def cmd_run(args) -> int:
     if not kind:
         raise ValueError(f"{args.config} has no 'kind' field")
     config.pop("parent", None)  # a run reproduced from a child run's config.json stands on its own
-    from lab.eta import estimate  # loads torch: only for this command
+    from lab.engine.eta import estimate  # loads torch: only for this command
 
     settings = jobs.job_kind(kind).config.from_dict(config).to_dict()  # a bad setting is refused here
     print(estimate(kind, settings).text)
@@ -174,7 +174,7 @@ def describe(run) -> str:
     return f"{line}  {status['error']}" if status["state"] == UNREADABLE else line
 
 
-# --- rename, tag, note, delete: runs and synthetic sets (lab/manage.py) ------------------------------
+# --- rename, tag, note, delete: runs and synthetic sets (lab/engine/manage.py) ------------------------------
 
 def add_manage_arguments(parser: argparse.ArgumentParser) -> None:
     """What rename|tag|note|delete take besides the run or set."""
@@ -199,7 +199,7 @@ def manage_run(args) -> int:
 
 
 def cmd_sets(args) -> int:
-    from lab import manage
+    from lab.engine import manage
     from lab.sets import list_sets, owned_set
 
     if args.action == "list":
@@ -218,7 +218,7 @@ def cmd_sets(args) -> int:
 
 def manage_target(target, args) -> int:
     """rename | tag | note | delete a run (a Run) or a set (its npz path in the runs folder)."""
-    from lab import manage
+    from lab.engine import manage
     from lab.sets import set_id
 
     what = f"run {target.id}" if isinstance(target, Run) else f"set {set_id(target)}"

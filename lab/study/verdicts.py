@@ -12,16 +12,13 @@ Scores are fractions in [0, 1]; sentences speak in percent and points.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from scipy import stats
 
-from classifier.evaluate import METRIC_LABELS, Trivial
-from metrics.stats import Estimate
-
-if TYPE_CHECKING:  # the summaries are built in lab/study.py, which imports this module
-    from lab.study import ArmSummary, StudySummary
+from classifier.evaluate import METRIC_LABELS, METRICS, Trivial
+from lab.study.config import REFERENCE_KINDS, ArmConfig, StudyConfig
+from lab.study.summary import ArmSummary, StudySummary
+from metrics.stats import Estimate, PairedComparison, paired_comparison, t_interval
 
 POWER = 0.8  # of the minimum detectable difference
 
@@ -138,3 +135,59 @@ def _interval_pct(e: Estimate) -> str:
 
 def _interval_points(e: Estimate) -> str:
     return f"[{100 * e.lo:+.1f}, {100 * e.hi:+.1f}]"
+
+
+# --- the summary: every arm over the seeds, judged ------------------------------------------
+
+def summarize(study: StudyConfig, results: list[dict], class_names: list[str], trivial: Trivial,
+              flags: dict[str, str] | None = None, study_run: str | None = None) -> StudySummary:
+    """Per arm, mean ± 95% t-interval per metric over its seeds (`results`: the arms' result.json), the
+    paired comparisons with the baseline and, for generator arms, with the strongest reference arm;
+    `flags`: arm name -> the leak flag of `check_sets`. Every arm gets its verdict."""
+    flags = flags or {}
+    by_arm = {arm.name: {r["seed"]: r for r in results if r["arm"] == arm.name} for arm in study.arms}
+    metric = study.primary_metric
+    arms = [_arm_summary(arm, by_arm[arm.name], study.seeds, flags.get(arm.name, "")) for arm in study.arms]
+    base = next(a for a in arms if a.arm == study.baseline.name)
+    references = [a for a in arms if a.kind in REFERENCE_KINDS and a.seeds]
+    strongest = max(references, key=lambda a: a.metrics[metric].mean, default=base)
+    for arm in arms:
+        if arm is base:
+            continue
+        arm.vs_baseline = _paired(by_arm[arm.arm], by_arm[base.arm])
+        base_recall = np.mean([by_arm[base.arm][s]["test"]["per_class_recall"] for s in arm.seeds
+                               if s in by_arm[base.arm]], 0)
+        arm.per_class_recall_delta = (np.array(arm.per_class_recall) - base_recall).tolist()
+        if arm.is_generator_arm:
+            arm.reference = strongest.arm
+            if strongest is not base:
+                arm.vs_reference = _paired(by_arm[arm.arm], by_arm[strongest.arm])
+    summary = StudySummary(dataset=study.dataset, train_fraction=study.train_fraction, seeds=list(study.seeds),
+                           primary_metric=metric, baseline=base.arm, class_names=list(class_names),
+                           study_run=study_run, arms=arms, trivial=trivial,
+                           baseline_margin=t_interval([by_arm[base.arm][s]["test"]["accuracy"] - trivial.majority_rate
+                                                       for s in base.seeds]),
+                           cannot_judge=trivial_check(base, trivial, metric), strongest_reference=strongest.arm)
+    for arm in arms:
+        arm.verdict = verdict(arm, summary)
+    return summary
+
+
+def _arm_summary(arm: ArmConfig, runs: dict[int, dict], seeds: list[int], leak: str) -> ArmSummary:
+    seeds = [s for s in seeds if s in runs]
+    copies = [runs[s]["copy_rate"] for s in seeds if "copy_rate" in runs[s]]
+    return ArmSummary(
+        arm=arm.name, kind=arm.kind, synthetic_set=arm.synthetic_set, balance=arm.balance,
+        recipe=arm.recipe.label if arm.recipe else "", leak=leak,
+        metrics={m: t_interval([runs[s]["test"][m] for s in seeds]) for m in METRICS},
+        per_class_recall=np.mean([runs[s]["test"]["per_class_recall"] for s in seeds], 0).tolist(),
+        confusion=np.sum([runs[s]["test"]["confusion"] for s in seeds], 0).tolist(),
+        steps=sorted({runs[s]["steps"] for s in seeds}), seeds=seeds,
+        copy_rate=t_interval(copies) if copies else None)
+
+
+def _paired(runs: dict[int, dict], other: dict[int, dict]) -> dict[str, PairedComparison]:
+    """runs − other on every metric, over the seeds both ran."""
+    seeds = [s for s in runs if s in other]
+    return {m: paired_comparison([runs[s]["test"][m] for s in seeds], [other[s]["test"][m] for s in seeds])
+            for m in METRICS}

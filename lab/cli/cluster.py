@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from lab import executors
+from lab.engine import executors
 
 
 def add_commands(sub) -> None:

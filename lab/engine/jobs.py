@@ -5,7 +5,7 @@ a queued run and calls `schedule`, which starts workers for queued runs, in queu
 fewer than `max_concurrent()` run. A finishing worker calls `schedule` again, so the queue drains
 without any resident daemon. The disk is the only shared state.
 
-`cancel` signals a process only when /proc proves it is the run's own worker (lab.runs.locate):
+`cancel` signals a process only when /proc proves it is the run's own worker (lab.engine.runs.locate):
 the pid in a status.json could name any process. A run on another machine is reached through Ray
 or its cancel flag (the runs folder is shared), never through a pid.
 """
@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from data.paths import runs_dir
-from lab import executors
-from lab.runs import (ACTIVE_STATES, HOST, RAY_NODE_VAR, UNREADABLE, Run, Status, list_runs, locate,
-                      process_start_ticks)
+from lab.engine import executors
+from lab.engine.runs import (ACTIVE_STATES, HOST, RAY_NODE_VAR, UNREADABLE, Run, Status, list_runs, locate,
+                             process_start_ticks)
 
 if TYPE_CHECKING:
     from lab.kinds import JobKind
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # lab/engine/ -> the checkout
 
 
 def job_kind(kind: str) -> JobKind:
@@ -105,7 +105,7 @@ def _survey(root: Path) -> tuple[list[Run], list[Run], list[tuple[Run, Status]]]
 
 
 def started_by_parent(run: Run) -> bool:
-    """True for a child whose parent runs its children side by side (lab/children.py): only the
+    """True for a child whose parent runs its children side by side (lab/engine/children.py): only the
     parent starts them, each with the share of the cores its plan gave them; the queue would give them
     all the cores, and an arm's numbers depend on its thread count."""
     return side_by_side_parent(run) is not None

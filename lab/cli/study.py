@@ -1,12 +1,12 @@
 """`python -m lab study <config.json>`: run an augmentation study headless and print its verdicts.
 
-The config file holds StudyConfig fields (see lab/study.py); an unknown key is an error that
+The config file holds StudyConfig fields (see lab/study/); an unknown key is an error that
 names it. A "preset" key ("quick" or "paper") fills in the preset's defaults first (its reference
 arms, its budget), "recipes" (generator names) adds one recipe arm per generator, trained inside
 each seed, and "synthetic_sets" (set ids or .npz paths) adds one fixed-set arm per set; any other
 key overrides the preset. The dataset is the file's, else `--dataset`/`--size`, else the one the
 synthetic sets were made from (by their provenance), else DermaMNIST at 28 px. Before anything is
-queued the fixed sets are checked (`lab.study.check_sets`): a leaky set is refused with a message
+queued the fixed sets are checked (`lab.study.leaks.check_sets`): a leaky set is refused with a message
 and a non-zero exit, unless its arm allows the leak.
 """
 from __future__ import annotations
@@ -16,13 +16,14 @@ from pathlib import Path
 
 from data.config import ConfigError
 from data.datasets import DatasetSpec, load_dataset
-from lab import jobs
+from lab.engine import jobs
 from lab.cli import follow
-from lab.eta import estimate
-from lab.runs import Run
-from lab.study import (GENERATORS, PRESETS, StudyConfig, check_sets, dataset_of_sets, expected_interval, preset,
-                       read_summary, recipe_arms, synthetic_arms)
-from lab.study_report import yardsticks
+from lab.engine.eta import estimate
+from lab.engine.runs import Run
+from lab.study.config import GENERATORS, PRESETS, StudyConfig, preset, recipe_arms, synthetic_arms
+from lab.study.leaks import check_sets, dataset_of_sets
+from lab.study.summary import expected_interval, read_summary
+from lab.study.report import yardsticks
 
 
 def add_commands(subparsers) -> None:

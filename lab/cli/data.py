@@ -45,7 +45,7 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_import_folder(args) -> int:
-    from lab import jobs
+    from lab.engine import jobs
     from lab.cli import follow
 
     path = args.path.expanduser().resolve()

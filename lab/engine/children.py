@@ -27,8 +27,8 @@ from typing import Callable
 
 from data.files import atomic_write_json, read_json
 from data.hooks import Interrupted
-from lab import executors, jobs
-from lab.runs import ACTIVE_STATES, UNREADABLE, Run, this_process
+from lab.engine import executors, jobs
+from lab.engine.runs import ACTIVE_STATES, UNREADABLE, Run, this_process
 
 WAIT_POLL_S = 1.0
 CHILD_STOP_TIMEOUT_S = 60.0  # how long a stopping parent waits for its children's workers to save and end

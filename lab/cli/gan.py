@@ -57,9 +57,9 @@ def whole_number(low: int, high: int):
 
 def cmd_train_gan(args) -> int:
     from gans.config import make_config
-    from lab import jobs
+    from lab.engine import jobs
     from lab.cli import follow
-    from lab.eta import estimate
+    from lab.engine.eta import estimate
 
     if args.folder:
         spec = DatasetSpec(source="folder", name=Path(args.folder).name, size=args.size,
@@ -78,7 +78,7 @@ def cmd_train_gan(args) -> int:
 def cmd_sample(args) -> int:
     from gans.checkpoint import load_generator
     from gans.sampling import synthesize
-    from lab.runs import find_run
+    from lab.engine.runs import find_run
 
     source = Path(args.run)
     run = None

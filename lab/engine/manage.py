@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from data.files import atomic_write_json, read_json
 from data.paths import runs_dir
 from data.text import NAME_LIMIT, NOTE_LIMIT, TAG_LIMIT, clean_text
-from lab.runs import ACTIVE_STATES, Run, list_runs
+from lab.engine.runs import ACTIVE_STATES, Run, list_runs
 from lab.sets import owned_set, set_id
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ def series(run: Run, name: str) -> tuple[list[int], list[float]]:
 
 def recall_by_class(results: list[dict]) -> dict[str, list[Estimate]]:
     """Per arm, each class's test recall over the seeds: mean with its 95% t-interval.
-    `results` are a study's arm results (lab.study.study_results)."""
+    `results` are a study's arm results (lab.study.summary.study_results)."""
     from metrics.stats import t_interval  # scipy: loaded by a comparison, not by every page and command
 
     by_arm: dict[str, list[list[float]]] = {}

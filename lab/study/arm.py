@@ -1,0 +1,113 @@
+"""One (arm, seed) of a study: its training set, its classifier, its test."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from classifier.evaluate import METRICS, evaluate
+from classifier.train import Augment, TrainResult, train_classifier
+from data.augment import apply, build_pipeline, default_pipeline
+from data.datasets import load_dataset
+from data.hooks import NO_HOOKS, Hooks
+from data.imageset import ImageSet
+from data.provenance import digest, fingerprints
+from lab.sets import resolve_set
+from lab.study.config import SYNTHETIC_KINDS, ArmConfig, ArmRunConfig
+from lab.study.leaks import load_synthetic
+from metrics.memorization import memorization
+from metrics.pairing import nearest_neighbours
+
+# --- one (arm, seed) ----------------------------------------------------------------------------
+
+def training_set(arm: ArmConfig, real: ImageSet, synthetic: ImageSet | None, seed: int) -> tuple[ImageSet, np.ndarray]:
+    """The arm's training images and a bool per image: True where it is synthetic."""
+    if arm.kind not in SYNTHETIC_KINDS:
+        return real, np.zeros(len(real), dtype=bool)
+    rng = np.random.default_rng([seed, 1])
+    if arm.mix == "balance":
+        target = real.class_counts().max()
+        pick = []
+        for label, have in enumerate(real.class_counts()):
+            pool = np.flatnonzero(synthetic.labels == label)
+            want = min(len(pool), target) if arm.kind == "synthetic_only" else min(len(pool), target - have)
+            pick.append(rng.choice(pool, size=max(0, want), replace=False))
+        pick = np.sort(np.concatenate(pick)).astype(np.int64)
+    else:
+        want = min(len(synthetic), max(1, round(arm.ratio * len(real))))
+        pick = np.sort(rng.choice(len(synthetic), size=want, replace=False))
+    chosen = synthetic.take(pick)
+    if arm.kind == "synthetic_only":
+        return ImageSet(chosen.images, chosen.labels, real.class_names, "train", chosen.source), \
+            np.ones(len(chosen), dtype=bool)
+    images = np.concatenate([real.images, chosen.images])
+    labels = np.concatenate([real.labels, chosen.labels])
+    is_synthetic = np.concatenate([np.zeros(len(real), bool), np.ones(len(chosen), bool)])
+    return ImageSet(images, labels, real.class_names, "train", f"{real.source}+{chosen.source}"), is_synthetic
+
+
+def standard_augment(arm: ArmConfig, dataset_name: str) -> Augment | None:
+    """A standard-augmentation arm's albumentations pipeline as a loop callback, else None."""
+    if arm.kind != "standard_aug":
+        return None
+    names = default_pipeline(dataset_name) if arm.augment is None else arm.augment
+    pipeline = build_pipeline(names, strength=arm.augment_strength, p=arm.augment_p)
+    return lambda images, seed: apply(pipeline, images, seed)
+
+
+def copy_rate(synthetic: np.ndarray, subset: ImageSet, heldout: ImageSet) -> float:
+    """Share of the synthetic images (uint8 N×H×W×C) that are suspected copies of the real `subset`:
+    closer to it than 99% of real held-out images are (metrics/memorization.py)."""
+    images = ImageSet(synthetic, np.zeros(len(synthetic), np.int64), subset.class_names, "synthetic")
+    memo = memorization(nearest_neighbours(images, subset).any_distance,
+                        nearest_neighbours(heldout, subset).any_distance)
+    return float(memo.suspected.mean())
+
+
+@dataclass
+class ArmOutcome:
+    """What one (arm, seed) produced; lab/kinds/study.py writes each part to its file."""
+    trained: TrainResult  # the selected classifier (best.pt) and its training record
+    result: dict  # result.json: test and validation metrics, steps, history (+ copy_rate for recipe arms)
+    composition: dict  # composition.json: image counts per split, the real subset's digest
+    seen: dict[str, np.ndarray]  # data_seen.npz: fingerprints of the images drawn, validated and tested on
+
+
+def train_arm(config: ArmRunConfig, hooks: Hooks = NO_HOOKS, root: Path | None = None) -> ArmOutcome:
+    """Train one arm on one seed (resumable through `hooks.checkpoints`) and test it once; `root` is the
+    runs folder a set id is looked up in."""
+    arm, seed = config.arm, config.seed
+    data = load_dataset(config.dataset)
+    real = data.train.stratified_subset(config.train_fraction, seed)
+    synthetic = load_synthetic(resolve_set(config.synthetic_set, root), real) if config.synthetic_set else None
+    train, is_synthetic = training_set(arm, real, synthetic, seed)
+    val, test = data.val, data.test
+    hooks.event(type="stage", stage="train", train_images=len(train), synthetic=int(is_synthetic.sum()))
+    trained = train_classifier(train.images, train.labels, val.images, val.labels, data.train.num_classes,
+                               config.train, seed=seed, augment=standard_augment(arm, config.dataset.name),
+                               hooks=hooks)
+    hooks.progress(trained.steps, config.train.steps, message="testing", force=True)
+    metrics = evaluate(trained.model, test.images, test.labels)
+
+    drawn = trained.drawn
+    seen = {"train": fingerprints(train.images[drawn]), "train_synthetic": is_synthetic[drawn],
+            "val": fingerprints(val.images), "test": fingerprints(test.images)}
+    composition = {
+        "train": {"images": len(train), "real": int((~is_synthetic).sum()), "synthetic": int(is_synthetic.sum()),
+                  "drawn": int(drawn.sum()), "drawn_synthetic": int((drawn & is_synthetic).sum()),
+                  "real_subset": digest(fingerprints(real.images)),
+                  "class_counts": train.class_counts().tolist()},
+        "val": {"images": len(val), "synthetic": 0, "class_counts": val.class_counts().tolist()},
+        "test": {"images": len(test), "synthetic": 0, "class_counts": test.class_counts().tolist()},
+    }
+    result = {"arm": arm.name, "kind": arm.kind, "seed": seed, "steps": trained.steps,
+              "images_seen": trained.images_seen, "best_step": trained.best_step,
+              "train_seconds": round(trained.seconds, 2), "threads": torch.get_num_threads(), "test": metrics,
+              "val": {k: trained.best_val[k] for k in METRICS}, "history": trained.history}
+    if arm.kind == "recipe":
+        result["copy_rate"] = copy_rate(train.images[is_synthetic], real, val)
+    return ArmOutcome(trained, result, composition, seen)
+
+

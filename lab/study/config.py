@@ -1,0 +1,305 @@
+"""The study's configs and presets: its arms (reference, fixed set, recipe), budget, seeds and dataset."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from classifier.evaluate import METRICS
+from classifier.train import BALANCE_MODES, TrainConfig
+from data.augment import AUGMENTATIONS
+from data.config import (
+    MAX_IMAGES_PER_CLASS,
+    MAX_SEED,
+    MAX_SEEDS_PER_CLASS,
+    MAX_STUDY_SEEDS,
+    MAX_VARIATIONS,
+    Config,
+    ConfigError,
+    option,
+)
+from data.datasets import DatasetSpec, load_dataset
+from gans import REGISTRY, SINGLE_IMAGE
+from gans.config import gan_config
+from gans.config import make_config as gan_config
+from gans.gpnn import gpnn_config
+from gans.gpnn import make_config as gpnn_config
+from gans.singan_train import make_config as singan_config
+from gans.singan_train import singan_config
+
+ARM_KINDS = ("real", "standard_aug", "synthetic", "synthetic_only", "recipe")
+REFERENCE_KINDS = ("real", "standard_aug")  # the cheap alternatives a generator must beat
+FIXED_SET_KINDS = ("synthetic", "synthetic_only")  # the arms that train on a given synthetic set
+SYNTHETIC_KINDS = (*FIXED_SET_KINDS, "recipe")  # the arms that train on generated images
+GENERATORS = (*REGISTRY, *SINGLE_IMAGE)
+MIX_MODES = ("ratio", "balance")
+PRESETS = ("quick", "paper")
+SUMMARY_FILE = "summary.json"
+RECIPE_SET_FILES = {"gan": "synthetic.npz", "singan": "singan_variations.npz",
+                    "gpnn": "gpnn_variations.npz"}  # a generator run's set
+STUDY_OWNED = {"dataset", "train_fraction", "seed", "per_class", "export_per_class", "mode", "seed_indices",
+               "seeds_per_class", "variations"}  # generator settings the study sets itself
+
+QUICK_STEPS, QUICK_BATCH = 400, 64  # the quick budget at DermaMNIST's 10% (701 images)
+QUICK_MIN_STEPS = 50
+QUICK_EPOCHS = 40  # passes over the real subset the quick budget aims for, within those bounds
+RULE_OF_THUMB_SPREAD = 0.02  # seed-to-seed standard deviation of a test score when no study measured it
+
+
+class SetRefused(ValueError):
+    """A synthetic set a study must not use as configured; the message names the set and why."""
+
+
+# --- configs ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecipeConfig(Config):
+    """How a recipe arm's generator is made: once per seed, from exactly that seed's real subset."""
+    generator: str = option("dcgan", label="Generator", choices=GENERATORS,
+                            help="a GAN of the registry, or singan / gpnn (k seed images per class, m variations "
+                                 "each)")
+    preset: str = option("quick", label="Preset", help="the generator's preset (SinGAN at 28 px: tiny)")
+    per_class: bool = option(True, label="One GAN per class",
+                             help="GANs: an unconditional GAN per class, so its images carry labels")
+    seeds_per_class: int = option(2, label="SinGAN seeds per class", min=1, max=MAX_SEEDS_PER_CLASS,
+                                  help="singan / gpnn: k real images per class, drawn from the seed's subset")
+    variations: int = option(8, label="SinGAN variations per seed", min=1, max=MAX_VARIATIONS,
+                             help="singan / gpnn: m images per seed image")
+    settings: dict = option(factory=dict, label="Generator settings",
+                            help='overrides of the generator\'s own config, e.g. {"steps": 800}')
+
+    def validate(self) -> None:
+        owned = sorted(STUDY_OWNED & set(self.settings))
+        if owned:
+            raise ConfigError(f"RecipeConfig.settings: the study sets {', '.join(owned)} itself")
+        if self.generator not in SINGLE_IMAGE and not (self.per_class or REGISTRY[self.generator].conditional):
+            raise ConfigError(f"RecipeConfig.per_class: an unconditional {self.generator} trained on the whole "
+                              f"subset draws unlabelled images; train one per class")
+        per_class = self.seeds_per_class * self.variations
+        if self.generator in SINGLE_IMAGE and per_class > MAX_IMAGES_PER_CLASS:
+            raise ConfigError(f"RecipeConfig: seeds_per_class × variations = {per_class} images per class; at most "
+                              f"{MAX_IMAGES_PER_CLASS}")
+        self.job(DatasetSpec(), 1.0, 0, images_per_class=1, seed_indices=[0])  # a bad preset or setting fails here
+
+    @property
+    def key(self) -> str:
+        """Names this recipe's generator runs: recipes with the same settings share them."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return f"{self.generator}-{self.preset}-{hashlib.blake2b(text.encode(), digest_size=3).hexdigest()}"
+
+    @property
+    def label(self) -> str:
+        if self.generator in SINGLE_IMAGE:
+            return (f"{SINGLE_IMAGE[self.generator]} {self.preset}, {self.seeds_per_class} seeds per class × "
+                    f"{self.variations} variations")
+        return f"{REGISTRY[self.generator].title} {self.preset}{', one per class' if self.per_class else ''}"
+
+    def job(self, dataset: DatasetSpec, train_fraction: float, seed: int, images_per_class: int,
+            seed_indices: list[int]) -> tuple[str, dict]:
+        """The job kind and config of this recipe's generator run for one seed: a GAN learns from the
+        stratified `train_fraction` of the training split drawn with `seed` (the seed's subset), a
+        SinGAN or GPNN from the training images at `seed_indices` (drawn from that subset)."""
+        if self.generator in SINGLE_IMAGE:
+            make_config = singan_config if self.generator == "singan" else gpnn_config
+            config = make_config(self.preset, **{**self.settings, "mode": "seeds", "dataset": dataset.to_dict(),
+                                                 "seed_indices": list(seed_indices), "seeds_per_class": 0,
+                                                 "variations": self.variations, "seed": seed})
+            return self.generator, config.to_dict()
+        config = gan_config(self.generator, self.preset, **{
+            **self.settings, "dataset": dataset.to_dict(), "train_fraction": train_fraction, "seed": seed,
+            "per_class": self.per_class, "export_per_class": images_per_class})
+        return "gan", config.to_dict()
+
+
+@dataclass(frozen=True)
+class ArmConfig(Config):
+    name: str = option(label="Arm name", help="unique within the study; names its runs and its results")
+    kind: str = option("real", label="Kind", choices=ARM_KINDS,
+                       help="real: the real subset only; standard_aug: real with albumentations; recipe: real + "
+                            "a generator trained inside each seed on its subset; synthetic: real + a fixed "
+                            "synthetic set; synthetic_only: the fixed set alone (tested on real)")
+    synthetic_set: str | None = option(None, label="Synthetic set",
+                                       help="fixed-set arms: a set id (<run id>/<set name>) or an .npz path "
+                                            "(stored absolute)")
+    recipe: RecipeConfig | None = None  # recipe arms: the generator made inside each seed
+    mix: str = option("ratio", label="Mix", choices=MIX_MODES,
+                      help="ratio: ratio × (real count) synthetic images; balance: top up every class to the "
+                           "largest real class")
+    ratio: float = option(1.0, label="Synthetic per real image", min=0, min_exclusive=True)
+    balance: str = option("none", label="Class balance", choices=BALANCE_MODES,
+                          help="sampler: torchsampler's ImbalancedDatasetSampler; loss: class-weighted loss")
+    allow_leak: bool = option(False, label="Allow a leaky set",
+                              help="fixed-set arms: run a set whose generator saw real training images the "
+                                   "classifier does not (every result of the arm then says so)")
+    augment: list[str] | None = option(None, label="Augmentations",
+                                       help="standard_aug arms: data.augment transforms in order; none = the "
+                                            "dataset's standard pipeline (data.augment.default_pipeline)")
+    augment_strength: float = option(1.0, label="Augmentation strength", min=0, max=1, min_exclusive=True)
+    augment_p: float = option(0.5, label="Probability per transform", min=0, max=1)
+
+    def validate(self) -> None:
+        where = f"ArmConfig '{self.name}'"
+        if not self.name.strip():
+            raise ConfigError("ArmConfig.name: an arm needs a name")
+        if self.kind in FIXED_SET_KINDS and not self.synthetic_set:
+            raise ConfigError(f"{where}: a {self.kind} arm needs a synthetic_set")
+        if self.kind not in FIXED_SET_KINDS and self.synthetic_set:
+            raise ConfigError(f"{where}: a {self.kind} arm takes no synthetic_set (got {self.synthetic_set})")
+        if (self.kind == "recipe") != (self.recipe is not None):
+            raise ConfigError(f"{where}: a recipe arm, and only a recipe arm, needs a recipe")
+        if self.allow_leak and self.kind not in FIXED_SET_KINDS:
+            raise ConfigError(f"{where}: allow_leak applies to fixed synthetic sets only")
+        unknown = [n for n in self.augment or [] if n not in AUGMENTATIONS]
+        if unknown:
+            raise ConfigError(f"{where}: unknown augmentation(s) {', '.join(map(repr, unknown))} "
+                              f"(known: {', '.join(AUGMENTATIONS)})")
+        if self.kind == "standard_aug" and self.augment == []:
+            raise ConfigError(f"{where}: a standard_aug arm needs at least one augmentation")
+        if self.synthetic_set and self.synthetic_set.endswith(".npz"):  # a path: absolute, so it names one file
+            object.__setattr__(self, "synthetic_set", str(Path(self.synthetic_set).expanduser().resolve()))
+
+
+@dataclass(frozen=True)
+class StudyConfig(Config):
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    train_fraction: float = option(0.1, label="Real training fraction", min=0, max=1, min_exclusive=True,
+                                   help="share of the real training split each seed trains on")
+    seeds: list[int] = option(factory=lambda: [0, 1, 2], label="Seeds",
+                              help="one run per arm and seed; the seed also picks the real subset")
+    arms: list[ArmConfig] = field(default_factory=lambda: [ArmConfig("real only")])
+    train: TrainConfig = field(default_factory=TrainConfig)
+    primary_metric: str = option("balanced_accuracy", label="Primary metric", choices=METRICS,
+                                 help="the test metric the verdicts speak of")
+    preset: str = option("", label="Preset", choices=("", *PRESETS), help="the preset it started from, if any")
+
+    def validate(self) -> None:
+        if not self.arms:
+            raise ConfigError("StudyConfig.arms: a study needs at least one arm")
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"StudyConfig.arms: arm names must be unique; got {names}")
+        seeds = self.seeds
+        if len(seeds) > MAX_STUDY_SEEDS:
+            raise ConfigError(f"StudyConfig.seeds: {len(seeds)} seeds; at most {MAX_STUDY_SEEDS} (each one trains "
+                              f"every arm once)")
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) > MAX_SEED:
+            raise ConfigError(f"StudyConfig.seeds: give distinct seeds from 0 to {MAX_SEED}; got {seeds}")
+        if self.train.balance != "none":
+            raise ConfigError("StudyConfig.train.balance: class balance is a setting of each arm (ArmConfig.balance)")
+
+    @property
+    def baseline(self) -> ArmConfig:
+        """The arm every other arm is compared with: the first plain real-only arm, else the first real arm, else
+        the first arm."""
+        return next((a for a in self.arms if a.kind == "real" and a.balance == "none"),
+                    next((a for a in self.arms if a.kind == "real"), self.arms[0]))
+
+    def recipes(self) -> list[tuple[RecipeConfig, list[ArmConfig]]]:
+        """Each distinct recipe with the arms that use it (they share its generator runs)."""
+        found: dict[str, tuple[RecipeConfig, list[ArmConfig]]] = {}
+        for arm in self.arms:
+            if arm.recipe is not None:
+                found.setdefault(arm.recipe.key, (arm.recipe, []))[1].append(arm)
+        return list(found.values())
+
+
+@dataclass(frozen=True)
+class ArmRunConfig(Config):
+    """One (arm, seed) of a study: everything a study-arm run needs, so it reproduces from its config alone."""
+    arm: ArmConfig
+    seed: int = option(0, min=0, max=MAX_SEED)
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    train_fraction: float = option(0.1, min=0, max=1, min_exclusive=True)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    recipe_set: str | None = None  # recipe arms: the set this seed's generator made (id or path)
+
+    def validate(self) -> None:
+        if (self.arm.kind == "recipe") != bool(self.recipe_set):
+            raise ConfigError("ArmRunConfig.recipe_set: a recipe arm, and only a recipe arm, names its "
+                              "generator's set")
+
+    @property
+    def synthetic_set(self) -> str | None:
+        return self.recipe_set if self.arm.kind == "recipe" else self.arm.synthetic_set
+
+
+# --- presets ------------------------------------------------------------------------------------
+
+def reference_arms(augment: list[str] | None = None) -> list[ArmConfig]:
+    """The cheap alternatives every generator must beat: real only, class-balanced sampling,
+    standard augmentation (`augment`, default the dataset's standard pipeline), and both."""
+    return [ArmConfig("real only"), ArmConfig("real + sampler", balance="sampler"),
+            ArmConfig("real + standard aug", "standard_aug", augment=augment),
+            ArmConfig("real + aug + sampler", "standard_aug", augment=augment, balance="sampler")]
+
+
+def recipe_arms(generators: list[str], size: int = 28, **recipe) -> list[ArmConfig]:
+    """One "real + <generator> recipe" arm per generator, at its quick preset (SinGAN: tiny at ≤ 32 px)."""
+    arms = []
+    for generator in generators:
+        preset_name = "tiny" if generator == "singan" and size <= 32 else "quick"
+        arms.append(ArmConfig(f"real + {generator} recipe", "recipe",
+                              recipe=RecipeConfig(generator, preset_name, **recipe)))
+    return arms
+
+
+def synthetic_arms(refs: list[str], allow_leak: bool = False) -> list[ArmConfig]:
+    """One "real + <set>" arm per synthetic set (id or .npz path)."""
+    return [ArmConfig(f"real + {set_label(ref)}", "synthetic", str(ref), allow_leak=allow_leak) for ref in refs]
+
+
+def set_label(ref: str) -> str:
+    """A set's id (<run id>/<set name>) as given, or the id-like tail of its path."""
+    path = Path(ref)
+    if not ref.endswith(".npz"):
+        return ref
+    return f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "artifacts" else path.stem
+
+
+def quick_budget(class_counts: np.ndarray) -> TrainConfig:
+    """The quick preset's budget for a real subset of these class counts: about QUICK_EPOCHS passes over it
+    (at least QUICK_MIN_STEPS, at most QUICK_STEPS steps), in batches no larger than the subset, evaluated
+    four times. 10% of DermaMNIST (701 images) gets 400 steps of 64; 38 images get 50 steps of 38."""
+    images = int(np.sum(class_counts))
+    batch = max(1, min(QUICK_BATCH, images))
+    steps = int(np.clip(math.ceil(QUICK_EPOCHS * images / batch), QUICK_MIN_STEPS, QUICK_STEPS))
+    return TrainConfig(steps=steps, batch_size=batch, eval_every=max(1, steps // 4))
+
+
+def preset(name: str, dataset: DatasetSpec | dict | None = None, train_fraction: float | None = None,
+           synthetic_sets: list[str] = (), recipes: list[str] = (), allow_leak: bool = False) -> StudyConfig:
+    """Both presets carry the reference arms (`reference_arms`), then one recipe arm per generator in
+    `recipes` and one fixed-set arm per set in `synthetic_sets`.
+
+    `quick`: 10% of the data, a budget sized to that subset (`quick_budget`: 400 steps × 64 on
+    DermaMNIST), 3 seeds — minutes on a laptop CPU. `paper`: the full training split for about 100
+    epochs' worth of steps at batch 128 (MedMNIST's protocol)."""
+    spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec.from_dict(dataset or {})
+    arms = [*reference_arms(), *recipe_arms(list(recipes), spec.size), *synthetic_arms(list(synthetic_sets),
+                                                                                        allow_leak)]
+    if name == "quick":
+        fraction = train_fraction or 0.1
+        counts = load_dataset(spec).train.stratified_subset(fraction, 0).class_counts()
+        return StudyConfig(dataset=spec, train_fraction=fraction, seeds=[0, 1, 2], arms=arms,
+                           train=quick_budget(counts), preset="quick")
+    if name == "paper":
+        return StudyConfig(dataset=spec, train_fraction=train_fraction or 1.0, seeds=[0, 1, 2], arms=arms,
+                           train=TrainConfig(steps=5500, batch_size=128, lr=1e-3, eval_every=500), preset="paper")
+    raise ConfigError(f"Unknown study preset '{name}' (choose {' or '.join(PRESETS)})")
+
+
+def arm_runs(study: StudyConfig, recipe_sets: dict[str, str] | None = None) -> dict[str, tuple[str, dict]]:
+    """The study's study-arm jobs, "arm|seed" -> (run name, config); seed-major, so pairs complete early.
+    `recipe_sets`: "<recipe key>|<seed>" -> the set that seed's recipe generator made (recipe arms)."""
+    recipe_sets = recipe_sets or {}
+    return {f"{arm.name}|{seed}": (f"{arm.name}-s{seed}", ArmRunConfig(
+        arm=arm, seed=seed, dataset=study.dataset, train_fraction=study.train_fraction,
+        train=study.train.replace(balance=arm.balance),
+        recipe_set=recipe_sets[f"{arm.recipe.key}|{seed}"] if arm.recipe else None).to_dict())
+        for seed in study.seeds for arm in study.arms}
+
+

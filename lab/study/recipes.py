@@ -1,0 +1,60 @@
+"""Recipe arms: a generator per seed, trained on exactly that seed's real subset."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from data.datasets import Dataset
+from data.imageset import ImageSet
+from data.provenance import digest, fingerprints, leak_report
+from gans import SINGLE_IMAGE
+from lab.provenance_check import verified_provenance
+from lab.study.config import ArmConfig, StudyConfig
+from lab.study.leaks import held_out_prints
+
+# --- recipe arms: a generator per seed, trained on that seed's subset ---------------------------
+
+def images_per_class(arm: ArmConfig, counts: np.ndarray) -> int:
+    """How many images of every class a class-balanced generator must make for `arm` on a subset of `counts`."""
+    if arm.mix == "balance":
+        return max(1, int(counts.max() - counts.min()))
+    return max(1, math.ceil(arm.ratio * counts.sum() / len(counts)))
+
+
+def training_indices(train: ImageSet, images: np.ndarray) -> list[int]:
+    """Indices of `images` in the training split, found by fingerprint (identical pixels are the same picture)."""
+    where = {p: i for i, p in enumerate(fingerprints(train.images).tolist())}
+    return [where[p] for p in fingerprints(images).tolist()]
+
+
+def generator_runs(study: StudyConfig, data: Dataset) -> dict[str, tuple[str, str, dict]]:
+    """The recipes' generator runs, "<recipe key>|<seed>" -> (job kind, run name, config): one per distinct
+    recipe and seed, making as many images per class as the most demanding arm that uses it draws."""
+    from lab.kinds.singan import choose_seeds
+
+    runs = {}
+    for seed in study.seeds:
+        subset = data.train.stratified_subset(study.train_fraction, seed)
+        for recipe, arms in study.recipes():
+            per_class = max(images_per_class(arm, subset.class_counts()) for arm in arms)
+            seed_indices = [] if recipe.generator not in SINGLE_IMAGE else \
+                training_indices(data.train, subset.images[choose_seeds(subset, recipe.seeds_per_class, seed)])
+            kind, config = recipe.job(study.dataset, study.train_fraction, seed, per_class, seed_indices)
+            runs[f"{recipe.key}|{seed}"] = (kind, f"{recipe.key}-s{seed}", config)
+    return runs
+
+
+def check_recipe_set(path: Path, subset: ImageSet, data: Dataset, exact: bool) -> None:
+    """A recipe generator must have learned from the seed's subset only (a GAN: from exactly all of it),
+    by the fingerprints its set records, verified against its run (the study made that run in its own
+    runs folder: `path` is `<runs>/<kind>/<run id>/artifacts/<set>.npz`); otherwise the study stops here,
+    naming the set."""
+    provenance, trained_on = verified_provenance(path, Path(path).resolve().parents[3])
+    report = leak_report(provenance, trained_on, fingerprints(subset.images), *held_out_prints(data))
+    if not report.known or report.outside_subset or report.in_val or report.in_test or \
+            (exact and digest(trained_on) != digest(fingerprints(subset.images))):
+        raise RuntimeError(f"recipe generator set {path}: {report.text}; it must learn from the seed's subset only")
+
+
