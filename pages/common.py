@@ -14,9 +14,12 @@ import streamlit as st
 
 from data.datasets import Dataset, DatasetSpec, load_dataset
 from data.grid import label_rows, make_grid, upscale
+from lab import mirrors
 from lab.engine import jobs
 from lab.engine.manage import label, meta, progress_text
 from lab.engine.runs import ACTIVE_STATES, Run, list_runs
+
+mirrors.attach()  # a status the app writes (a dead worker found, a cancel) reaches the mirrors too
 
 POLL_S = 2  # how often a page's live part re-reads the runs while a job is queued or running
 

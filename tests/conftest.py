@@ -12,6 +12,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from lab import mirrors  # noqa: E402
+
+mirrors.attach()  # as the worker command and the app do: runs a test executes in-process are mirrored too
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("LAB_DATA_DIR", str((ROOT.parent / "shared" / "datasets").resolve()))
 DATA_DIR = Path(os.environ["LAB_DATA_DIR"])

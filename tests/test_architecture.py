@@ -118,3 +118,96 @@ def test_packages_import_each_other_without_cycles():
     cycle = find_cycle(graph)
     assert not cycle, (f"import cycle {' -> '.join(cycle)}:\n"
                        + "\n".join(str(imp) for a, b in zip(cycle, cycle[1:]) for imp in edges[a, b]))
+
+
+# --- modules: no circle of imports anywhere, and an engine that knows no science ------------------
+
+CYCLE_PACKAGES = ("lab", "data", "gans", "metrics", "classifier")
+ENGINE = "lab.engine"
+SCIENCE_ROOMS = ("lab.study", "lab.kinds", "lab.cli", "lab.mirrors")  # what the engine never imports
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    """`lab/engine/runs.py` -> "lab.engine.runs"; a package's `__init__.py` is the package."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_graph(packages: tuple[str, ...] = CYCLE_PACKAGES, root: Path = ROOT) -> dict[str, dict[str, Import]]:
+    """Module -> {module of the project it imports -> the first such import}. `from a.b import c` counts as
+    importing the module `a.b.c` when there is one, else `a.b`."""
+    files = {module_name(f, root): f for package in packages for f in sorted((root / package).rglob("*.py"))}
+    graph: dict[str, dict[str, Import]] = {}
+    for name, path in files.items():
+        edges = graph.setdefault(name, {})
+        for imp, imported_names in _imports_with_names(path, root):
+            for candidate in [imp.module, *(f"{imp.module}.{n}" for n in imported_names)]:
+                while candidate and candidate not in files:
+                    candidate = candidate.rpartition(".")[0]
+                if candidate and candidate != name:
+                    edges.setdefault(candidate, imp)
+    return graph
+
+
+def _imports_with_names(path: Path, root: Path) -> list[tuple[Import, list[str]]]:
+    """`imports_of(path)`, each with the names a `from ... import` statement takes (which may be modules)."""
+    names_at = {node.lineno: [alias.name for alias in node.names]
+                for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)}
+    return [(imp, names_at.get(imp.line, [])) for imp in imports_of(path, root)]
+
+
+def strongly_connected(graph: dict[str, dict]) -> list[list[str]]:
+    """The groups of two or more modules that import each other, directly or round a circle (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for successor in graph.get(node, {}):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def test_module_reader_finds_a_circle_through_a_function_level_import(tmp_path):
+    for name, text in {"lab/__init__.py": "", "lab/a.py": "from lab import b\n",
+                       "lab/b.py": "def later():\n    from lab.c import thing\n", "lab/c.py": "import lab.a\n"}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert strongly_connected(module_graph(("lab",), root=tmp_path)) == [["lab.a", "lab.b", "lab.c"]]
+
+
+def test_no_module_of_the_project_imports_itself_round_a_circle():
+    graph = module_graph()
+    groups = strongly_connected(graph)
+    lines = [f"circle of {len(group)}: " + ", ".join(group) + "\n" +
+             "\n".join(f"  {graph[a][b]}" for a in group for b in graph[a] if b in group) for group in groups]
+    assert not groups, "modules that import each other (counting imports inside functions):\n" + "\n".join(lines)
+
+
+def test_the_job_engine_imports_nothing_of_the_study_the_kinds_the_cli_or_the_mirrors():
+    graph = module_graph(("lab",))
+    engine = [name for name in graph if name == ENGINE or name.startswith(ENGINE + ".")]
+    assert engine, "lab/engine/ holds the job engine"
+    found = [str(imp) for name in engine for target, imp in graph[name].items()
+             if any(target == room or target.startswith(room + ".") for room in SCIENCE_ROOMS)]
+    assert not found, "the engine finds job kinds by name and knows no science:\n" + "\n".join(found)

@@ -9,7 +9,7 @@ from gans.config import make_config
 from lab.engine import eta, jobs
 from lab.cli import main
 from lab.engine.eta import duration, estimate
-from lab.kinds.study import run_study
+from lab.kinds.study import run as run_study
 from lab.engine.runs import Run, list_runs
 from lab.study.config import ArmConfig, StudyConfig, recipe_arms
 

@@ -28,7 +28,7 @@ from lab.kinds import gpnn as gpnn_job
 from lab.kinds import sample as sample_job
 from lab.kinds.sample import SampleConfig, sample_result
 from lab.kinds.singan import choose_seeds
-from lab.kinds.study import run_study
+from lab.kinds.study import run as run_study
 from lab.engine.runs import Run
 from lab.study.config import ArmConfig, StudyConfig
 from lab.study.leaks import check_sets

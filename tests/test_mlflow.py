@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torchsampler  # noqa: F401 - before mlflow, whose importlib_metadata breaks its first import (lab/mirrors/mlflow.py)
 
 from gans.config import make_config
 from lab.mirrors import mlflow as mlflow_mirror
@@ -98,7 +99,7 @@ def test_a_broken_tracking_store_is_reported_once_and_does_not_fail_the_job(runs
 
 
 def test_without_the_setting_the_mirror_costs_one_lookup_and_never_loads_mlflow(tmp_path):
-    script = ("import sys\nfrom lab.engine.runs import Run\nimport lab.cli\n"
+    script = ("import sys\nfrom lab.engine.runs import Run\nfrom lab import mirrors\nmirrors.attach()\n"
               f"run = Run.create('count', {{'steps': 1}}, root={str(tmp_path)!r})\n"
               "run.log_event(type='eval', step=1, val_accuracy=0.5)\nrun.write_status('done')\n"
               "print('mlflow loaded' if 'mlflow' in sys.modules else 'mlflow not loaded')\n")
@@ -111,7 +112,7 @@ def test_without_the_setting_the_mirror_costs_one_lookup_and_never_loads_mlflow(
 def test_a_process_that_mirrored_first_can_still_load_the_classifier(tmp_path, tracking_uri):
     """mlflow brings importlib_metadata, whose metadata raises KeyError for a missing field where the
     standard library's gives None: torchsampler's first import read 'homepage' and failed after it."""
-    script = ("import sys\nfrom lab.engine.runs import Run\nimport lab.cli\n"
+    script = ("import sys\nfrom lab.engine.runs import Run\nfrom lab import mirrors\nmirrors.attach()\n"
               f"run = Run.create('count', {{'steps': 1}}, root={str(tmp_path / 'runs')!r})\n"
               "run.log_event(type='eval', step=1, val_accuracy=0.5)\n"
               "assert 'mlflow' in sys.modules, 'the mirror did not load mlflow'\n"

@@ -16,7 +16,8 @@ from data.files import read_json
 from data.imageset import ImageSet
 from data.synthetic import save_set
 from lab.engine.children import read_children
-from lab.kinds.study import run_arm, run_study
+from lab.kinds.study import run as run_study
+from lab.kinds.study_arm import run as run_arm
 from lab.engine.runs import Run
 from data.provenance import fingerprints
 from lab.study.arm import standard_augment

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from data.text import clean_text
+from lab import mirrors
 from lab.engine import jobs, worker
 from lab.engine.runs import ACTIVE_STATES, UNREADABLE, Run, find_run, list_runs, load_object
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    mirrors.attach()  # every run this process writes (a worker's job, a status it marks) is mirrored
     try:
         return args.func(args) or 0
     except (ValueError, LookupError, OSError) as e:  # a bad setting, an unknown run, a file or disk that fails

@@ -10,8 +10,9 @@ stopped. So is a run shorter than MIN_PACE_S: its span is mostly the worker's st
 pace would multiply by the steps of a longer run (a 3-step run once predicted hours for minutes).
 Without such a run the estimate is a rule of thumb for a 2-core CPU, and says so.
 
-A study's estimate is the sum of its parts: each recipe's generator runs and the (arm, seed)
-classifier runs, each part paced by its own past runs.
+A kind made of other jobs gives its own estimate as the sum of its parts, each part paced by its
+own past runs: a study's is its recipes' generator runs and its (arm, seed) classifier runs
+(lab/study/estimate.py).
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from typing import NamedTuple
 from data.datasets import DatasetSpec, load_dataset
 from gans import REGISTRY
 from lab.engine import executors
+from lab.engine.kinds import job_kind
 from lab.engine.runs import RunFileError, list_runs
-from lab.study.config import StudyConfig, arm_runs
 
 PAST_RUNS = 10  # the newest comparable runs an estimate's pace comes from
 
@@ -112,9 +113,9 @@ def duration(seconds: float) -> str:
 
 def estimate(kind: str, settings: dict) -> Estimate:
     """How long a job of `kind` with `settings` (its config as a dict, as jobs.submit takes it) will take."""
-    if kind == "study":
-        parts = tuple(study_parts(StudyConfig.from_dict(settings)))
-        return Estimate(parts, executors.child_workers(max(part.count for part in parts)))
+    own = job_kind(kind).estimate
+    if own is not None:  # a kind made of other jobs (a study) says how
+        return own(settings)
     job = part(kind, settings)
     seeds_run = kind == "singan" and settings.get("mode") == "seeds"  # one child run per seed image
     return Estimate((job,), executors.child_workers(job.count) if seeds_run else 1)
@@ -224,22 +225,6 @@ def past_pace(kind: str, key: str) -> tuple[float, int] | None:
         if work and not run.events("resume"):
             paces.append((finished - started) / work)
     return (statistics.median(paces), len(paces)) if paces else None
-
-
-def study_parts(study: StudyConfig) -> list[Part]:
-    """A study's generator runs (one per recipe and seed) and its classifier runs (one per arm and seed)."""
-    classes = len(load_dataset(study.dataset).class_names)
-    parts = []
-    for recipe, _ in study.recipes():  # a recipe's runs differ only in their seed: one pace
-        kind, settings = recipe.job(study.dataset, study.train_fraction, study.seeds[0], images_per_class=1,
-                                    seed_indices=list(range(recipe.seeds_per_class * classes)))
-        parts.append(part(kind, settings, jobs=len(study.seeds)))
-    planned_sets = {f"{recipe.key}|{seed}": "planned" for recipe, _ in study.recipes() for seed in study.seeds}
-    by_pace: dict[str | None, list[dict]] = {}
-    for _, settings in arm_runs(study, planned_sets).values():
-        by_pace.setdefault(pace_key("study-arm", settings), []).append(settings)
-    parts += [part("study-arm", group[0], jobs=len(group)) for group in by_pace.values()]
-    return merge(parts)
 
 
 def merge(parts: list[Part]) -> list[Part]:

@@ -39,6 +39,7 @@ import uuid
 from pathlib import Path
 
 from data.files import atomic_write_text
+from lab.engine import runs
 from lab.engine.runs import ACTIVE_STATES, RAY_NODE_VAR, Run, Status, list_runs, locate_here
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # lab/engine/ -> the checkout
@@ -425,3 +426,6 @@ def cluster_report(root: Path | None = None) -> dict:
         "runs": [{"id": run.id, "kind": run.kind, "state": run.state} for run in runs],
         "tasks": ray.get(dispatcher().running.remote()),
     }
+
+
+runs.set_elsewhere_judge(judge_elsewhere)  # Run.status asks Ray about runs on other hosts

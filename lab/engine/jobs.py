@@ -20,26 +20,15 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from data.paths import runs_dir
 from lab.engine import executors
+from lab.engine.kinds import job_kind
 from lab.engine.runs import (ACTIVE_STATES, HOST, RAY_NODE_VAR, UNREADABLE, Run, Status, list_runs, locate,
                              process_start_ticks)
 
-if TYPE_CHECKING:
-    from lab.kinds import JobKind
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # lab/engine/ -> the checkout
-
-
-def job_kind(kind: str) -> JobKind:
-    """The registered job kind: its config class and its adapter (imported on first use: it loads torch)."""
-    from lab.kinds import JOB_KINDS
-
-    if kind not in JOB_KINDS:
-        raise KeyError(f"Unknown job kind '{kind}' (known: {', '.join(JOB_KINDS)})")
-    return JOB_KINDS[kind]
 
 
 def max_concurrent() -> int:

@@ -22,12 +22,11 @@ import time
 from collections import deque
 from functools import lru_cache
 from pathlib import Path
-from typing import TypedDict
+from typing import Callable, Protocol, TypedDict
 
 from data.files import atomic_write_json, atomic_write_text, slug
 from data.hooks import Hooks
 from data.paths import runs_dir
-from lab.mirrors import mlflow as mlflow_mirror, tensorboard
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")  # the run has not ended yet
@@ -248,6 +247,34 @@ def locate_here(run: "Run", status: Status) -> str | None:
     return None
 
 
+class EventSink(Protocol):
+    """Somewhere else a run's events go too (lab.mirrors: TensorBoard files, an MLflow server)."""
+
+    def mirror(self, run_dir: Path, event: dict) -> None: ...
+
+    def finish(self, run_dir: Path, state: str) -> None: ...
+
+
+# The sinks every run of this process writes to: none unless attached (lab.mirrors.attach, by the
+# processes that run or manage jobs), so the run directory code names no mirror.
+SINKS: list[EventSink] = []
+
+
+def running_elsewhere(run: "Run", status: Status) -> Status:
+    """A run that status.json says runs on another host: nothing on this machine can prove it dead."""
+    return {**status, "elsewhere": status["host"]}
+
+
+# How `Run.status` judges a run on another host; the executors module, which can ask Ray, sets its own
+# (`set_elsewhere_judge`) when it is imported, as every process that starts or cancels runs does.
+elsewhere_judge: Callable[["Run", Status], Status] = running_elsewhere
+
+
+def set_elsewhere_judge(judge: Callable[["Run", Status], Status]) -> None:
+    global elsewhere_judge
+    elsewhere_judge = judge
+
+
 class Run:
     """A handle on one run directory. Cheap to create; every read goes to disk."""
 
@@ -333,13 +360,11 @@ class Run:
     def status(self) -> Status:
         """The status on disk, with a running run whose process is gone, or cannot be proven to be
         its worker (see `locate`), reported as failed and dead. A run running on another machine is
-        judged through Ray (lab.engine.executors.judge_elsewhere): failed and dead when its node or its
-        process is gone, else running, with "elsewhere" naming its host."""
+        judged by `elsewhere_judge` (through Ray: lab.engine.executors.judge_elsewhere): failed and dead when
+        its node or its process is gone, else running, with "elsewhere" naming its host."""
         status = self.raw_status()
         if status["state"] == "running" and runs_elsewhere(status):
-            from lab.engine.executors import judge_elsewhere  # here: lab.engine.executors imports this module
-
-            return judge_elsewhere(self, status)
+            return elsewhere_judge(self, status)
         if status["state"] == "running" and locate(self, status) is None:
             status = {**status, "state": "failed", "dead": True,
                       "error": f"worker process {status.get('pid')} is not running (it died, or status.json "
@@ -362,15 +387,16 @@ class Run:
         status["updated"] = time.time()
         atomic_write_json(self.path / "status.json", status)
         if state is not None and state not in ACTIVE_STATES:
-            mlflow_mirror.finish(self.path, state)
+            for sink in SINKS:
+                sink.finish(self.path, state)
 
     # --- events and progress ----------------------------------------------------------------
     def log_event(self, **fields) -> None:
         event = {"t": round(time.time(), 3), **fields}
         with open(self.path / "events.jsonl", "a") as f:
             f.write(json.dumps(event, default=float) + "\n")
-        tensorboard.mirror(self.path, event)  # the same event in the run's TensorBoard files
-        mlflow_mirror.mirror(self.path, event)  # and in MLflow, when LAB_MLFLOW_TRACKING_URI is set
+        for sink in SINKS:
+            sink.mirror(self.path, event)
 
     def events(self, type: str | None = None) -> list[dict]:
         """The events of events.jsonl, oldest first (only those of `type`, if given). A line that is not

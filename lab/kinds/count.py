@@ -23,6 +23,9 @@ class CountConfig(Config):
                                  help="raise an error at this step (to test failures)")
 
 
+CONFIG = CountConfig
+
+
 def run(run: Run) -> None:
     config = CountConfig.from_dict(run.settings)
     hooks = run.hooks()

@@ -19,6 +19,9 @@ from lab.engine.runs import Run
 from lab.sets import draw
 
 
+CONFIG = GanConfig
+
+
 def run(run: Run) -> None:
     config = GanConfig.from_dict(run.settings)
     images = training_images(config)

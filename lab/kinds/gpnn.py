@@ -30,6 +30,9 @@ from lab.kinds.singan import (image_figures, save_image_variations, save_seeds_s
 from lab.engine.runs import Run
 
 
+CONFIG = GpnnConfig
+
+
 def run(run: Run) -> None:
     config = GpnnConfig.from_dict(run.settings)
     if config.mode == "image":

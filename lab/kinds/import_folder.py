@@ -25,6 +25,9 @@ class ImportConfig(Config):
             raise ConfigError(f"ImportConfig.dataset: only folders are imported; got source '{self.dataset.source}'")
 
 
+CONFIG = ImportConfig
+
+
 def run(run: Run) -> None:
     config = ImportConfig.from_dict(run.settings)
     folder.check_split(config.dataset)  # a folder that cannot be split is refused before any decoding

@@ -57,6 +57,9 @@ class SampleResult:
     path: Path | None  # where that set is now; None when it was deleted since
 
 
+CONFIG = SampleConfig
+
+
 def run(run: Run) -> None:
     config = SampleConfig.from_dict(run.settings)
     result = export(config, run.artifacts, run.path.parent.parent, run.hooks())

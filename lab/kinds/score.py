@@ -20,6 +20,9 @@ from lab.engine.runs import Run
 from metrics.scoring import ScoreConfig, dataset_spec_for, memorization_gallery, score_sets
 
 
+CONFIG = ScoreConfig
+
+
 def run(run: Run) -> None:
     config = ScoreConfig.from_dict(run.settings)
     dataset = load_dataset(dataset_spec_for(config))

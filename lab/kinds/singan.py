@@ -40,6 +40,9 @@ from metrics.inception import SIFID_FEATURE_SPACE, InceptionUnavailable, sifid
 REAL_PAIRS = 200  # random pairs of real images behind `real_pairs`
 
 
+CONFIG = SinGanConfig
+
+
 def run(run: Run) -> None:
     config = SinGanConfig.from_dict(run.settings)
     torch.manual_seed(config.seed)

@@ -1,46 +1,32 @@
-"""Job kinds "study" and "study-arm": the augmentation study and one (arm, seed) of it.
+"""Job kind "study": the augmentation study (its arms on one seed each are "study-arm" runs: study_arm.py).
 
-"study" config: StudyConfig. It checks the fixed synthetic sets (refusing a leaky one), trains
+Config: StudyConfig. It checks the fixed synthetic sets (refusing a leaky one), trains
 each recipe's generator once per seed on that seed's real subset ("gan" or "singan" children),
 queues one study-arm child per (arm, seed), drives them to the end, and writes report.csv,
 results.csv, report.html and, last, summary.json into artifacts/.
-"study-arm" config: ArmRunConfig. It trains and tests one arm on one seed (resuming from
-checkpoints/last.pt) and writes result.json, composition.json, data_seen.npz and best.pt.
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 from classifier.evaluate import Trivial
 from data.datasets import Dataset, load_dataset
-from data.files import atomic_save, atomic_write_json, read_json
+from data.files import read_json
 from data.synthetic import set_id
 from lab.engine.children import create_children, run_children
+from lab.engine.eta import Estimate
 from lab.engine.runs import Run
-from lab.study.arm import train_arm
-from lab.study.config import RECIPE_SET_FILES, ArmRunConfig, StudyConfig, arm_runs
+from lab.study.config import RECIPE_SET_FILES, StudyConfig, arm_runs
+from lab.study.estimate import study_estimate
 from lab.study.leaks import check_sets
 from lab.study.recipes import check_recipe_set, generator_runs
+from lab.study.report import write_report
 from lab.study.summary import write_summary
 from lab.study.verdicts import summarize
-from lab.study.report import write_report
 
+CONFIG = StudyConfig
 GENERATOR_PROGRESS = 100  # a generator child's share of the study's progress bar, in percent of it done
 
 
-def run_arm(run: Run) -> None:
-    config = ArmRunConfig.from_dict(run.settings)
-    outcome = train_arm(config, run.hooks(), root=run.path.parent.parent)
-    atomic_save(run.artifacts / "data_seen.npz", lambda tmp: np.savez_compressed(tmp, **outcome.seen))
-    atomic_write_json(run.artifacts / "composition.json", outcome.composition)
-    atomic_save(run.artifacts / "best.pt", lambda tmp: torch.save(outcome.trained.model.state_dict(), tmp))
-    atomic_write_json(run.artifacts / "result.json", outcome.result)
-    (run.checkpoints / "last.pt").unlink(missing_ok=True)  # the result is final; resume state is not needed
-    run.progress(outcome.trained.steps, config.train.steps, message="done", force=True)
-
-
-def run_study(run: Run) -> None:
+def run(run: Run) -> None:
     study = StudyConfig.from_dict(run.settings)
     root = run.path.parent.parent
     data = load_dataset(study.dataset)
@@ -77,3 +63,7 @@ def train_generators(run: Run, study: StudyConfig, data: Dataset) -> dict[str, s
             check_recipe_set(path, data.train.stratified_subset(study.train_fraction, seed), data, exact=kind == "gan")
             sets[key] = set_id(path)
     return sets
+
+
+def estimate(settings: dict) -> Estimate:
+    return study_estimate(StudyConfig.from_dict(settings))

@@ -46,6 +46,10 @@ def mirror(run_dir: Path, event: dict) -> None:
         print(f"TensorBoard mirror of {run_dir.name} stopped: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
 
+def finish(run_dir: Path, state: str) -> None:
+    """Nothing to close: every event is flushed as it is written."""
+
+
 def is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
