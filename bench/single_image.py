@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data.grid import make_grid, save_png  # noqa: E402
 from data.imageset import from_tensor, to_tensor  # noqa: E402
 from gans.gpnn import PRESETS, generate, pyramid_sizes  # noqa: E402
-from lab.kinds.singan import diversity  # noqa: E402
+from metrics.diversity import diversity  # noqa: E402
 
 SCANS = "oct2017_samples"
 MAX_SIDE = 128

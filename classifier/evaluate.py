@@ -17,7 +17,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
 from data.imageset import to_tensor
 
 # Scalar metrics in the order reports show them; all in [0, 1], higher is better.
-METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "auc_ovr"]
+CLASSIFICATION_METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "auc_ovr"]
 METRIC_LABELS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy",
                  "macro_f1": "Macro-F1", "auc_ovr": "AUC (one-vs-rest)"}
 
@@ -82,7 +82,7 @@ def evaluate(model: torch.nn.Module, images: np.ndarray | torch.Tensor, labels: 
 class Trivial:
     """The trivial classifier: always the training subset's majority class, scored on the test split."""
     majority_class: str
-    scores: dict[str, float]  # METRICS -> its test score, fractions in [0, 1]
+    scores: dict[str, float]  # CLASSIFICATION_METRICS -> its test score, fractions in [0, 1]
 
     @property
     def majority_rate(self) -> float:
@@ -95,7 +95,7 @@ class Trivial:
         probs = np.full((len(test_labels), len(class_names)), 0.5 / len(class_names))
         probs[:, majority] += 0.5  # the same scores for every image: AUC 0.5
         scores = classification_metrics(test_labels, probs)
-        return cls(class_names[majority], {m: scores[m] for m in METRICS})
+        return cls(class_names[majority], {m: scores[m] for m in CLASSIFICATION_METRICS})
 
     def to_dict(self) -> dict:
         return {"majority_class": self.majority_class, "scores": self.scores}

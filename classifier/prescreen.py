@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-from classifier.evaluate import METRIC_LABELS, METRICS, Trivial, evaluate
+from classifier.evaluate import METRIC_LABELS, CLASSIFICATION_METRICS, Trivial, evaluate
 from classifier.train import TrainConfig, train_classifier
 from data.datasets import Dataset, DatasetSpec
 from data.device import resolve_device
@@ -37,7 +37,7 @@ def classification_accuracy_score(synthetic: ImageSet, data: Dataset, train: Tra
                                   seed: int = 0, hooks: Hooks = NO_HOOKS) -> dict:
     """The classification accuracy score of a labelled synthetic set: a classifier trained on the synthetic
     images alone, selected on the real validation split, scored on the real test split. Returns its test
-    metrics (`classification_metrics`: METRICS in [0, 1], per-class recall, confusion). Cheap next to a
+    metrics (`classification_metrics`: CLASSIFICATION_METRICS in [0, 1], per-class recall, confusion). Cheap next to a
     study: one model at a small budget."""
     if synthetic.images.shape[1:] != data.train.images.shape[1:]:
         raise ValueError(f"{synthetic.source or 'the set'}: images are {synthetic.images.shape[1:]} (H×W×C) but the "
@@ -60,7 +60,8 @@ class CasScores:
     name: str  # the set's name, or REAL_ONLY
     set_id: str  # "<run id>/<set name>" (data.synthetic.set_id); "" for the real-only reference
     images: int  # training images
-    scores: dict[str, float] = field(default_factory=dict)  # METRICS -> test score in [0, 1]; {} when not measured
+    # CLASSIFICATION_METRICS -> test score in [0, 1]; {} when not measured
+    scores: dict[str, float] = field(default_factory=dict)
     message: str = ""  # why it was not measured
     seconds: float = 0.0
 
@@ -98,7 +99,7 @@ class Prescreen:
                             "the trivial classifier: always the training split's majority class")
         real = replace(self.real, message="the same classifier trained on the real training split")
         return [{"trained on": s.name, "images": s.images,
-                 **{METRIC_LABELS[m]: s.scores.get(m) for m in METRICS}, "note": s.message}
+                 **{METRIC_LABELS[m]: s.scores.get(m) for m in CLASSIFICATION_METRICS}, "note": s.message}
                 for s in [*self.sets, real, trivial]]
 
     def to_dict(self) -> dict:
@@ -121,8 +122,8 @@ class Prescreen:
 
 
 def _every_metric(scores: dict) -> dict[str, float]:
-    """METRICS -> score, from a file: a KeyError when one is missing."""
-    return {m: float(scores[m]) for m in METRICS}
+    """CLASSIFICATION_METRICS -> score, from a file: a KeyError when one is missing."""
+    return {m: float(scores[m]) for m in CLASSIFICATION_METRICS}
 
 
 def _load(path: Path, build):
@@ -164,7 +165,7 @@ def prescreen_sets(dataset: Dataset, sets: list[str], budget: TrainConfig = CAS_
 def real_cas(dataset: Dataset, budget: TrainConfig, hooks: Hooks = NO_HOOKS) -> CasScores:
     started = time.time()
     scores = classification_accuracy_score(dataset.train, dataset, budget, hooks=hooks)
-    return CasScores(REAL_ONLY, "", len(dataset.train), {m: scores[m] for m in METRICS},
+    return CasScores(REAL_ONLY, "", len(dataset.train), {m: scores[m] for m in CLASSIFICATION_METRICS},
                      seconds=round(time.time() - started, 2))
 
 
@@ -185,7 +186,7 @@ def set_cas(path: str, dataset: Dataset, budget: TrainConfig, hooks: Hooks = NO_
         scores = classification_accuracy_score(replace(synthetic, source=name), dataset, budget, hooks=hooks)
     except ValueError as e:  # its images or labels do not fit the dataset's
         return CasScores(name, key, len(synthetic), message=str(e))
-    return CasScores(name, key, len(synthetic), {m: scores[m] for m in METRICS},
+    return CasScores(name, key, len(synthetic), {m: scores[m] for m in CLASSIFICATION_METRICS},
                      seconds=round(time.time() - started, 2))
 
 

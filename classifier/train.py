@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torchsampler import ImbalancedDatasetSampler
 
-from classifier.evaluate import METRICS, evaluate, to_input
+from classifier.evaluate import CLASSIFICATION_METRICS, evaluate, to_input
 from classifier.model import VARIANTS, build_model
 from data.config import MAX_BATCH, MAX_EVERY, MAX_STEPS, Config, ConfigError, option
 from data.device import resolve_device
@@ -48,7 +48,7 @@ class TrainConfig(Config):
                            help="evaluations without improvement before stopping early; 0 = use the whole budget")
     balance: str = option("none", label="Class balance", choices=BALANCE_MODES,
                           help="sampler: torchsampler's ImbalancedDatasetSampler; loss: class-weighted loss")
-    selection_metric: str = option("balanced_accuracy", label="Selection metric", choices=METRICS,
+    selection_metric: str = option("balanced_accuracy", label="Selection metric", choices=CLASSIFICATION_METRICS,
                                    help="validation metric that picks the weights kept")
     weights_path: str = option("", label="Pretrained weights",
                                help="local pretrained EfficientNet weights; empty = from scratch")
@@ -180,7 +180,7 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
         if step % config.eval_every == 0 or step == config.steps:
             val = evaluate(model, val_images, val_labels)
             record = {"step": step, "loss": float(np.mean(losses)) if losses else None,
-                      **{f"val_{k}": val[k] for k in METRICS}}
+                      **{f"val_{k}": val[k] for k in CLASSIFICATION_METRICS}}
             losses.clear()
             state["history"].append(record)
             score = val[config.selection_metric]

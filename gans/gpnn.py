@@ -45,12 +45,15 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from data.config import MAX_SEED, Config, ConfigError, option
+from data.device import resolve_device
 from data.hooks import NO_HOOKS, Hooks
-from gans.single_image import SingleImageJob
+from data.imageset import ImageSet, to_tensor
+from gans.single_image import SingleImageJob, to_working_size
 
 
 @dataclass(frozen=True)
@@ -324,7 +327,6 @@ def _as_batch(inject: torch.Tensor, image: torch.Tensor, n: int) -> torch.Tensor
 # --- the job's config ---------------------------------------------------------------------------
 
 
-
 @dataclass(frozen=True)
 class GpnnConfig(SingleImageJob):
     """A GPNN job: one image → variations ("image"), or k seed images per class → a labelled set ("seeds")."""
@@ -347,3 +349,27 @@ def make_config(preset: str = "quick", **fields) -> GpnnConfig:
     model = {k: v for k, v in fields.items() if k in settings}
     job = {k: v for k, v in fields.items() if k not in settings}
     return GpnnConfig.from_dict({**job, "preset": preset, "model": {**PRESETS[preset].to_dict(), **model}})
+
+
+def variations_of(image: np.ndarray, config: GpnnConfig, seed: int, hooks: Hooks = NO_HOOKS) -> torch.Tensor:
+    """`config.variations` GPNN variations of a uint8 H×W×C image: N×C×h×w in [-1, 1], on the CPU."""
+    source = to_tensor(image[None])[0].to(resolve_device(config.device))
+    return generate(source, config.variations, config.model, seed=seed, hooks=hooks).cpu()
+
+
+def seed_variations(train_split: ImageSet, seeds: list[int], config: GpnnConfig, size: int,
+                    hooks: Hooks = NO_HOOKS) -> list[np.ndarray]:
+    """The variations of each seed image (training indices `seeds`), one after another with seeds
+    `config.seed + position`, at the dataset's working `size` and channels (uint8, one array per seed);
+    each seed's pyramid levels are its share of one progress bar."""
+    return [to_working_size(variations_of(train_split.images[index], config, config.seed + position,
+                                          _share(hooks, position, len(seeds))), size, train_split.channels)
+            for position, index in enumerate(seeds)]
+
+
+def _share(hooks: Hooks, position: int, count: int) -> Hooks:
+    """`hooks` for the seed at `position` of `count`: its progress is that share of the whole."""
+    def progress(done: int, total: int, message: str = "", **metrics) -> None:
+        hooks.progress(position * total + done, count * total, f"seed {position + 1}/{count}: {message}", **metrics)
+
+    return Hooks(progress=progress, event=hooks.event, should_stop=hooks.should_stop)

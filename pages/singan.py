@@ -19,7 +19,7 @@ from gans import SINGLE_IMAGE, gpnn
 from gans.singan import SinGAN, SinGanSettings, load_image, pyramid_sizes
 from gans.singan_train import PRESETS, SinGanConfig, make_config
 from lab.engine.children import read_children
-from lab.kinds.singan import load_variations
+from gans.single_image import load_variations
 from lab.engine.runs import Run
 from lab.engine.manage import label
 from pages.common import (PROGRESS_COLUMN, class_names_of, current_dataset, current_spec, ensure_app_navigation,
@@ -229,7 +229,7 @@ def seed_runs_view(run: Run) -> Run | None:
 
 
 def results(run: Run) -> None:
-    variations = load_variations(run)
+    variations = load_variations(run.artifacts, run.kind, run.config.get("mode"))
     if run.kind == "gpnn":
         st.info(GPNN_NOTE)
     if run.config.get("mode") == "seeds":
@@ -271,7 +271,7 @@ def image_results(run: Run, variations) -> None:
     figures_table(pair)
     for column, shown in zip(st.columns(2), pair):
         with column:
-            show_grid(load_variations(shown).images, ncol=4, caption=f"{SINGLE_IMAGE[shown.kind]} · {label(shown)}")
+            show_grid(load_variations(shown.artifacts, shown.kind, shown.config.get("mode")).images, ncol=4, caption=f"{SINGLE_IMAGE[shown.kind]} · {label(shown)}")
 
 
 def partner_run(run: Run, kind: str) -> Run | None:

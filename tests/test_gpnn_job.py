@@ -15,7 +15,7 @@ from lab.engine import jobs
 from lab.engine.children import read_children
 from lab.cli import main
 from lab.kinds.gpnn import run as run_gpnn
-from lab.kinds.singan import diversity
+from metrics.diversity import diversity
 from lab.engine.runs import Run
 from lab.sets import list_sets
 from lab.study.config import StudyConfig

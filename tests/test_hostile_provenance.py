@@ -27,7 +27,7 @@ from lab.kinds import gan as gan_job
 from lab.kinds import gpnn as gpnn_job
 from lab.kinds import sample as sample_job
 from lab.kinds.sample import SampleConfig, sample_result
-from lab.kinds.singan import choose_seeds
+from gans.single_image import choose_seeds
 from lab.kinds.study import run as run_study
 from lab.engine.runs import Run
 from lab.study.config import ArmConfig, StudyConfig

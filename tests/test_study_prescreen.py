@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classifier.evaluate import METRICS
+from classifier.evaluate import CLASSIFICATION_METRICS
 from classifier.train import TrainConfig
 from data.datasets import DatasetSpec
 from data.files import atomic_write_json
@@ -81,7 +81,8 @@ def test_the_score_job_prescreens_each_set_beside_the_real_only_classifier_and_t
     assert (real.name, real.images) == (REAL_ONLY, len(pneumonia.train))
     assert (good.name, good.images, good.message) == ("good", 64, "")
     for measured in (real, good):
-        assert set(measured.scores) == set(METRICS) and all(0 <= v <= 1 for v in measured.scores.values())
+        assert set(measured.scores) == set(CLASSIFICATION_METRICS)
+        assert all(0 <= v <= 1 for v in measured.scores.values())
     # sets that do not fit the dataset get a message each, and the job still finishes
     assert wrong.scores == {} and wrong.message == ("wrong-classes: its classes (cat, dog) are not the dataset's "
                                                     "(normal, pneumonia)")
@@ -104,7 +105,7 @@ def test_a_resumed_job_keeps_the_classifiers_it_finished(prescreened):
     _, run = prescreened
     good = Prescreen.load(run.artifacts / "prescreen.json").sets[0]
     kept = run.checkpoints / "prescreen_1.json"
-    marked = {**good.to_dict(), "scores": {m: 0.123 for m in METRICS}}
+    marked = {**good.to_dict(), "scores": {m: 0.123 for m in CLASSIFICATION_METRICS}}
     atomic_write_json(kept, marked)
     score_job(run)
     assert Prescreen.load(run.artifacts / "prescreen.json").sets[0].scores["balanced_accuracy"] == 0.123

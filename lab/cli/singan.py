@@ -98,7 +98,7 @@ def default_of(config_class, name: str):
 def cmd_single_image(args, generator: Generator) -> int:
     from lab.engine import jobs
     from lab.cli import follow
-    from lab.kinds.singan import figures_text
+    from metrics.diversity import figures_text
 
     names = generator.job_options + tuple(f.name for f in dataclasses.fields(generator.settings))
     fields = {name: getattr(args, name) for name in names if getattr(args, name) is not None}

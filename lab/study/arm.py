@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from classifier.evaluate import METRICS, evaluate
+from classifier.evaluate import CLASSIFICATION_METRICS, evaluate
 from classifier.train import Augment, TrainResult, train_classifier
 from data.augment import apply, build_pipeline, default_pipeline
 from data.datasets import load_dataset
@@ -20,7 +20,6 @@ from lab.study.leaks import load_synthetic
 from metrics.memorization import memorization
 from metrics.pairing import nearest_neighbours
 
-# --- one (arm, seed) ----------------------------------------------------------------------------
 
 def training_set(arm: ArmConfig, real: ImageSet, synthetic: ImageSet | None, seed: int) -> tuple[ImageSet, np.ndarray]:
     """The arm's training images and a bool per image: True where it is synthetic."""
@@ -105,7 +104,7 @@ def train_arm(config: ArmRunConfig, hooks: Hooks = NO_HOOKS, root: Path | None =
     result = {"arm": arm.name, "kind": arm.kind, "seed": seed, "steps": trained.steps,
               "images_seen": trained.images_seen, "best_step": trained.best_step,
               "train_seconds": round(trained.seconds, 2), "threads": torch.get_num_threads(), "test": metrics,
-              "val": {k: trained.best_val[k] for k in METRICS}, "history": trained.history}
+              "val": {k: trained.best_val[k] for k in CLASSIFICATION_METRICS}, "history": trained.history}
     if arm.kind == "recipe":
         result["copy_rate"] = copy_rate(train.images[is_synthetic], real, val)
     return ArmOutcome(trained, result, composition, seen)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.evaluate import METRICS
+from classifier.evaluate import CLASSIFICATION_METRICS
 from classifier.train import BALANCE_MODES, TrainConfig
 from data.augment import AUGMENTATIONS
 from data.config import (
@@ -172,7 +172,7 @@ class StudyConfig(Config):
                               help="one run per arm and seed; the seed also picks the real subset")
     arms: list[ArmConfig] = field(default_factory=lambda: [ArmConfig("real only")])
     train: TrainConfig = field(default_factory=TrainConfig)
-    primary_metric: str = option("balanced_accuracy", label="Primary metric", choices=METRICS,
+    primary_metric: str = option("balanced_accuracy", label="Primary metric", choices=CLASSIFICATION_METRICS,
                                  help="the test metric the verdicts speak of")
     preset: str = option("", label="Preset", choices=("", *PRESETS), help="the preset it started from, if any")
 

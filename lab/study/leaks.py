@@ -14,7 +14,6 @@ from lab.provenance_check import verified_provenance
 from lab.sets import resolve_set
 from lab.study.config import FIXED_SET_KINDS, SetRefused, StudyConfig, set_label
 
-# --- the synthetic sets: where they came from ---------------------------------------------------
 
 def same_data(a: DatasetSpec, b: DatasetSpec) -> bool:
     return (a.source, a.name, a.size, a.path) == (b.source, b.name, b.size, b.path)

@@ -10,11 +10,11 @@ from data.datasets import Dataset
 from data.imageset import ImageSet
 from data.provenance import digest, fingerprints, leak_report
 from gans import SINGLE_IMAGE
+from gans.single_image import choose_seeds
 from lab.provenance_check import verified_provenance
 from lab.study.config import ArmConfig, StudyConfig
 from lab.study.leaks import held_out_prints
 
-# --- recipe arms: a generator per seed, trained on that seed's subset ---------------------------
 
 def images_per_class(arm: ArmConfig, counts: np.ndarray) -> int:
     """How many images of every class a class-balanced generator must make for `arm` on a subset of `counts`."""
@@ -32,7 +32,6 @@ def training_indices(train: ImageSet, images: np.ndarray) -> list[int]:
 def generator_runs(study: StudyConfig, data: Dataset) -> dict[str, tuple[str, str, dict]]:
     """The recipes' generator runs, "<recipe key>|<seed>" -> (job kind, run name, config): one per distinct
     recipe and seed, making as many images per class as the most demanding arm that uses it draws."""
-    from lab.kinds.singan import choose_seeds
 
     runs = {}
     for seed in study.seeds:

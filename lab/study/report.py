@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from classifier.evaluate import METRIC_LABELS, METRICS  # noqa: E402
+from classifier.evaluate import METRIC_LABELS, CLASSIFICATION_METRICS  # noqa: E402
 from data.files import atomic_write_text, csv_text  # noqa: E402
 from lab.study.summary import StudySummary  # noqa: E402
 from lab.study.verdicts import detectable_difference, metric_name  # noqa: E402
@@ -33,7 +33,7 @@ def report_rows(summary: StudySummary) -> list[dict]:
     every row of it."""
     rows = []
     for arm in summary.arms:
-        for m in METRICS:
+        for m in CLASSIFICATION_METRICS:
             est = arm.metrics[m]
             row = {"arm": arm.arm, "kind": arm.kind, "balance": arm.balance,
                    "source": arm.synthetic_set or arm.recipe, "caution": arm.leak,
@@ -86,8 +86,8 @@ def metric_bars(summary: StudySummary):
 
     fig = go.Figure()
     for arm in summary.arms:
-        est = [arm.metrics[m] for m in METRICS]
-        fig.add_bar(name=arm.arm, x=[METRIC_LABELS[m] for m in METRICS], y=[e.mean for e in est],
+        est = [arm.metrics[m] for m in CLASSIFICATION_METRICS]
+        fig.add_bar(name=arm.arm, x=[METRIC_LABELS[m] for m in CLASSIFICATION_METRICS], y=[e.mean for e in est],
                     error_y={"type": "data", "symmetric": False,
                              "array": [_nan0(e.hi - e.mean) for e in est],
                              "arrayminus": [_nan0(e.mean - e.lo) for e in est]})
@@ -101,13 +101,13 @@ def bars_figure(summary: StudySummary):
     arms = summary.arms
     fig, ax = plt.subplots(figsize=(8, 3.6))
     width = 0.8 / len(arms)
-    x = np.arange(len(METRICS))
+    x = np.arange(len(CLASSIFICATION_METRICS))
     for i, arm in enumerate(arms):
-        est = [arm.metrics[m] for m in METRICS]
+        est = [arm.metrics[m] for m in CLASSIFICATION_METRICS]
         mean = np.array([e.mean for e in est])
         err = np.array([[_nan0(e.mean - e.lo) for e in est], [_nan0(e.hi - e.mean) for e in est]])
         ax.bar(x + (i - (len(arms) - 1) / 2) * width, mean, width, yerr=err, capsize=3, label=arm.arm)
-    ax.set_xticks(x, [METRIC_LABELS[m] for m in METRICS])
+    ax.set_xticks(x, [METRIC_LABELS[m] for m in CLASSIFICATION_METRICS])
     ax.set_ylim(0, 1)
     ax.set_ylabel("test score (mean, 95% CI)")
     ax.legend(fontsize=8, loc="lower right")
@@ -176,7 +176,7 @@ def write_report(out: Path, summary: StudySummary, results: list[dict]) -> None:
     atomic_write_text(out / "report.csv", csv_text(rows))
     cautions = {arm.arm: arm.leak for arm in summary.arms}
     per_seed = [{"arm": r["arm"], "seed": r["seed"], "steps": r["steps"], "best_step": r["best_step"],
-                 **{m: r["test"][m] for m in METRICS}, "copy_rate": r.get("copy_rate", ""),
+                 **{m: r["test"][m] for m in CLASSIFICATION_METRICS}, "copy_rate": r.get("copy_rate", ""),
                  "caution": cautions.get(r["arm"], "")} for r in results]
     atomic_write_text(out / "results.csv", csv_text(per_seed))
     figures = {"Test scores": bars_figure(summary), "Per-class recall vs baseline": recall_delta_figure(summary),

@@ -20,7 +20,6 @@ from lab.study.config import RULE_OF_THUMB_SPREAD, SUMMARY_FILE, SYNTHETIC_KINDS
 from lab.study.leaks import same_data
 from metrics.stats import Estimate, PairedComparison
 
-# --- the summary: every arm over the seeds ------------------------------------------------------
 
 def _comparison(d: dict) -> PairedComparison:
     return PairedComparison(Estimate.from_dict(d), float(d["p_value"]))
@@ -36,13 +35,13 @@ class ArmSummary:
     arm: str
     kind: str
     synthetic_set: str | None  # fixed-set arms: the set's id or path
-    metrics: dict[str, Estimate]  # METRICS -> mean with its 95% t-interval over seeds
+    metrics: dict[str, Estimate]  # CLASSIFICATION_METRICS -> mean with its 95% t-interval over seeds
     per_class_recall: list[float]  # mean over seeds, one per class
     confusion: list[list[int]]  # summed over seeds, rows = truth
     steps: list[int]  # distinct optimizer-step counts of its runs: one value when the budget was equal
     seeds: list[int]
     verdict: str = ""
-    # The paired comparison with the baseline (arm − baseline, METRICS -> delta); empty for the baseline.
+    # The paired comparison with the baseline (arm − baseline, CLASSIFICATION_METRICS -> delta); empty for the baseline.
     vs_baseline: dict[str, PairedComparison] = field(default_factory=dict)
     per_class_recall_delta: list[float] | None = None  # recall − the baseline's, per class
     balance: str = "none"  # its class balancing (BALANCE_MODES)
@@ -98,7 +97,7 @@ class StudySummary:
     dataset: DatasetSpec
     train_fraction: float
     seeds: list[int]
-    primary_metric: str  # one of METRICS
+    primary_metric: str  # one of CLASSIFICATION_METRICS
     baseline: str  # the name of the arm the others are compared with
     class_names: list[str]
     study_run: str | None  # the study's run directory
@@ -151,12 +150,6 @@ def read_summary(study_run: Run) -> StudySummary | None:
         return StudySummary.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as e:
         raise ValueError(f"{path} is not a study summary: {type(e).__name__}: {e}") from None
-
-
-
-
-
-
 
 
 # --- before launch: how precise will it be? ------------------------------------------------------

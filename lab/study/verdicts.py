@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from classifier.evaluate import METRIC_LABELS, METRICS, Trivial
+from classifier.evaluate import METRIC_LABELS, CLASSIFICATION_METRICS, Trivial
 from lab.study.config import REFERENCE_KINDS, ArmConfig, StudyConfig
 from lab.study.summary import ArmSummary, StudySummary
 from metrics.stats import Estimate, PairedComparison, paired_comparison, t_interval
@@ -179,7 +179,7 @@ def _arm_summary(arm: ArmConfig, runs: dict[int, dict], seeds: list[int], leak: 
     return ArmSummary(
         arm=arm.name, kind=arm.kind, synthetic_set=arm.synthetic_set, balance=arm.balance,
         recipe=arm.recipe.label if arm.recipe else "", leak=leak,
-        metrics={m: t_interval([runs[s]["test"][m] for s in seeds]) for m in METRICS},
+        metrics={m: t_interval([runs[s]["test"][m] for s in seeds]) for m in CLASSIFICATION_METRICS},
         per_class_recall=np.mean([runs[s]["test"]["per_class_recall"] for s in seeds], 0).tolist(),
         confusion=np.sum([runs[s]["test"]["confusion"] for s in seeds], 0).tolist(),
         steps=sorted({runs[s]["steps"] for s in seeds}), seeds=seeds,
@@ -190,4 +190,4 @@ def _paired(runs: dict[int, dict], other: dict[int, dict]) -> dict[str, PairedCo
     """runs − other on every metric, over the seeds both ran."""
     seeds = [s for s in runs if s in other]
     return {m: paired_comparison([runs[s]["test"][m] for s in seeds], [other[s]["test"][m] for s in seeds])
-            for m in METRICS}
+            for m in CLASSIFICATION_METRICS}
