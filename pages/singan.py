@@ -271,7 +271,8 @@ def image_results(run: Run, variations) -> None:
     figures_table(pair)
     for column, shown in zip(st.columns(2), pair):
         with column:
-            show_grid(load_variations(shown.artifacts, shown.kind, shown.config.get("mode")).images, ncol=4, caption=f"{SINGLE_IMAGE[shown.kind]} · {label(shown)}")
+            shown_set = load_variations(shown.artifacts, shown.kind, shown.config.get("mode"))
+            show_grid(shown_set.images, ncol=4, caption=f"{SINGLE_IMAGE[shown.kind]} · {label(shown)}")
 
 
 def partner_run(run: Run, kind: str) -> Run | None:

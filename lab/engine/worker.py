@@ -23,7 +23,7 @@ from pathlib import Path
 from data.hooks import Interrupted
 from lab.engine import jobs
 from lab.engine.executors import TASK_PID_VAR
-from lab.engine.runs import HOST, RAY_NODE_VAR, Run, this_process
+from lab.engine.runs import ACTIVE_STATES, HOST, RAY_NODE_VAR, Run, this_process
 
 TASK_POLL_S = 1.0  # how often a worker under Ray checks that its task's process is still there
 RESERVE_FILE = ".space_reserve"  # held in the run directory while the job runs, deleted when it ends
@@ -67,7 +67,8 @@ def main(run_dir: str) -> int:
         status = run.raw_status()
         say(f"[{time.strftime('%H:%M:%S')}] worker ends: {status.get('state')}"
             + (f": {status.get('error')}" if status.get("state") == "failed" else ""))
-        if not jobs.started_by_parent(run):  # the parent's slot covers its children; it starts the next
+        parent = jobs.side_by_side_parent(run)
+        if parent is None or parent.state not in ACTIVE_STATES:  # a running parent's slot covers its children
             start_next(run)
     return code
 

@@ -35,7 +35,8 @@ def run(run: Run) -> None:
         image, label, same_class = source_image(config)
         variations = from_tensor(variations_of(image, config, config.seed, run.hooks()))
         seconds = round(time.perf_counter() - started, 2)
-        real = from_tensor(resize(to_tensor(image[None]), variations.shape[1:3]).clamp(-1, 1))[0]  # GPNN's finest source
+        # the image at GPNN's finest level, beside its variations
+        real = from_tensor(resize(to_tensor(image[None]), variations.shape[1:3]).clamp(-1, 1))[0]
         save_variations(run.artifacts, real, variations, label)
         atomic_write_json(run.artifacts / "summary.json", {
             "label": label, "seconds": seconds, "size": list(variations.shape[1:3]), "variations": len(variations),
@@ -47,4 +48,5 @@ def run(run: Run) -> None:
     write_seeds_set(run.artifacts, run.samples, "gpnn", config, config.preset, config.seed, config.to_dict(), run.id,
                     train_split, seeds, variations, {"seconds": round(time.perf_counter() - started, 1),
                                                      **seeds_figures(train_split, seeds, variations)})
-    run.log_event(type="synthetic_set", path=str(run.artifacts / "gpnn_variations.npz"), count=sum(map(len, variations)))
+    run.log_event(type="synthetic_set", path=str(run.artifacts / "gpnn_variations.npz"),
+                  count=sum(map(len, variations)))

@@ -12,24 +12,13 @@ import numpy as np
 from classifier.evaluate import CLASSIFICATION_METRICS
 from classifier.train import BALANCE_MODES, TrainConfig
 from data.augment import AUGMENTATIONS
-from data.config import (
-    MAX_IMAGES_PER_CLASS,
-    MAX_SEED,
-    MAX_SEEDS_PER_CLASS,
-    MAX_STUDY_SEEDS,
-    MAX_VARIATIONS,
-    Config,
-    ConfigError,
-    option,
-)
+from data.config import (MAX_IMAGES_PER_CLASS, MAX_SEED, MAX_SEEDS_PER_CLASS, MAX_STUDY_SEEDS, MAX_VARIATIONS, Config,
+                         ConfigError, option)
 from data.datasets import DatasetSpec, load_dataset
 from gans import REGISTRY, SINGLE_IMAGE
-from gans.config import gan_config
 from gans.config import make_config as gan_config
-from gans.gpnn import gpnn_config
 from gans.gpnn import make_config as gpnn_config
 from gans.singan_train import make_config as singan_config
-from gans.singan_train import singan_config
 
 ARM_KINDS = ("real", "standard_aug", "synthetic", "synthetic_only", "recipe")
 REFERENCE_KINDS = ("real", "standard_aug")  # the cheap alternatives a generator must beat
