@@ -25,7 +25,7 @@ from gans.gpnn import make_config as gpnn_config
 from gans.sampling import synthesize
 from gans.singan_train import make_config as singan_config
 from lab.engine import executors, jobs
-from lab.kinds import JOB_KINDS
+from lab.engine.kinds import job_kind, known_kinds
 from lab.engine.runs import list_runs, process_alive
 from lab.study.config import RecipeConfig, StudyConfig
 
@@ -66,7 +66,7 @@ def test_an_infinite_step_count_in_a_config_file_is_one_line_naming_the_field(ru
 @pytest.mark.parametrize("value, field", [(float("nan"), "steps"), (float("-inf"), "steps"), (10 ** 400, "delay")])
 def test_a_number_beyond_float_or_nan_is_a_config_error_naming_the_field(value, field):
     with pytest.raises(ConfigError, match=rf"^CountConfig\.{field} must be a (whole|finite) number; got "):
-        JOB_KINDS["count"].config.from_dict({field: value})
+        job_kind("count").config.from_dict({field: value})
 
 
 # --- every count a user gives has a limit -----------------------------------------------------
@@ -87,7 +87,7 @@ def whole_number_fields(cls: type[Config], where: str) -> typing.Iterator[tuple[
 
 
 def test_every_whole_number_setting_of_every_job_kind_has_an_upper_limit():
-    unbounded = [path for kind, job in JOB_KINDS.items() for path, f in whole_number_fields(job.config, kind)
+    unbounded = [path for kind in known_kinds() for path, f in whole_number_fields(job_kind(kind).config, kind)
                  if f.metadata.get("max") is None and not f.metadata.get("choices")]
     assert unbounded == []
 
@@ -107,8 +107,8 @@ def test_every_whole_number_setting_of_every_job_kind_has_an_upper_limit():
     (lambda: RecipeConfig("singan", "tiny", seeds_per_class=2, variations=50_000), "variations must be at most 1000"),
     (lambda: StudyConfig(seeds=list(range(1000))), "StudyConfig.seeds: 1000 seeds; at most 100"),
     (lambda: StudyConfig(seeds=[2 ** 40]), "StudyConfig.seeds: give distinct seeds from 0 to 2147483647"),
-    (lambda: JOB_KINDS["score"].config(encoder={"batch_size": 10 ** 7}), "batch_size must be at most 4096"),
-    (lambda: JOB_KINDS["count"].config(steps=10 ** 23), "CountConfig.steps must be at most 10000000"),
+    (lambda: job_kind("score").config(encoder={"batch_size": 10 ** 7}), "batch_size must be at most 4096"),
+    (lambda: job_kind("count").config(steps=10 ** 23), "CountConfig.steps must be at most 10000000"),
 ])
 def test_a_count_beyond_its_limit_is_refused_naming_the_field_and_the_limit(build, message):
     with pytest.raises(ConfigError) as refused:

@@ -67,8 +67,11 @@ def main(run_dir: str) -> int:
         status = run.raw_status()
         say(f"[{time.strftime('%H:%M:%S')}] worker ends: {status.get('state')}"
             + (f": {status.get('error')}" if status.get("state") == "failed" else ""))
+        # A parent that has ended (failed, cancelled) frees its slot; one that says it is running holds it
+        # for its children. Its raw status, not its liveness: this process cannot prove a parent executing in a
+        # process that is not a worker (a test, a notebook), and would mark it dead.
         parent = jobs.side_by_side_parent(run)
-        if parent is None or parent.state not in ACTIVE_STATES:  # a running parent's slot covers its children
+        if parent is None or parent.raw_status()["state"] not in ACTIVE_STATES:
             start_next(run)
     return code
 
