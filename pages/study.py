@@ -17,6 +17,7 @@ from lab.sets import compatible_sets, resolve_set
 from lab.study.config import (GENERATORS, MIX_MODES, PRESETS, SUMMARY_FILE, preset, recipe_arms, reference_arms,
                               set_label, synthetic_arms)
 from lab.study.leaks import check_sets
+from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
 from lab.study.summary import arm_model, expected_interval, read_summary, study_results
 from lab.study.report import arm_table, confusion_figure, curve_figure, metric_bars, recall_delta_figure, yardsticks
 from pages.common import (PROGRESS_COLUMN, current_dataset, current_spec, ensure_app_navigation, estimate_caption,
@@ -39,10 +40,15 @@ with st.expander("New study", expanded=True):
     c1, c2, c3, c4 = st.columns(4)
     fraction = c1.number_input("Real training fraction", 0.01, 1.0, 0.1 if preset_name == "quick" else 1.0, 0.05)
     base = preset(preset_name, dataset=spec, train_fraction=float(fraction))
-    n_seeds = int(c2.number_input("Seeds", 1, 10, key=remember("study_seeds", len(base.seeds))))
+    n_seeds = int(c2.number_input("Seeds", 1, 30, key=remember("study_seeds", len(base.seeds))))
     steps = c3.number_input("Optimizer steps per arm", 10, 100_000, base.train.steps, 50)
     batch = c4.number_input("Batch size", 1, 512, base.train.batch_size, 8)
     st.caption(expected_interval(n_seeds, spec, float(fraction), base.primary_metric).text)
+    detect = st.number_input("Difference to detect (points)", 0.5, 50.0, 100 * DEFAULT_DIFFERENCE, 0.5,
+                             help="the smallest difference in the primary metric between two arms that matters to "
+                                  "you; the page says how many seeds detect it with 80% power, and what they cost")
+    plan = seed_plan(spec, float(fraction), base.primary_metric, detect / 100)
+    st.caption(plan.text(n_seeds))
     if n_seeds < 3:
         st.warning(f"{n_seeds} seed{'s' if n_seeds > 1 else ''}: below 3 seeds an interval is too wide to tell most "
                    f"differences from noise.")
@@ -105,6 +111,9 @@ with st.expander("New study", expanded=True):
         st.warning(f"Arm '{plain(name)}': {plain(flag)}. Every result of this arm will say so.")
     if config is not None:
         estimate_caption("study", config.to_dict())
+        if plan.seeds is not None and plan.seeds != n_seeds:
+            st.caption(f"With the {plan.seeds} seeds that detect {detect:g} points:")
+            estimate_caption("study", config.replace(seeds=list(range(plan.seeds))).to_dict())
     if st.button("Launch study", type="primary", disabled=config is None):
         launch("study", config.to_dict(), name=f"{preset_name}-{spec.name}", remembered="study_run")
 

@@ -22,6 +22,7 @@ from lab.engine.eta import estimate
 from lab.engine.runs import Run
 from lab.study.config import GENERATORS, PRESETS, StudyConfig, preset, recipe_arms, synthetic_arms
 from lab.study.leaks import check_sets, dataset_of_sets
+from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
 from lab.study.summary import expected_interval, read_summary
 from lab.study.report import yardsticks
 
@@ -41,6 +42,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--allow-leak", action="store_true",
                    help="run the --synthetic sets even when their generator saw real training images the "
                         "classifier does not see (every result of those arms says so)")
+    p.add_argument("--detect", type=float, default=100 * DEFAULT_DIFFERENCE, metavar="POINTS",
+                   help="the difference in the primary metric the study should detect (80%% power), in points; the "
+                        "command says how many seeds that takes and how long they would run here (default %(default)g)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--detach", action="store_true", help="queue the study and return at once")
     p.set_defaults(func=cmd_study)
@@ -98,6 +102,7 @@ def cmd_study(args) -> int:
         print(f"warning: {len(config.seeds)} seed(s); with fewer than 3 an interval is too wide to tell most "
               f"differences from noise")
     print(estimate("study", config.to_dict()).text)
+    print_seed_plan(config, args.detect / 100)
     run = jobs.submit("study", config.to_dict(), name=config.preset or "study")
     print(f"{run.id}: queued at {run.path}")
     if args.detach:
@@ -105,6 +110,18 @@ def cmd_study(args) -> int:
     code = follow(run)
     print_summary(run)
     return code
+
+
+def print_seed_plan(config: StudyConfig, difference: float) -> None:
+    """How many seeds detect `difference` in the primary metric, and what that many would cost here."""
+    if not 0 < difference < 1:
+        raise ValueError(f"--detect takes points between 0 and 100; got {100 * difference:g}")
+    plan = seed_plan(config.dataset, config.train_fraction, config.primary_metric, difference)
+    print(plan.text(len(config.seeds)))
+    if plan.seeds is not None and plan.seeds != len(config.seeds):
+        more = config.replace(seeds=list(range(plan.seeds)))
+        print(f"With {plan.seeds} seeds (\"seeds\": [0, …, {plan.seeds - 1}] in a study config file): "
+              f"{estimate('study', more.to_dict()).text}")
 
 
 def read_config_file(path: Path) -> dict:
