@@ -11,7 +11,6 @@ or its cancel flag (the runs folder is shared), never through a pid.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -21,6 +20,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+
+from filelock import FileLock
 
 from data.paths import runs_dir
 from lab.engine import executors
@@ -54,8 +55,7 @@ def submit(kind: str, config: dict, name: str = "", root: Path | None = None, st
 def queue_lock(root: Path):
     """The queue's lock: held while deciding which queued runs start, so no run starts twice."""
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".queue.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(root / ".queue.lock"):  # an flock on Unix: released by the kernel if its holder dies
         yield
 
 
