@@ -31,8 +31,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.datasets import DatasetSpec, load_dataset  # noqa: E402
-from metrics.distribution import feature_statistics, fid, frechet_distance  # noqa: E402
 from data.device import resolve_device  # noqa: E402
+from metrics.distribution import feature_statistics, fid, frechet_distance  # noqa: E402
 from metrics.inception import inception_features, load_network  # noqa: E402
 
 

@@ -22,9 +22,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from data.device import resolve_device  # noqa: E402
 from data.imageset import ImageSet  # noqa: E402
 from gans import REGISTRY  # noqa: E402
-from data.device import resolve_device  # noqa: E402
 from gans.config import make_config  # noqa: E402
 from gans.train import train  # noqa: E402
 

@@ -32,9 +32,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.datasets import DatasetSpec, load_dataset  # noqa: E402
+from data.device import resolve_device  # noqa: E402
 from data.imageset import ImageSet, to_unit_tensor  # noqa: E402
 from metrics.encoder import train_encoder  # noqa: E402
-from data.device import resolve_device  # noqa: E402
 from metrics.inception import reference_path  # noqa: E402
 from metrics.quality import METRICS, prepare  # noqa: E402
 from metrics.scores import ENCODER, INCEPTION  # noqa: E402

@@ -21,12 +21,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from data.spec import DatasetSpec
 from data.files import atomic_save, remove_abandoned_temporaries
 from data.hooks import NO_HOOKS, Hooks, Interrupted
 from data.imageset import ImageSet
 from data.medmnist_source import DatasetError
 from data.paths import cache_dir
+from data.spec import DatasetSpec
 from data.text import NAME_LIMIT, clean_text
 from data.zipsafe import IMAGE_EXTENSIONS
 

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from data.config import MAX_EVERY, MAX_SEED, ConfigError, option
+from data.device import resolve_device
 from data.files import atomic_save
 from data.grid import make_grid, save_png
 from data.hooks import NO_HOOKS, Hooks, Interrupted
 from data.imageset import from_tensor, to_tensor
-from data.device import resolve_device
 from gans.singan import STATE_ERRORS, SinGAN, SinGanSettings, read_state
 from gans.single_image import SingleImageJob
 

@@ -76,6 +76,15 @@ def source_image(job: SingleImageJob) -> tuple[np.ndarray, str, np.ndarray | Non
     return train_split.images[job.image_index], train_split.class_names[label], train_split.of_class(label).images
 
 
+def seed_indices(job: SingleImageJob, train_split: ImageSet, seed: int) -> list[int]:
+    """A seeds-mode job's training indices: its `seed_indices`, checked, else `choose_seeds` with `seed`."""
+    seeds = list(job.seed_indices) or choose_seeds(train_split, job.seeds_per_class, seed)
+    bad = [i for i in seeds if not 0 <= i < len(train_split)]
+    if bad:
+        raise ValueError(f"seed indices outside the training split (0..{len(train_split) - 1}): {bad}")
+    return seeds
+
+
 def choose_seeds(train_split: ImageSet, per_class: int, seed: int) -> list[int]:
     """`per_class` random training indices of every class (fewer if a class is smaller)."""
     rng = np.random.default_rng(seed)

@@ -21,9 +21,10 @@ import numpy as np
 
 from data.config import ConfigError
 from data.datasets import DatasetSpec
-from data.files import atomic_save
+from data.files import atomic_save, atomic_write_json
+from data.imageset import ImageSet
 from data.paths import runs_dir
-from data.provenance import Provenance, read_provenance
+from data.provenance import Provenance, fingerprints, read_provenance
 from gans.checkpoint import CheckpointError, generator_provenance
 from gans.config import GanConfig
 from gans.gpnn import GpnnConfig
@@ -40,6 +41,13 @@ def record_fingerprints(run: Run, trained_on: np.ndarray) -> None:
     path = run.checkpoints / RECORDED
     if not path.exists():
         atomic_save(path, lambda tmp: np.save(tmp, np.asarray(trained_on, dtype=np.uint64)))
+
+
+def keep_seed_images(run: Run, train_split: ImageSet, seeds: list[int]) -> None:
+    """A single-image seeds run's seed images: their indices and labels in `artifacts/seeds.json`, their
+    fingerprints recorded in the run (`record_fingerprints`)."""
+    atomic_write_json(run.artifacts / "seeds.json", {"indices": seeds, "labels": train_split.labels[seeds].tolist()})
+    record_fingerprints(run, fingerprints(train_split.images[seeds]))
 
 
 def verified_provenance(set_path: str | Path, root: Path | None = None) -> tuple[Provenance, np.ndarray | None]:

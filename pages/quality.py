@@ -7,15 +7,15 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+from classifier.prescreen import CHEAP_PRESCREEN_SIZE, Prescreen, prescreen_budget, prescreen_by_default
 from data.grid import upscale
 from data.synthetic import read_meta
 from data.uploads import register_upload
-from classifier.prescreen import CHEAP_PRESCREEN_SIZE, Prescreen, prescreen_budget, prescreen_by_default
 from lab.leaderboard import leaderboard_rows
 from lab.sets import compatible_sets
 from metrics.distribution import DISTRIBUTION_METRICS
-from metrics.quality import METRICS
 from metrics.inception import FEATURE_SPACE, PREPROCESSING, seconds_per_image
+from metrics.quality import METRICS
 from metrics.scores import ENCODER, Scores
 from metrics.scoring import ScoreConfig, inception_images
 from metrics.stats import Estimate, percent_interval

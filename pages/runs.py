@@ -10,8 +10,8 @@ from data.text import NAME_LIMIT, NOTE_LIMIT
 from lab.engine import manage
 from lab.engine.runs import Run, list_runs
 from lab.sets import list_sets
-from lab.study.summary import read_summary, study_results
 from lab.study.report import short_names
+from lab.study.summary import read_summary, study_results
 from pages.common import (PROGRESS_COLUMN, ensure_app_navigation, plain, remember, run_rows, run_status_panel,
                           runs_section)
 

@@ -19,9 +19,9 @@ from gans import TITLES
 from gans.checkpoint import CheckpointError, load_generator
 from gans.sampling import class_grid, has_labels, interpolate
 from lab.engine import jobs
-from lab.kinds.sample import SampleConfig, sample_result
 from lab.engine.manage import label as run_label
 from lab.engine.runs import ACTIVE_STATES, Run, list_runs
+from lab.sampling import SampleConfig, sample_result
 from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, option_input, plain,
                           run_status_panel, show_grid)
 

@@ -18,10 +18,10 @@ from data.synthetic import to_folder_zip
 from gans import SINGLE_IMAGE, gpnn
 from gans.singan import SinGAN, SinGanSettings, load_image, pyramid_sizes
 from gans.singan_train import PRESETS, SinGanConfig, make_config
-from lab.engine.children import read_children
 from gans.single_image import load_variations
-from lab.engine.runs import Run
+from lab.engine.children import read_children
 from lab.engine.manage import label
+from lab.engine.runs import Run
 from pages.common import (PROGRESS_COLUMN, class_names_of, current_dataset, current_spec, ensure_app_navigation,
                           estimate_caption, launch,
                           plain, remember, run_rows, run_status_panel, runs_section, show_grid, show_labelled_grid,

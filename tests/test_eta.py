@@ -6,11 +6,11 @@ import pytest
 
 from classifier.train import TrainConfig
 from gans.config import make_config
-from lab.engine import eta, jobs
 from lab.cli import main
+from lab.engine import eta, jobs
 from lab.engine.eta import duration, estimate
-from lab.kinds.study import run as run_study
 from lab.engine.runs import Run, list_runs
+from lab.kinds.study import run as run_study
 from lab.study.config import ArmConfig, StudyConfig, recipe_arms
 
 PNEUMONIA = {"name": "pneumoniamnist", "size": 28}

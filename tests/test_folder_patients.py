@@ -16,8 +16,8 @@ from data.files import read_json
 from data.medmnist_source import DatasetError
 from lab.cli import main
 from lab.cli.data import print_split
-from lab.kinds import import_folder
 from lab.engine.runs import Run
+from lab.kinds import import_folder
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from gans.config import make_config
-from lab.engine import jobs
 from lab.cli import main
-from lab.kinds.gan import run as run_gan_job
+from lab.engine import jobs
 from lab.engine.runs import Run, list_runs
+from lab.kinds.gan import run as run_gan_job
 from lab.sets import list_sets
 
 

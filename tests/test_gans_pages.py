@@ -8,9 +8,9 @@ from streamlit.testing.v1 import AppTest
 from data.synthetic import load_set
 from gans.config import make_config
 from lab.engine import jobs
+from lab.engine.runs import Run, list_runs
 from lab.kinds import gan as gan_job
 from lab.kinds import sample as sample_job
-from lab.engine.runs import Run, list_runs
 from lab.sets import list_sets
 from pages.common import plain
 

@@ -14,8 +14,8 @@ from gans.config import build_gan, make_config
 from gans.diffaugment import DiffAugment, color, cutout, parse_policy, translation
 from gans.sampling import synthesize
 from gans.train import train
-from lab.kinds import gan as gan_job
 from lab.engine.runs import Run
+from lab.kinds import gan as gan_job
 from lab.sets import list_sets
 
 ALL = "color,translation,cutout"

@@ -15,9 +15,9 @@ from gans import train as trainer
 from gans.checkpoint import CheckpointError, load_generator
 from gans.config import make_config
 from lab.engine import jobs
-from lab.kinds import gan as gan_job
-from lab.kinds.sample import SampleConfig
 from lab.engine.runs import Run
+from lab.kinds import gan as gan_job
+from lab.sampling import SampleConfig
 from lab.sets import list_sets
 
 TINY = dict(latent=16, width=8, batch_size=16, steps=12, log_every=4, sample_every=6, checkpoint_every=6,

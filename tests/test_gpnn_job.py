@@ -11,14 +11,14 @@ from data.config import ConfigError
 from data.provenance import fingerprints, read_provenance
 from data.synthetic import load_set
 from gans.gpnn import GpnnConfig, make_config
+from lab.cli import main
 from lab.engine import jobs
 from lab.engine.children import read_children
-from lab.cli import main
-from lab.kinds.gpnn import run as run_gpnn
-from metrics.diversity import diversity
 from lab.engine.runs import Run
+from lab.kinds.gpnn import run as run_gpnn
 from lab.sets import list_sets
 from lab.study.config import StudyConfig
+from metrics.diversity import diversity
 from tests.conftest import DATA_DIR
 
 OCT = DATA_DIR / "oct2017_samples" / "DME-11053-1.jpeg"

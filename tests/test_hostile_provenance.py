@@ -23,13 +23,13 @@ from classifier.train import TrainConfig
 from data.provenance import digest, fingerprints
 from gans.config import make_config
 from gans.gpnn import make_config as gpnn_config
+from gans.single_image import choose_seeds
+from lab.engine.runs import Run
 from lab.kinds import gan as gan_job
 from lab.kinds import gpnn as gpnn_job
 from lab.kinds import sample as sample_job
-from lab.kinds.sample import SampleConfig, sample_result
-from gans.single_image import choose_seeds
 from lab.kinds.study import run as run_study
-from lab.engine.runs import Run
+from lab.sampling import SampleConfig, sample_result
 from lab.study.config import ArmConfig, StudyConfig
 from lab.study.leaks import check_sets
 from lab.study.recipes import check_recipe_set, training_indices

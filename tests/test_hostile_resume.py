@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from data.files import read_json
-from lab.engine import children, executors, jobs
 from lab import cli
+from lab.engine import children, executors, jobs
 from lab.engine.children import read_children
 from lab.engine.runs import Run, locate, process_alive, this_process
 

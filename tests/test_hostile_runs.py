@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from data.config import ConfigError
 from gans.train import Diverged, mean_losses
-from lab.engine import children, jobs
 from lab import cli
+from lab.engine import children, jobs
 from lab.engine.runs import STATES, Run, RunFileError, find_run, list_runs, parse_status, process_start_ticks
 
 

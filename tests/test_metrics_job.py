@@ -15,12 +15,12 @@ from data.files import atomic_write_json
 from data.hooks import Hooks, Interrupted
 from data.imageset import ImageSet
 from data.synthetic import load_set, save_set
-from lab.engine import jobs
 from lab.cli import main as cli_main
 from lab.cli.score import format_table, resolve_sets
+from lab.engine import jobs
+from lab.engine.runs import Run, list_runs
 from lab.kinds.score import run as score_job
 from lab.leaderboard import leaderboard_rows
-from lab.engine.runs import Run, list_runs
 from lab.study.summary import ArmSummary, StudySummary, write_summary
 from metrics.inception import FEATURE_SPACE
 from metrics.scores import CLASS_MATCHED, ENCODER, INCEPTION, Scores

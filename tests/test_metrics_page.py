@@ -11,19 +11,19 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from classifier.evaluate import Trivial
+from classifier.prescreen import REAL_ONLY, CasScores, Prescreen
+from classifier.train import TrainConfig
 from data.datasets import DatasetSpec
+from data.device import resolve_device
 from data.files import atomic_write_json
 from data.imageset import ImageSet
 from data.paths import cache_dir
-from classifier.train import TrainConfig
 from data.synthetic import save_set, set_id
 from lab.engine import jobs
-from classifier.prescreen import REAL_ONLY, CasScores, Prescreen
-from lab.kinds.score import run as score_job
-from classifier.evaluate import Trivial
 from lab.engine.runs import Run, list_runs
+from lab.kinds.score import run as score_job
 from lab.sets import list_sets
-from data.device import resolve_device
 from metrics.inception import FEATURE_SPACE, PREPROCESSING
 from metrics.scores import (CLASS_MATCHED, ENCODER, INCEPTION, TRAIN_SPLIT, DistributionScores, EncoderSummary,
                             InceptionSummary, Scores)

@@ -10,9 +10,9 @@ import pytest
 import torchsampler  # noqa: F401 - before mlflow, whose importlib_metadata breaks its first import (lab/mirrors/mlflow.py)
 
 from gans.config import make_config
-from lab.mirrors import mlflow as mlflow_mirror
-from lab.kinds import gan as gan_job
 from lab.engine.runs import Run
+from lab.kinds import gan as gan_job
+from lab.mirrors import mlflow as mlflow_mirror
 
 from tests.test_tensorboard import TINY
 

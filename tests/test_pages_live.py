@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 from classifier.train import TrainConfig
 from lab.engine import jobs
 from lab.engine.children import create_children
-from lab.kinds.study_arm import run as run_arm
 from lab.engine.runs import Run
+from lab.kinds.study_arm import run as run_arm
 from lab.study.config import ArmConfig, StudyConfig, arm_runs
 from pages.common import run_rows, status_text
 

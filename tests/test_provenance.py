@@ -17,12 +17,12 @@ from data.uploads import register_upload
 from gans.checkpoint import generator_provenance, load_generator
 from gans.config import make_config
 from gans.sampling import synthesize
+from lab.engine.runs import Run
 from lab.kinds import gan as gan_job
 from lab.kinds import sample as sample_job
-from lab.kinds.sample import SampleConfig, sample_result
 from lab.kinds.score import run as score_job
 from lab.leaderboard import leaderboard_rows
-from lab.engine.runs import Run
+from lab.sampling import SampleConfig, sample_result
 from lab.sets import draw, list_sets, resolve_set, set_id
 from lab.study.summary import ArmSummary, StudySummary, write_summary
 from metrics.stats import Estimate, PairedComparison

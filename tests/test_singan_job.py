@@ -14,11 +14,11 @@ from data.imageset import from_tensor
 from data.synthetic import load_set
 from gans.singan import SinGAN
 from gans.singan_train import SinGanConfig, make_config
+from lab.cli import main
 from lab.engine import jobs
 from lab.engine.children import read_children
-from lab.cli import main
-from lab.kinds.singan import run as run_singan, seed_config
 from lab.engine.runs import Run
+from lab.kinds.singan import run as run_singan, seed_config
 from lab.sets import list_sets
 from tests.conftest import DATA_DIR
 

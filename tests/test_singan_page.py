@@ -8,10 +8,10 @@ from streamlit.testing.v1 import AppTest
 
 from gans.singan_train import make_config
 from lab.engine import jobs
-from lab.kinds.gpnn import run as run_gpnn
-from lab.kinds.singan import run as run_singan
 from lab.engine.manage import label
 from lab.engine.runs import Run, list_runs
+from lab.kinds.gpnn import run as run_gpnn
+from lab.kinds.singan import run as run_singan
 from tests.conftest import DATA_DIR
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "singan.py")

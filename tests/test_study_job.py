@@ -14,12 +14,12 @@ from data.augment import apply, build_pipeline, default_pipeline
 from data.config import ConfigError
 from data.files import read_json
 from data.imageset import ImageSet
+from data.provenance import fingerprints
 from data.synthetic import save_set
 from lab.engine.children import read_children
+from lab.engine.runs import Run
 from lab.kinds.study import run as run_study
 from lab.kinds.study_arm import run as run_arm
-from lab.engine.runs import Run
-from data.provenance import fingerprints
 from lab.study.arm import standard_augment
 from lab.study.config import ArmConfig, StudyConfig
 from lab.study.summary import StudySummary, read_summary

@@ -14,9 +14,9 @@ from data.imageset import ImageSet
 from data.provenance import fingerprints
 from data.synthetic import save_set, set_id
 from gans.config import make_config
+from lab.engine.runs import Run, list_runs
 from lab.kinds import gan
 from lab.kinds.study import run as run_study
-from lab.engine.runs import Run, list_runs
 from lab.study.config import ArmConfig, SetRefused, StudyConfig
 from lab.study.leaks import check_sets, dataset_of_sets
 from lab.study.summary import read_summary

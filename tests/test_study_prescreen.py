@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 
 from classifier.evaluate import CLASSIFICATION_METRICS
+from classifier.prescreen import CAS_BUDGET, REAL_ONLY, Prescreen, classification_accuracy_score
 from classifier.train import TrainConfig
 from data.datasets import DatasetSpec
 from data.files import atomic_write_json
 from data.imageset import ImageSet
 from data.synthetic import save_set
-from lab.engine import jobs
 from lab.cli import main as cli_main
 from lab.cli.score import format_prescreen
-from classifier.prescreen import CAS_BUDGET, REAL_ONLY, Prescreen, classification_accuracy_score
+from lab.engine import jobs
+from lab.engine.runs import Run, list_runs
 from lab.kinds.score import run as score_job
 from lab.leaderboard import leaderboard_rows
-from lab.engine.runs import Run, list_runs
 from metrics.scores import Scores
 from metrics.scoring import ScoreConfig
 

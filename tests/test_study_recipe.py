@@ -10,8 +10,8 @@ import pytest
 from data.provenance import digest, fingerprints, read_provenance
 from data.synthetic import load_set
 from lab.engine.children import read_children
-from lab.sets import resolve_set
 from lab.engine.runs import list_runs
+from lab.sets import resolve_set
 from lab.study.summary import read_summary
 
 SEEDS = [0, 1]

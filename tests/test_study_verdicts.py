@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
+from classifier.evaluate import Trivial
 from classifier.train import TrainConfig
 from lab.engine.runs import Run
 from lab.study.config import ArmConfig, RecipeConfig, StudyConfig, preset, quick_budget
+from lab.study.report import arm_table, report_rows, yardsticks
 from lab.study.summary import StudySummary, expected_interval, write_summary
 from lab.study.verdicts import summarize
-from lab.study.report import arm_table, report_rows, yardsticks
-from classifier.evaluate import Trivial
 from lab.study.verdicts import detectable_difference
 
 SEEDS = [0, 1, 2]

@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from gans.config import make_config
-from lab.kinds import gan as gan_job
 from lab.engine.runs import Run
+from lab.kinds import gan as gan_job
 from lab.mirrors.tensorboard import FOLDER
 
 TINY = dict(latent=16, width=8, batch_size=16, steps=6, log_every=3, sample_every=3, checkpoint_every=3,

@@ -16,15 +16,15 @@ from pathlib import Path
 
 from data.config import ConfigError
 from data.datasets import DatasetSpec, load_dataset
-from lab.engine import jobs
 from lab.cli import follow
+from lab.engine import jobs
 from lab.engine.eta import estimate
 from lab.engine.runs import Run
 from lab.study.config import GENERATORS, PRESETS, StudyConfig, preset, recipe_arms, synthetic_arms
 from lab.study.leaks import check_sets, dataset_of_sets
 from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
-from lab.study.summary import expected_interval, read_summary
 from lab.study.report import yardsticks
+from lab.study.summary import expected_interval, read_summary
 
 
 def add_commands(subparsers) -> None:

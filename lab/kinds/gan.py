@@ -14,8 +14,8 @@ from gans.checkpoint import save_generator
 from gans.config import GanConfig
 from gans.sampling import has_labels, synthesize
 from gans.train import train, training_images
-from lab.provenance_check import record_fingerprints
 from lab.engine.runs import Run
+from lab.provenance_check import record_fingerprints
 from lab.sets import draw
 
 

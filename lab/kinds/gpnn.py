@@ -20,9 +20,9 @@ from data.datasets import load_dataset
 from data.files import atomic_write_json
 from data.imageset import from_tensor, to_tensor
 from gans.gpnn import GpnnConfig, resize, seed_variations, variations_of
-from gans.single_image import save_variations, source_image, write_seeds_set
+from gans.single_image import save_variations, seed_indices, source_image, write_seeds_set
 from lab.engine.runs import Run
-from lab.kinds.singan import seed_images
+from lab.provenance_check import keep_seed_images
 from metrics.diversity import image_figures, seeds_figures
 
 CONFIG = GpnnConfig
@@ -43,7 +43,8 @@ def run(run: Run) -> None:
             **image_figures(real, variations, same_class, config.sifid, config.device)})
         return
     train_split = load_dataset(config.dataset).train
-    seeds = seed_images(run, config, train_split)
+    seeds = seed_indices(config, train_split, config.seed)
+    keep_seed_images(run, train_split, seeds)
     variations = seed_variations(train_split, seeds, config, config.dataset.size, run.hooks())
     write_seeds_set(run.artifacts, run.samples, "gpnn", config, config.preset, config.seed, config.to_dict(), run.id,
                     train_split, seeds, variations, {"seconds": round(time.perf_counter() - started, 1),

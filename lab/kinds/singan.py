@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import torch
 
-from data.config import Config
 from data.datasets import load_dataset
 from data.files import atomic_write_json, read_json
-from data.imageset import ImageSet, from_tensor, to_tensor
-from data.provenance import fingerprints
-from gans.single_image import (choose_seeds, read_variations, save_variations, source_image, to_working_size,
-                               write_seeds_set)
+from data.imageset import from_tensor, to_tensor
 from gans.singan_train import SinGanConfig, build_model, train
+from gans.single_image import (read_variations, save_variations, seed_indices, source_image, to_working_size,
+                               write_seeds_set)
 from lab.engine.children import create_children, run_children
 from lab.engine.runs import Run
-from lab.provenance_check import record_fingerprints
+from lab.provenance_check import keep_seed_images
 from metrics.diversity import image_figures, seeds_figures
 
 CONFIG = SinGanConfig
@@ -60,7 +58,8 @@ def train_seeds(run: Run, config: SinGanConfig) -> None:
     """Queue one image-mode "singan" run per seed (lab/engine/children.py), then collect their variations."""
     spec = config.dataset
     train_split = load_dataset(spec).train
-    seeds = seed_images(run, config, train_split)
+    seeds = seed_indices(config, train_split, config.seed)
+    keep_seed_images(run, train_split, seeds)
     plan = {f"seed{position:03d}": (f"{spec.name}-seed{position:03d}", seed_config(config, index, position))
             for position, index in enumerate(seeds)}
     children = create_children(run, "singan", plan)
@@ -75,18 +74,6 @@ def train_seeds(run: Run, config: SinGanConfig) -> None:
                      **seeds_figures(train_split, seeds, variations)})
     run.log_event(type="synthetic_set", path=str(run.artifacts / "singan_variations.npz"),
                   count=sum(map(len, variations)))
-
-
-def seed_images(run: Run, config: Config, train_split: ImageSet) -> list[int]:
-    """A seeds-mode config's training indices (`seed_indices`, else `choose_seeds`), checked and kept in seeds.json,
-    their images' fingerprints recorded in the run (`lab.provenance_check.record_fingerprints`)."""
-    seeds = list(config.seed_indices) or choose_seeds(train_split, config.seeds_per_class, config.seed)
-    bad = [i for i in seeds if not 0 <= i < len(train_split)]
-    if bad:
-        raise ValueError(f"seed indices outside the training split (0..{len(train_split) - 1}): {bad}")
-    atomic_write_json(run.artifacts / "seeds.json", {"indices": seeds, "labels": train_split.labels[seeds].tolist()})
-    record_fingerprints(run, fingerprints(train_split.images[seeds]))
-    return seeds
 
 
 def seed_config(config: SinGanConfig, index: int, position: int) -> dict:
