@@ -14,6 +14,8 @@ from data.config import MAX_EVERY, MAX_IMAGES_PER_CLASS, Config, ConfigError, op
 from data.datasets import DatasetSpec
 from gans import PRESET_NAMES, REGISTRY
 from gans.diffaugment import TRANSFORMS, parse_policy
+from gans.gpnn import GpnnConfig, gpnn_config
+from gans.singan_train import SinGanConfig, singan_config
 
 
 @dataclass
@@ -92,16 +94,22 @@ class GanConfig(Config):
         return max(1, math.ceil(self.epochs * num_images / per_step))
 
 
-def make_config(gan: str = "dcgan", preset: str = "quick", **overrides) -> GanConfig:
-    """`gan`'s preset settings with `overrides` on top; unknown names and bad values are a ConfigError."""
-    if gan not in REGISTRY:
-        raise ConfigError(f"unknown GAN '{gan}' (known: {', '.join(REGISTRY)})")
-    presets = REGISTRY[gan].presets
+def make_config(generator: str = "dcgan", preset: str = "quick", **overrides) -> GanConfig | SinGanConfig | GpnnConfig:
+    """The config of a generator's job: a GAN of REGISTRY, or the single-image "singan" or "gpnn", from one of
+    its presets with `overrides` on top (for the single-image ones, job fields and model settings by name).
+    Unknown names and bad values are a ConfigError."""
+    if generator == "singan":
+        return singan_config(preset, **overrides)
+    if generator == "gpnn":
+        return gpnn_config(preset, **overrides)
+    if generator not in REGISTRY:
+        raise ConfigError(f"unknown GAN '{generator}' (known: {', '.join(REGISTRY)})")
+    presets = REGISTRY[generator].presets
     if preset not in presets:
-        raise ConfigError(f"unknown preset '{preset}' for {gan} (known: {', '.join(presets)})")
+        raise ConfigError(f"unknown preset '{preset}' for {generator} (known: {', '.join(presets)})")
     if isinstance(overrides.get("dataset"), DatasetSpec):
         overrides["dataset"] = overrides["dataset"].to_dict()
-    return GanConfig.from_dict({"gan": gan, "preset": preset, **presets[preset], **overrides})
+    return GanConfig.from_dict({"gan": generator, "preset": preset, **presets[preset], **overrides})
 
 
 def build_gan(config: GanConfig, image_size: int, channels: int, num_classes: int, device="cpu"):

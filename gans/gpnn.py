@@ -341,7 +341,7 @@ class GpnnConfig(SingleImageJob):
                          help="image mode: score the variations' SIFID against the image (loads Inception)")
 
 
-def make_config(preset: str = "quick", **fields) -> GpnnConfig:
+def gpnn_config(preset: str = "quick", **fields) -> GpnnConfig:
     """A config from a preset; `fields` override job fields and GPNN settings by name."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")

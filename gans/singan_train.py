@@ -83,7 +83,7 @@ class SinGanConfig(SingleImageJob):
                               f"(the model has {self.model.stages} levels); got {self.inject_stage}")
 
 
-def make_config(preset: str = "quick", **fields) -> SinGanConfig:
+def singan_config(preset: str = "quick", **fields) -> SinGanConfig:
     """A config from a preset (its model settings and job defaults); `fields` override job fields and
     model settings by name."""
     if preset not in PRESETS:

@@ -17,7 +17,8 @@ from data.paths import cache_dir
 from data.synthetic import to_folder_zip
 from gans import SINGLE_IMAGE, gpnn
 from gans.singan import SinGAN, SinGanSettings, load_image, pyramid_sizes
-from gans.singan_train import PRESETS, SinGanConfig, make_config
+from gans.config import make_config
+from gans.singan_train import PRESETS, SinGanConfig
 from gans.single_image import load_variations
 from lab.engine.children import read_children
 from lab.engine.manage import label
@@ -128,7 +129,8 @@ def train_one_image() -> None:
                          min(default_side, long_side), step=4)
     variations = c3.number_input("Variations", 1, 64, 8)
     sifid = st.checkbox("SIFID", value=True, help=SIFID_HELP, key="singan_sifid")
-    config = make_config(preset, max_side=max_side, variations=int(variations), mode="image", sifid=sifid, **fields)
+    config = make_config("singan", preset, max_side=max_side, variations=int(variations), mode="image", sifid=sifid,
+                         **fields)
     sizes = pyramid_sizes(*image.shape[:2], min(max_side, long_side), config.model.min_side, config.model.stages)
     preview(image, sizes)
     estimate_caption("singan", config.to_dict())
@@ -148,7 +150,7 @@ def gpnn_one_image(fields: dict, image: np.ndarray) -> None:
                           help=GPNN_PRESET_HELP)
     variations = c2.number_input("Variations", 1, 64, 8, key="gpnn_variations")
     sifid = c3.checkbox("SIFID", value=True, help=SIFID_HELP, key="gpnn_sifid")
-    config = gpnn.make_config(preset, variations=int(variations), mode="image", sifid=sifid, **fields)
+    config = make_config("gpnn", preset, variations=int(variations), mode="image", sifid=sifid, **fields)
     preview(image, gpnn.pyramid_sizes(*image.shape[:2], config.model))
     estimate_caption("gpnn", config.to_dict())
     if st.button("Make GPNN variations", type="primary"):
@@ -170,7 +172,7 @@ def train_seeds() -> None:
         preset = c3.selectbox("Preset", list(gpnn.PRESETS), index=list(gpnn.PRESETS).index("quick"),
                               key="gpnn_seeds_preset", help=GPNN_PRESET_HELP)
         st.caption(f"{k * dataset.train.num_classes} seed images × {m} variations, no training: seconds per seed")
-        config = gpnn.make_config(preset, mode="seeds", dataset=spec.to_dict(), seeds_per_class=int(k),
+        config = make_config("gpnn", preset, mode="seeds", dataset=spec.to_dict(), seeds_per_class=int(k),
                                   variations=int(m))
         estimate_caption("gpnn", config.to_dict())
         if st.button("Make GPNN seeds per class", type="primary"):
@@ -182,7 +184,7 @@ def train_seeds() -> None:
     per_seed = SinGanSettings(**PRESETS[preset])
     st.caption(f"{k * dataset.train.num_classes} SinGANs × {per_seed.stages} levels × "
                f"{per_seed.iters_coarse or per_seed.iters}→{per_seed.iters} iterations (coarse→fine)")
-    config = make_config(preset, mode="seeds", dataset=spec.to_dict(), seeds_per_class=int(k),
+    config = make_config("singan", preset, mode="seeds", dataset=spec.to_dict(), seeds_per_class=int(k),
                          variations=int(m), noise_scale=strength, max_side=min(per_seed.max_side, spec.size))
     estimate_caption("singan", config.to_dict())
     if st.button("Train seeds per class", type="primary"):
@@ -290,8 +292,9 @@ def partner_config(run: Run, kind: str, size: tuple[int, int]) -> dict:
     fields = {name: run.config[name] for name in ("image_path", "dataset", "image_index", "variations", "sifid")
               if name in run.config}
     if kind == "gpnn":
-        return gpnn.make_config("quick", mode="image", max_side=max(size), **fields).to_dict()
-    return make_config("tiny" if max(size) <= 32 else "quick", mode="image", max_side=max(size), **fields).to_dict()
+        return make_config("gpnn", "quick", mode="image", max_side=max(size), **fields).to_dict()
+    preset = "tiny" if max(size) <= 32 else "quick"
+    return make_config("singan", preset, mode="image", max_side=max(size), **fields).to_dict()
 
 
 def figures_table(runs: list[Run]) -> None:

@@ -131,7 +131,7 @@ def test_a_study_is_paced_by_its_past_classifier_runs_and_names_what_is_guessed(
 
 
 def test_gpnn_is_estimated_in_seconds_growing_with_pixels_variations_and_seeds(runs_root):
-    from gans.gpnn import make_config as gpnn_config
+    from gans.gpnn import gpnn_config
 
     small = estimate("gpnn", gpnn_config("quick", mode="image", image_path="/x.png", max_side=64).to_dict())
     large = estimate("gpnn", gpnn_config("quick", mode="image", image_path="/x.png", max_side=128).to_dict())

@@ -10,7 +10,7 @@ import pytest
 from data.config import ConfigError
 from data.provenance import fingerprints, read_provenance
 from data.synthetic import load_set
-from gans.gpnn import GpnnConfig, make_config
+from gans.gpnn import GpnnConfig, gpnn_config
 from lab.cli import main
 from lab.engine import jobs
 from lab.engine.children import read_children
@@ -27,22 +27,22 @@ FAST = {"iters": 2, "fine_levels": 1, "fine_iters": 1, "sifid": False}  # a few 
 
 
 def test_config_refuses_unknown_keys_and_bad_values_when_built():
-    good = make_config("quick", mode="image", image_path=str(OCT)).to_dict()
+    good = gpnn_config("quick", mode="image", image_path=str(OCT)).to_dict()
     assert GpnnConfig.from_dict(good).to_dict() == good
     with pytest.raises(ConfigError, match="'variatons'"):
         GpnnConfig.from_dict({**good, "variatons": 3})
     with pytest.raises(ConfigError, match="'patch'"):
         GpnnConfig.from_dict({**good, "model": {**good["model"], "patch": 3}})
     with pytest.raises(ConfigError, match="image mode needs"):
-        make_config("quick", mode="image")
+        gpnn_config("quick", mode="image")
     with pytest.raises(ConfigError, match="seeds mode needs a dataset"):
-        make_config("quick", mode="seeds")
+        gpnn_config("quick", mode="seeds")
     with pytest.raises(ConfigError, match="seeds_per_class"):
-        make_config("quick", mode="seeds", dataset=PNEUMONIA, seeds_per_class=0)
+        gpnn_config("quick", mode="seeds", dataset=PNEUMONIA, seeds_per_class=0)
     with pytest.raises(ConfigError, match="min_side"):
-        make_config("quick", mode="image", image_path=str(OCT), patch_size=9, min_side=8)
+        gpnn_config("quick", mode="image", image_path=str(OCT), patch_size=9, min_side=8)
     with pytest.raises(ConfigError, match="unknown preset"):
-        make_config("tiny", mode="image", image_path=str(OCT))
+        gpnn_config("tiny", mode="image", image_path=str(OCT))
 
 
 def test_diversity_is_zero_for_copies_and_the_mean_pixel_distance_otherwise():
@@ -57,7 +57,7 @@ def test_diversity_is_zero_for_copies_and_the_mean_pixel_distance_otherwise():
 
 
 def test_an_image_run_writes_variations_and_how_much_they_vary(runs_root, pneumonia):
-    config = make_config("quick", mode="image", dataset=PNEUMONIA, image_index=7, variations=3, **FAST)
+    config = gpnn_config("quick", mode="image", dataset=PNEUMONIA, image_index=7, variations=3, **FAST)
     run = Run.create("gpnn", config.to_dict(), root=runs_root)
     run_gpnn(run)
     with np.load(run.artifacts / "variations.npz") as f:
@@ -75,7 +75,7 @@ def test_an_image_run_writes_variations_and_how_much_they_vary(runs_root, pneumo
 
 
 def test_an_image_run_scores_sifid_against_its_image(runs_root):
-    config = make_config("quick", mode="image", image_path=str(OCT), variations=2, max_side=48, **FAST)
+    config = gpnn_config("quick", mode="image", image_path=str(OCT), variations=2, max_side=48, **FAST)
     run = Run.create("gpnn", {**config.to_dict(), "sifid": True}, root=runs_root)
     run_gpnn(run)
     summary = json.loads((run.artifacts / "summary.json").read_text())
@@ -84,7 +84,7 @@ def test_an_image_run_scores_sifid_against_its_image(runs_root):
 
 
 def test_seeds_per_class_registers_a_labelled_set_that_records_its_seed_images(runs_root, pneumonia):
-    config = make_config("quick", mode="seeds", dataset=PNEUMONIA, seeds_per_class=2, variations=3, seed=4, **FAST)
+    config = gpnn_config("quick", mode="seeds", dataset=PNEUMONIA, seeds_per_class=2, variations=3, seed=4, **FAST)
     run = Run.create("gpnn", config.to_dict(), root=runs_root)
     run_gpnn(run)
     synthetic = load_set(run.artifacts / "gpnn_variations.npz")

@@ -21,9 +21,9 @@ from data.config import Config, ConfigError
 from data.datasets import DatasetSpec
 from gans.checkpoint import save_generator
 from gans.config import build_gan, make_config
-from gans.gpnn import make_config as gpnn_config
+from gans.gpnn import gpnn_config
 from gans.sampling import synthesize
-from gans.singan_train import make_config as singan_config
+from gans.singan_train import singan_config
 from lab.engine import executors, jobs
 from lab.engine.kinds import job_kind, known_kinds
 from lab.engine.runs import list_runs, process_alive

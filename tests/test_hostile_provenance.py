@@ -22,7 +22,7 @@ import torch
 from classifier.train import TrainConfig
 from data.provenance import digest, fingerprints
 from gans.config import make_config
-from gans.gpnn import make_config as gpnn_config
+from gans.gpnn import gpnn_config
 from gans.single_image import choose_seeds
 from lab.engine.runs import Run
 from lab.kinds import gan as gan_job

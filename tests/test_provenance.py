@@ -217,7 +217,7 @@ def test_a_set_saved_without_provenance_is_unknown_and_a_tampered_one_is_refused
 
 
 def test_a_singan_seeds_set_records_its_seed_images(runs_root, pneumonia):
-    from gans.singan_train import make_config as singan_config
+    from gans.singan_train import singan_config
     from lab.kinds.singan import run as run_singan
 
     config = singan_config("tiny", mode="seeds", dataset=PNEUMONIA, seeds_per_class=1, variations=2, seed=7,

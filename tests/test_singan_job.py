@@ -13,7 +13,7 @@ from data.hooks import Interrupted
 from data.imageset import from_tensor
 from data.synthetic import load_set
 from gans.singan import SinGAN
-from gans.singan_train import SinGanConfig, make_config
+from gans.singan_train import SinGanConfig, singan_config
 from lab.cli import main
 from lab.engine import jobs
 from lab.engine.children import read_children
@@ -41,39 +41,39 @@ class StopAfter(Run):
 
 
 def test_config_refuses_unknown_keys_and_bad_values_when_built():
-    good = make_config("quick", mode="image", image_path=str(OCT)).to_dict()
+    good = singan_config("quick", mode="image", image_path=str(OCT)).to_dict()
     assert SinGanConfig.from_dict(good).to_dict() == good
     with pytest.raises(ConfigError, match="'variatons'"):
         SinGanConfig.from_dict({**good, "variatons": 3})
     with pytest.raises(ConfigError, match="'iter'"):
         SinGanConfig.from_dict({**good, "model": {**good["model"], "iter": 3}})
     with pytest.raises(ConfigError, match="inject_stage"):
-        make_config("quick", mode="image", image_path=str(OCT), inject_stage=6)  # levels 0..5
+        singan_config("quick", mode="image", image_path=str(OCT), inject_stage=6)  # levels 0..5
     with pytest.raises(ConfigError, match="variations"):
-        make_config("quick", mode="image", image_path=str(OCT), variations=0)
+        singan_config("quick", mode="image", image_path=str(OCT), variations=0)
     with pytest.raises(ConfigError, match="mode"):
-        make_config("quick", mode="video", image_path=str(OCT))
+        singan_config("quick", mode="video", image_path=str(OCT))
     with pytest.raises(ConfigError, match="image mode needs"):
-        make_config("quick", mode="image")
+        singan_config("quick", mode="image")
     with pytest.raises(ConfigError, match="seeds mode needs a dataset"):
-        make_config("quick", mode="seeds")
+        singan_config("quick", mode="seeds")
     with pytest.raises(ConfigError, match="seeds_per_class"):
-        make_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist"}, seeds_per_class=0)
+        singan_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist"}, seeds_per_class=0)
     with pytest.raises(ConfigError, match="stages"):
-        make_config("quick", mode="image", image_path=str(OCT), stages=0)
+        singan_config("quick", mode="image", image_path=str(OCT), stages=0)
     with pytest.raises(ConfigError, match="unknown preset"):
-        make_config("fast", mode="image", image_path=str(OCT))
+        singan_config("fast", mode="image", image_path=str(OCT))
 
 
 def test_the_tiny_preset_generates_from_noise_unless_told_otherwise():
-    tiny = make_config("tiny", mode="image", image_path=str(OCT))
+    tiny = singan_config("tiny", mode="image", image_path=str(OCT))
     assert (tiny.inject_stage, tiny.model.min_side) == (0, 12)  # from a 12-px coarsest level: the layout varies
-    assert make_config("tiny", mode="image", image_path=str(OCT), inject_stage=2).inject_stage == 2
-    assert make_config("quick", mode="image", image_path=str(OCT)).inject_stage == 1
+    assert singan_config("tiny", mode="image", image_path=str(OCT), inject_stage=2).inject_stage == 2
+    assert singan_config("quick", mode="image", image_path=str(OCT)).inject_stage == 1
 
 
 def test_image_job_cancels_with_a_checkpoint_and_resumes_where_it_stopped(runs_root):
-    config = make_config("quick", mode="image", image_path=str(OCT), variations=5, checkpoint_every=100,
+    config = singan_config("quick", mode="image", image_path=str(OCT), variations=5, checkpoint_every=100,
                          log_every=5, **TINY)
     created = Run.create("singan", config.to_dict(), root=runs_root)
     stopped = StopAfter(created.path, 17)  # cancel pressed at the 17th report; the loop sees it after step 18
@@ -113,7 +113,7 @@ SEEDS_TINY = {**TINY, "max_side": 28}
 
 def seeds_config(**fields):
     fields = {"seeds_per_class": 2, "variations": 3, **SEEDS_TINY, **fields}
-    return make_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist", "size": 28}, **fields)
+    return singan_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist", "size": 28}, **fields)
 
 
 def test_seeds_per_class_registers_a_labelled_set_at_the_dataset_size(runs_root, pneumonia):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from gans.singan_train import make_config
+from gans.singan_train import singan_config
 from lab.engine import jobs
 from lab.engine.manage import label
 from lab.engine.runs import Run, list_runs
@@ -29,7 +29,7 @@ def test_page_previews_a_dataset_image_with_its_pyramid(runs_root):
 
 
 def test_finished_run_shows_variations_and_injection_changes_them(runs_root):
-    config = make_config("quick", mode="image", image_path=str(OCT), variations=4, max_side=32, min_side=12,
+    config = singan_config("quick", mode="image", image_path=str(OCT), variations=4, max_side=32, min_side=12,
                          stages=3, iters=8, width=8, sifid=False)
     run = Run.create("singan", config.to_dict(), root=runs_root)
     run_singan(run)
@@ -47,7 +47,7 @@ def test_finished_run_shows_variations_and_injection_changes_them(runs_root):
 
 
 def test_a_seeds_run_lists_its_seed_runs_under_it_not_beside_it(runs_root):
-    config = make_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist", "size": 28}, seeds_per_class=1,
+    config = singan_config("tiny", mode="seeds", dataset={"name": "pneumoniamnist", "size": 28}, seeds_per_class=1,
                          variations=3, max_side=28, min_side=8, stages=2, iters=5, width=8, sifid=False)
     run = Run.create("singan", config.to_dict(), root=runs_root)
     run_singan(run)
@@ -75,7 +75,7 @@ def test_gpnn_is_offered_beside_singan_says_it_copies_patches_and_launches_on_th
 
 def test_singan_and_gpnn_on_the_same_image_are_shown_side_by_side_with_their_figures(runs_root, monkeypatch):
     monkeypatch.setattr(jobs, "schedule", lambda root=None: [])
-    config = make_config("quick", mode="image", image_path=str(OCT), variations=4, max_side=32, min_side=12,
+    config = singan_config("quick", mode="image", image_path=str(OCT), variations=4, max_side=32, min_side=12,
                          stages=3, iters=8, width=8, sifid=False)
     singan = Run.create("singan", config.to_dict(), root=runs_root)
     run_singan(singan)

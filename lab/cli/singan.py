@@ -25,7 +25,8 @@ from data.files import read_json
 from gans import gpnn
 from gans.gpnn import GpnnConfig, GpnnSettings
 from gans.singan import SinGanSettings, load_image
-from gans.singan_train import PRESETS, SinGanConfig, make_config
+from gans.config import make_config
+from gans.singan_train import PRESETS, SinGanConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,17 +38,15 @@ class Generator:
     settings: type
     presets: tuple[str, ...]
     job_options: tuple[str, ...]
-    make_config: typing.Callable
 
 
 GENERATORS = (
     Generator("singan", "train SinGAN on one image, or per class on k seed images of a dataset", SinGanConfig,
               SinGanSettings, tuple(PRESETS),
-              ("variations", "inject_stage", "noise_scale", "seed", "device", "checkpoint_every", "log_every"),
-              make_config),
+              ("variations", "inject_stage", "noise_scale", "seed", "device", "checkpoint_every", "log_every")),
     Generator("gpnn", "GPNN (patch nearest neighbours, no training): variations of one image in seconds, "
                       "or per class of k seed images of a dataset", GpnnConfig, GpnnSettings, tuple(gpnn.PRESETS),
-              ("variations", "seed", "device"), gpnn.make_config),
+              ("variations", "seed", "device")),
 )
 
 
@@ -121,7 +120,7 @@ def cmd_single_image(args, generator: Generator) -> int:
         else:
             raise ValueError("with a dataset, give --image-index, --seeds-per-class or --seed-indices")
         name = spec.name
-    config = generator.make_config(args.preset, **fields)
+    config = make_config(generator.kind, args.preset, **fields)
     from lab.engine.eta import estimate  # loads torch: only for this command
 
     print(estimate(generator.kind, config.to_dict()).text)

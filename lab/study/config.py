@@ -16,9 +16,7 @@ from data.config import (MAX_IMAGES_PER_CLASS, MAX_SEED, MAX_SEEDS_PER_CLASS, MA
                          ConfigError, option)
 from data.datasets import DatasetSpec, load_dataset
 from gans import REGISTRY, SINGLE_IMAGE
-from gans.config import make_config as gan_config
-from gans.gpnn import make_config as gpnn_config
-from gans.singan_train import make_config as singan_config
+from gans.config import make_config
 
 ARM_KINDS = ("real", "standard_aug", "synthetic", "synthetic_only", "recipe")
 REFERENCE_KINDS = ("real", "standard_aug")  # the cheap alternatives a generator must beat
@@ -93,12 +91,11 @@ class RecipeConfig(Config):
         stratified `train_fraction` of the training split drawn with `seed` (the seed's subset), a
         SinGAN or GPNN from the training images at `seed_indices` (drawn from that subset)."""
         if self.generator in SINGLE_IMAGE:
-            make_config = singan_config if self.generator == "singan" else gpnn_config
-            config = make_config(self.preset, **{**self.settings, "mode": "seeds", "dataset": dataset.to_dict(),
-                                                 "seed_indices": list(seed_indices), "seeds_per_class": 0,
-                                                 "variations": self.variations, "seed": seed})
+            config = make_config(self.generator, self.preset, **{
+                **self.settings, "mode": "seeds", "dataset": dataset.to_dict(), "seed_indices": list(seed_indices),
+                "seeds_per_class": 0, "variations": self.variations, "seed": seed})
             return self.generator, config.to_dict()
-        config = gan_config(self.generator, self.preset, **{
+        config = make_config(self.generator, self.preset, **{
             **self.settings, "dataset": dataset.to_dict(), "train_fraction": train_fraction, "seed": seed,
             "per_class": self.per_class, "export_per_class": images_per_class})
         return "gan", config.to_dict()
