@@ -55,6 +55,7 @@ bench: $(STAMP) $(RAY_STAMP)
 	$(PY) bench/single_image.py
 	$(PY) bench/data_import.py
 	$(PY) bench/scale_out.py
+	$(PY) bench/worker_startup.py
 
 clean-runs:
 	rm -rf runs
