@@ -16,7 +16,6 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchsampler import ImbalancedDatasetSampler
 
 from classifier.evaluate import CLASSIFICATION_METRICS, evaluate, to_input
 from classifier.model import VARIANTS, build_model
@@ -98,7 +97,12 @@ class BatchStream:
 
     def __init__(self, labels: np.ndarray, batch_size: int, seed: int, balanced: bool):
         self.n, self.batch_size, self.seed = len(labels), batch_size, seed
-        self.sampler = ImbalancedDatasetSampler(labels, labels=labels.tolist()) if balanced else None
+        self.sampler = None
+        if balanced:
+            # imported here: torchsampler loads torchvision (about a second), which an arm without it never needs
+            from torchsampler import ImbalancedDatasetSampler
+
+            self.sampler = ImbalancedDatasetSampler(labels, labels=labels.tolist())
         self._epoch, self._order = -1, None
 
     def _order_for(self, epoch: int) -> torch.Tensor:
