@@ -56,6 +56,7 @@ bench: $(STAMP) $(RAY_STAMP)
 	$(PY) bench/data_import.py
 	$(PY) bench/scale_out.py
 	$(PY) bench/worker_startup.py
+	$(PY) bench/packed_classifier.py
 
 clean-runs:
 	rm -rf runs
