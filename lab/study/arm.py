@@ -15,7 +15,7 @@ from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
 from data.provenance import digest, fingerprints
 from lab.sets import resolve_set
-from lab.study.config import SYNTHETIC_KINDS, ArmConfig, ArmRunConfig
+from lab.study.config import ArmConfig, ArmRunConfig
 from lab.study.leaks import load_synthetic
 from metrics.memorization import memorization
 from metrics.pairing import nearest_neighbours
@@ -23,7 +23,8 @@ from metrics.pairing import nearest_neighbours
 
 def training_set(arm: ArmConfig, real: ImageSet, synthetic: ImageSet | None, seed: int) -> tuple[ImageSet, np.ndarray]:
     """The arm's training images and a bool per image: True where it is synthetic."""
-    if arm.kind not in SYNTHETIC_KINDS:
+    kind = arm.kind_of
+    if not kind.generated:
         return real, np.zeros(len(real), dtype=bool)
     rng = np.random.default_rng([seed, 1])
     if arm.mix == "balance":
@@ -31,14 +32,14 @@ def training_set(arm: ArmConfig, real: ImageSet, synthetic: ImageSet | None, see
         pick = []
         for label, have in enumerate(real.class_counts()):
             pool = np.flatnonzero(synthetic.labels == label)
-            want = min(len(pool), target) if arm.kind == "synthetic_only" else min(len(pool), target - have)
+            want = min(len(pool), target) if kind.synthetic_only else min(len(pool), target - have)
             pick.append(rng.choice(pool, size=max(0, want), replace=False))
         pick = np.sort(np.concatenate(pick)).astype(np.int64)
     else:
         want = min(len(synthetic), max(1, round(arm.ratio * len(real))))
         pick = np.sort(rng.choice(len(synthetic), size=want, replace=False))
     chosen = synthetic.take(pick)
-    if arm.kind == "synthetic_only":
+    if kind.synthetic_only:
         return ImageSet(chosen.images, chosen.labels, real.class_names, "train", chosen.source), \
             np.ones(len(chosen), dtype=bool)
     images = np.concatenate([real.images, chosen.images])
@@ -49,7 +50,7 @@ def training_set(arm: ArmConfig, real: ImageSet, synthetic: ImageSet | None, see
 
 def standard_augment(arm: ArmConfig, dataset_name: str) -> Augment | None:
     """A standard-augmentation arm's albumentations pipeline as a loop callback, else None."""
-    if arm.kind != "standard_aug":
+    if not arm.kind_of.augmented:
         return None
     names = default_pipeline(dataset_name) if arm.augment is None else arm.augment
     pipeline = build_pipeline(names, strength=arm.augment_strength, p=arm.augment_p)
@@ -105,7 +106,7 @@ def train_arm(config: ArmRunConfig, hooks: Hooks = NO_HOOKS, root: Path | None =
               "images_seen": trained.images_seen, "best_step": trained.best_step,
               "train_seconds": round(trained.seconds, 2), "threads": torch.get_num_threads(), "test": metrics,
               "val": {k: trained.best_val[k] for k in CLASSIFICATION_METRICS}, "history": trained.history}
-    if arm.kind == "recipe":
+    if arm.kind_of.recipe:
         result["copy_rate"] = copy_rate(train.images[is_synthetic], real, val)
     return ArmOutcome(trained, result, composition, seen)
 

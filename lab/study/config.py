@@ -18,10 +18,6 @@ from data.datasets import DatasetSpec, load_dataset
 from gans import REGISTRY, SINGLE_IMAGE
 from gans.config import make_config
 
-ARM_KINDS = ("real", "standard_aug", "synthetic", "synthetic_only", "recipe")
-REFERENCE_KINDS = ("real", "standard_aug")  # the cheap alternatives a generator must beat
-FIXED_SET_KINDS = ("synthetic", "synthetic_only")  # the arms that train on a given synthetic set
-SYNTHETIC_KINDS = (*FIXED_SET_KINDS, "recipe")  # the arms that train on generated images
 GENERATORS = (*REGISTRY, *SINGLE_IMAGE)
 MIX_MODES = ("ratio", "balance")
 PRESETS = ("quick", "paper")
@@ -39,6 +35,41 @@ RULE_OF_THUMB_SPREAD = 0.02  # seed-to-seed standard deviation of a test score w
 
 class SetRefused(ValueError):
     """A synthetic set a study must not use as configured; the message names the set and why."""
+
+
+# --- arm kinds ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ArmKind:
+    """What an arm of one kind trains on. The study asks these properties, never the kind's name; a new
+    kind is one line in ARM_KINDS (and its training set in lab/study/arm.py `training_set`)."""
+    name: str
+    reference: bool = False  # a cheap alternative a generator must beat
+    baseline: bool = False  # the plain real subset: the study's baseline is the first arm of such a kind
+    augmented: bool = False  # real images through the standard augmentation (ArmConfig.augment)
+    fixed_set: bool = False  # trains on a given synthetic set (ArmConfig.synthetic_set)
+    recipe: bool = False  # trains on a generator made inside each seed from its subset (ArmConfig.recipe)
+    synthetic_only: bool = False  # no real images: the synthetic ones alone (tested on real)
+
+    @property
+    def generated(self) -> bool:
+        """Trains on generated images: a fixed set's or a recipe's."""
+        return self.fixed_set or self.recipe
+
+
+ARM_KINDS: dict[str, ArmKind] = {kind.name: kind for kind in (
+    ArmKind("real", reference=True, baseline=True),
+    ArmKind("standard_aug", reference=True, augmented=True),
+    ArmKind("synthetic", fixed_set=True),
+    ArmKind("synthetic_only", fixed_set=True, synthetic_only=True),
+    ArmKind("recipe", recipe=True),
+)}
+
+
+def arm_kind(name: str) -> ArmKind:
+    """The kind of that name; a name this lab does not know (a summary.json written elsewhere) is a kind
+    with no property."""
+    return (ARM_KINDS.get(name) if isinstance(name, str) else None) or ArmKind(str(name))
 
 
 # --- configs ------------------------------------------------------------------------------------
@@ -104,7 +135,7 @@ class RecipeConfig(Config):
 @dataclass(frozen=True)
 class ArmConfig(Config):
     name: str = option(label="Arm name", help="unique within the study; names its runs and its results")
-    kind: str = option("real", label="Kind", choices=ARM_KINDS,
+    kind: str = option("real", label="Kind", choices=tuple(ARM_KINDS),
                        help="real: the real subset only; standard_aug: real with albumentations; recipe: real + "
                             "a generator trained inside each seed on its subset; synthetic: real + a fixed "
                             "synthetic set; synthetic_only: the fixed set alone (tested on real)")
@@ -127,24 +158,30 @@ class ArmConfig(Config):
     augment_strength: float = option(1.0, label="Augmentation strength", min=0, max=1, min_exclusive=True)
     augment_p: float = option(0.5, label="Probability per transform", min=0, max=1)
 
+    @property
+    def kind_of(self) -> ArmKind:
+        """Its kind's properties (`kind` stays the name, as config.json holds it)."""
+        return ARM_KINDS[self.kind]
+
     def validate(self) -> None:
         where = f"ArmConfig '{self.name}'"
+        kind = self.kind_of
         if not self.name.strip():
             raise ConfigError("ArmConfig.name: an arm needs a name")
-        if self.kind in FIXED_SET_KINDS and not self.synthetic_set:
+        if kind.fixed_set and not self.synthetic_set:
             raise ConfigError(f"{where}: a {self.kind} arm needs a synthetic_set")
-        if self.kind not in FIXED_SET_KINDS and self.synthetic_set:
+        if not kind.fixed_set and self.synthetic_set:
             raise ConfigError(f"{where}: a {self.kind} arm takes no synthetic_set (got {self.synthetic_set})")
-        if (self.kind == "recipe") != (self.recipe is not None):
+        if kind.recipe != (self.recipe is not None):
             raise ConfigError(f"{where}: a recipe arm, and only a recipe arm, needs a recipe")
-        if self.allow_leak and self.kind not in FIXED_SET_KINDS:
+        if self.allow_leak and not kind.fixed_set:
             raise ConfigError(f"{where}: allow_leak applies to fixed synthetic sets only")
         unknown = [n for n in self.augment or [] if n not in AUGMENTATIONS]
         if unknown:
             raise ConfigError(f"{where}: unknown augmentation(s) {', '.join(map(repr, unknown))} "
                               f"(known: {', '.join(AUGMENTATIONS)})")
-        if self.kind == "standard_aug" and self.augment == []:
-            raise ConfigError(f"{where}: a standard_aug arm needs at least one augmentation")
+        if kind.augmented and self.augment == []:
+            raise ConfigError(f"{where}: a {self.kind} arm needs at least one augmentation")
         if self.synthetic_set and self.synthetic_set.endswith(".npz"):  # a path: absolute, so it names one file
             object.__setattr__(self, "synthetic_set", str(Path(self.synthetic_set).expanduser().resolve()))
 
@@ -181,8 +218,8 @@ class StudyConfig(Config):
     def baseline(self) -> ArmConfig:
         """The arm every other arm is compared with: the first plain real-only arm, else the first real arm, else
         the first arm."""
-        return next((a for a in self.arms if a.kind == "real" and a.balance == "none"),
-                    next((a for a in self.arms if a.kind == "real"), self.arms[0]))
+        return next((a for a in self.arms if a.kind_of.baseline and a.balance == "none"),
+                    next((a for a in self.arms if a.kind_of.baseline), self.arms[0]))
 
     def recipes(self) -> list[tuple[RecipeConfig, list[ArmConfig]]]:
         """Each distinct recipe with the arms that use it (they share its generator runs)."""
@@ -204,13 +241,13 @@ class ArmRunConfig(Config):
     recipe_set: str | None = None  # recipe arms: the set this seed's generator made (id or path)
 
     def validate(self) -> None:
-        if (self.arm.kind == "recipe") != bool(self.recipe_set):
+        if self.arm.kind_of.recipe != bool(self.recipe_set):
             raise ConfigError("ArmRunConfig.recipe_set: a recipe arm, and only a recipe arm, names its "
                               "generator's set")
 
     @property
     def synthetic_set(self) -> str | None:
-        return self.recipe_set if self.arm.kind == "recipe" else self.arm.synthetic_set
+        return self.recipe_set if self.arm.kind_of.recipe else self.arm.synthetic_set
 
 
 # --- presets ------------------------------------------------------------------------------------

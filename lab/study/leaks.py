@@ -12,7 +12,7 @@ from data.provenance import fingerprints, leak_report
 from data.synthetic import load_set
 from lab.provenance_check import verified_provenance
 from lab.sets import resolve_set
-from lab.study.config import FIXED_SET_KINDS, SetRefused, StudyConfig, set_label
+from lab.study.config import SetRefused, StudyConfig, set_label
 
 
 def same_data(a: DatasetSpec, b: DatasetSpec) -> bool:
@@ -77,7 +77,7 @@ def check_sets(study: StudyConfig, data: Dataset, root: Path | None = None) -> d
     subsets = {seed: fingerprints(data.train.stratified_subset(study.train_fraction, seed).images)
                for seed in study.seeds}
     flags = {}
-    for arm in (a for a in study.arms if a.kind in FIXED_SET_KINDS):
+    for arm in (a for a in study.arms if a.kind_of.fixed_set):
         path, name = resolve_set(arm.synthetic_set, root), f"synthetic set {set_label(arm.synthetic_set)}"
         provenance, trained_on = verified_provenance(path, root)
         if provenance.known and not same_data(provenance.dataset, study.dataset):

@@ -16,7 +16,7 @@ from data.datasets import DatasetSpec, load_dataset
 from data.files import atomic_write_json, read_json
 from lab.engine.children import read_children
 from lab.engine.runs import Run, list_runs
-from lab.study.config import RULE_OF_THUMB_SPREAD, SUMMARY_FILE, SYNTHETIC_KINDS
+from lab.study.config import RULE_OF_THUMB_SPREAD, SUMMARY_FILE, ArmKind, arm_kind
 from lab.study.leaks import same_data
 from metrics.stats import Estimate, PairedComparison
 
@@ -53,8 +53,13 @@ class ArmSummary:
     vs_reference: dict[str, PairedComparison] = field(default_factory=dict)
 
     @property
+    def kind_of(self) -> ArmKind:
+        """Its kind's properties (none for a kind this lab does not know)."""
+        return arm_kind(self.kind)
+
+    @property
     def is_generator_arm(self) -> bool:
-        return self.kind in SYNTHETIC_KINDS
+        return self.kind_of.generated
 
     @property
     def against_reference(self) -> dict[str, PairedComparison]:

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats
 
 from classifier.evaluate import METRIC_LABELS, CLASSIFICATION_METRICS, Trivial
-from lab.study.config import REFERENCE_KINDS, ArmConfig, StudyConfig
+from lab.study.config import ArmConfig, StudyConfig
 from lab.study.summary import ArmSummary, StudySummary
 from metrics.stats import Estimate, PairedComparison, paired_comparison, t_interval
 
@@ -149,7 +149,7 @@ def summarize(study: StudyConfig, results: list[dict], class_names: list[str], t
     metric = study.primary_metric
     arms = [_arm_summary(arm, by_arm[arm.name], study.seeds, flags.get(arm.name, "")) for arm in study.arms]
     base = next(a for a in arms if a.arm == study.baseline.name)
-    references = [a for a in arms if a.kind in REFERENCE_KINDS and a.seeds]
+    references = [a for a in arms if a.kind_of.reference and a.seeds]
     strongest = max(references, key=lambda a: a.metrics[metric].mean, default=base)
     for arm in arms:
         if arm is base:
