@@ -136,6 +136,13 @@ def paired_comparison(treatment, baseline, confidence: float = 0.95) -> PairedCo
     return PairedComparison(delta, p)
 
 
+def spread_of(estimate: Estimate, confidence: float = 0.95) -> float | None:
+    """The standard deviation of the values behind a `t_interval` (None below 2 values)."""
+    if estimate.n < 2 or not np.isfinite(estimate.hi):
+        return None
+    return float((estimate.hi - estimate.mean) * np.sqrt(estimate.n) / stats.t.ppf(0.5 + confidence / 2, estimate.n - 1))
+
+
 def detectable_with(seeds: int, spread: float, power: float = 0.8, confidence: float = 0.95) -> float:
     """The smallest true paired difference that `seeds` seeds detect with probability `power` (two-sided
     paired t-test at 1 − `confidence`), when the differences vary from seed to seed with standard

@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from data.datasets import DatasetSpec
-from lab.engine.runs import list_runs
 from lab.study.config import RULE_OF_THUMB_SPREAD
-from lab.study.leaks import same_data
-from lab.study.summary import StudySummary, read_summary
+from lab.study.summary import StudySummary, finished_studies
 from lab.study.verdicts import metric_name
-from metrics.stats import Estimate, detectable_with, seeds_to_detect
+from metrics.stats import detectable_with, seeds_to_detect, spread_of
 
 DEFAULT_DIFFERENCE = 0.02  # the difference to detect, in the primary metric (a fraction: 2 points)
 MOST_SEEDS = 100  # StudyConfig's limit
@@ -62,31 +59,18 @@ def seed_plan(dataset: DatasetSpec, train_fraction: float, metric: str = "balanc
 
 
 def _paired_spread(dataset: DatasetSpec, train_fraction: float, metric: str, root: Path | None) -> tuple[float, str]:
-    for run in list_runs("study", root=root):  # newest first
-        try:
-            summary = read_summary(run) if run.state == "done" else None
-        except ValueError:
-            continue
-        if summary is None or not same_data(summary.dataset, dataset) or summary.train_fraction != train_fraction:
-            continue
+    for run, summary in finished_studies(dataset, train_fraction, root):
         measured = _spread_of_differences(summary, metric)
         if measured is not None:
             return measured, f"the arms of study {run.id}"
-        baseline = _spread(summary.arm(summary.baseline).metrics.get(metric))
-        if baseline is not None:
-            return math.sqrt(2) * baseline, f"the baseline of study {run.id}, taken twice"
+        baseline = summary.arm(summary.baseline).metrics.get(metric)
+        if baseline is not None and spread_of(baseline) is not None:
+            return math.sqrt(2) * spread_of(baseline), f"the baseline of study {run.id}, taken twice"
     return math.sqrt(2) * RULE_OF_THUMB_SPREAD, "a rule of thumb; no finished study on these data yet"
 
 
 def _spread_of_differences(summary: StudySummary, metric: str) -> float | None:
     """The median, over a study's arms, of the seed-to-seed spread of their paired difference from the baseline."""
     spreads = [s for arm in summary.arms if metric in arm.vs_baseline
-               for s in [_spread(arm.vs_baseline[metric].delta)] if s is not None]
+               for s in [spread_of(arm.vs_baseline[metric].delta)] if s is not None]
     return float(np.median(spreads)) if spreads else None
-
-
-def _spread(estimate: Estimate | None) -> float | None:
-    """The standard deviation behind a t-interval over seeds (None below 2 seeds)."""
-    if estimate is None or estimate.n < 2 or not np.isfinite(estimate.hi):
-        return None
-    return float((estimate.hi - estimate.mean) * math.sqrt(estimate.n) / stats.t.ppf(0.975, estimate.n - 1))

@@ -3,6 +3,7 @@ launch, how precise a number of seeds will be."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from lab.engine.children import read_children
 from lab.engine.runs import Run, list_runs
 from lab.study.config import RULE_OF_THUMB_SPREAD, SUMMARY_FILE, ArmKind, arm_kind
 from lab.study.leaks import same_data
-from metrics.stats import Estimate, PairedComparison
+from metrics.stats import Estimate, PairedComparison, spread_of
 
 
 def _comparison(d: dict) -> PairedComparison:
@@ -176,23 +177,28 @@ class ExpectedInterval:
                 f"{self.source}).")
 
 
+def finished_studies(dataset: DatasetSpec, train_fraction: float, root: Path | None = None
+                     ) -> Iterator[tuple[Run, StudySummary]]:
+    """The finished studies on the same data and training fraction, with their summaries, newest first."""
+    for run in list_runs("study", root=root):
+        try:
+            summary = read_summary(run) if run.state == "done" else None
+        except ValueError:
+            continue
+        if summary is not None and same_data(summary.dataset, dataset) and summary.train_fraction == train_fraction:
+            yield run, summary
+
+
 def expected_interval(seeds: int, dataset: DatasetSpec, train_fraction: float, metric: str = "balanced_accuracy",
                       root: Path | None = None) -> ExpectedInterval:
     """The expected half-width from the baseline's seed-to-seed spread in the newest finished study on the
     same data and fraction, else RULE_OF_THUMB_SPREAD; two arms' differences are taken as independent
     (spread × √2), which a paired design usually beats."""
     spread, source = RULE_OF_THUMB_SPREAD, "a rule of thumb; no finished study on these data yet"
-    for run in list_runs("study", root=root):  # newest first
-        try:
-            summary = read_summary(run) if run.state == "done" else None
-        except ValueError:
-            continue
-        if summary is None or not same_data(summary.dataset, dataset) or summary.train_fraction != train_fraction:
-            continue
+    for run, summary in finished_studies(dataset, train_fraction, root):
         m = summary.arm(summary.baseline).metrics.get(metric)
-        if m is not None and m.n >= 2 and np.isfinite(m.hi):
-            spread = float((m.hi - m.mean) * math.sqrt(m.n) / stats.t.ppf(0.975, m.n - 1))
-            source = f"the baseline of study {run.id}"
+        if m is not None and spread_of(m) is not None:
+            spread, source = spread_of(m), f"the baseline of study {run.id}"
             break
     halfwidth = (stats.t.ppf(0.975, seeds - 1) * math.sqrt(2) * spread / math.sqrt(seeds) if seeds >= 2
                  else float("inf"))
