@@ -21,12 +21,11 @@ from PIL import Image
 from conftest import DATA_DIR
 from data import folder, uploads
 from data.datasets import DatasetSpec
-from data.imageset import ImageSet
 from data.medmnist_source import DatasetError
-from data.synthetic import save_set
 from lab.engine import manage
 from lab.engine.runs import Run, find_run, list_runs
 from lab.sets import list_sets, set_id
+from tests.test_manage import gan_run_with_set
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "ok\u202eexe.gpj\x1b[2J\x07\u2066x\u2069\u200f\u061c\x00end"  # RLO, erase screen, bell, isolates, NUL
@@ -36,14 +35,6 @@ CLEANED = "okexe.gpj[2Jxend"
 def lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lab", *args], cwd=ROOT, env=os.environ.copy(),
                           capture_output=True, text=True, timeout=timeout)
-
-
-def gan_run_with_set(root: Path) -> tuple[Run, Path]:
-    run = Run.create("gan", {"gan": "dcgan", "preset": "quick", "dataset": {"name": "dermamnist"}}, root=root)
-    images = ImageSet(np.zeros((4, 8, 8, 1), np.uint8), np.array([0, 0, 1, 1]), ["a", "b"])
-    path = save_set(images, run.artifacts, "synthetic", generator="dcgan", run_id=run.id)
-    run.write_status("done")
-    return run, path
 
 
 def tree(path: Path) -> dict[str, bytes]:
