@@ -11,6 +11,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from classifier.train import TrainConfig
+from data.datasets import load_dataset
 from lab.engine import jobs
 from lab.engine.children import create_children
 from lab.engine.runs import Run
@@ -159,7 +160,8 @@ def test_a_running_study_shows_each_arms_validation_curve_and_training_loss(runs
                          arms=[ArmConfig("real only"), ArmConfig("real + sampler", balance="sampler")],
                          train=TrainConfig(steps=40, batch_size=16, eval_every=20))
     study = Run.create("study", config.to_dict())
-    children = create_children(study, "study-arm", arm_runs(config))  # marks the study running here
+    subsets = config.subsets(load_dataset(config.dataset).train)
+    children = create_children(study, "study-arm", arm_runs(config, subsets))  # marks the study running here
     for child in children.values():
         run_arm(child)
     assert study.state == "running"

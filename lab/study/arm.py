@@ -14,6 +14,7 @@ from data.datasets import load_dataset
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
 from data.provenance import digest, fingerprints
+from data.subset import take_indices
 from lab.sets import resolve_set
 from lab.study.config import ArmConfig, ArmRunConfig
 from lab.study.leaks import load_synthetic
@@ -80,7 +81,8 @@ def train_arm(config: ArmRunConfig, hooks: Hooks = NO_HOOKS, root: Path | None =
     runs folder a set id is looked up in."""
     arm, seed = config.arm, config.seed
     data = load_dataset(config.dataset)
-    real = data.train.stratified_subset(config.train_fraction, seed)
+    real = take_indices(data.train, config.train_indices) if config.train_indices else \
+        data.train.stratified_subset(config.train_fraction, seed)
     synthetic = load_synthetic(resolve_set(config.synthetic_set, root), real) if config.synthetic_set else None
     train, is_synthetic = training_set(arm, real, synthetic, seed)
     val, test = data.val, data.test
