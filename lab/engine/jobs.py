@@ -27,7 +27,7 @@ from data.paths import runs_dir
 from lab.engine import executors
 from lab.engine.kinds import job_kind
 from lab.engine.runs import (ACTIVE_STATES, HOST, RAY_NODE_VAR, UNREADABLE, Run, Status, list_runs, locate,
-                             process_start_ticks)
+                             process_started)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # lab/engine/ -> the checkout
 
@@ -154,7 +154,7 @@ def start_local_worker(run: Run, threads: int | None = None) -> None:
         return
     # Popen returns once the child has exec'd: its command line names the run, so locate() proves
     # it from now on, and a run that says running without such a process is dead at once.
-    run.write_status("running", pid=proc.pid, pid_start=process_start_ticks(proc.pid), host=HOST, ray_node=None,
+    run.write_status("running", pid=proc.pid, pid_start=process_started(proc.pid), host=HOST, ray_node=None,
                      started=status.get("started") or time.time())
 
 
