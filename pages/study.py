@@ -18,7 +18,8 @@ from lab.study.config import (GENERATORS, MIX_MODES, PRESETS, SUMMARY_FILE, pres
                               set_label, synthetic_arms)
 from lab.study.leaks import check_sets
 from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
-from lab.study.report import arm_table, confusion_figure, curve_figure, metric_bars, recall_delta_figure, yardsticks
+from lab.study.report import (arm_table, bars_figure, confusion_figure, curve_figure, recall_delta_figure,
+                              yardsticks)
 from lab.study.summary import arm_model, expected_interval, read_summary, study_results
 from pages.common import (PROGRESS_COLUMN, current_dataset, current_spec, ensure_app_navigation, estimate_caption,
                           fraction_done, launch, plain, remember, run_status_panel, runs_section, show_grid)
@@ -180,7 +181,7 @@ st.caption(yardsticks(summary))
 for arm in summary.arms:
     st.markdown(f"**{plain(arm.arm)}** — {plain(arm.verdict)}")
 st.dataframe(arm_table(summary), hide_index=True, width="stretch")
-st.plotly_chart(metric_bars(summary), width="stretch")
+show_figure(bars_figure(summary))
 st.markdown("**Per-class recall vs the baseline**")
 show_figure(recall_delta_figure(summary))
 st.markdown("**Confusion matrices** (row-normalised, summed over seeds)")

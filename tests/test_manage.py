@@ -13,10 +13,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from data.imageset import ImageSet
-from data.synthetic import save_set
+from data.synthetic import save_set, set_id
 from lab.engine import manage
 from lab.engine.runs import Run
-from lab.sets import set_id
 
 ROOT = Path(__file__).resolve().parent.parent
 

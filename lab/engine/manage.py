@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 from data.files import atomic_write_json, read_json
 from data.paths import runs_dir
 from data.text import NAME_LIMIT, NOTE_LIMIT, TAG_LIMIT, clean_text
+from data.synthetic import set_id
 from lab.engine.runs import ACTIVE_STATES, Run, list_runs
-from lab.sets import owned_set, set_id
+from lab.sets import owned_set
 
 if TYPE_CHECKING:
     from metrics.stats import Estimate
