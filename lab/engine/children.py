@@ -10,7 +10,8 @@ queues one run per piece of work, then drives them all to the end:
   parent's resume (`jobs.started_by_parent`), so every child runs with the share its plan gave it;
 - one after another (LAB_CHILD_WORKERS=1, CUDA, Ray): a child still queued is claimed under the
   queue's lock and run inside the parent's process (with one slot the parent holds it, and a child
-  left in the queue would wait for ever);
+  left in the queue would wait for ever); under Ray the parent first lets the queue hand queued
+  children to the cluster's free CPUs, each a task of its own, and runs one itself on its own CPU;
 - either way a child that another worker has started is waited for;
 - a failed (or unreadable) child fails the parent at once, and its running siblings are cancelled;
 - a cancelled child is only that child: the parent carries on with the others, then fails with a
@@ -103,6 +104,8 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
                 running = _start_side_by_side(pending, statuses, workers, threads)
                 message = f"{len(running)} side by side: {', '.join(describe(key) for key in running)}"
             else:
+                if executors.executor_name() == "ray":  # free CPUs of the cluster (a node may have joined) take
+                    jobs.schedule(parent.path.parent.parent)  # queued children first; this process runs one
                 key = next((key for key, status in statuses.items()
                             if status["state"] == "queued" and _claim(pending[key])), None)
                 if key is not None:

@@ -86,11 +86,25 @@ def _survey(root: Path) -> tuple[list[Run], list[Run], list[tuple[Run, Status]]]
         if status.get("dead") and run.raw_status()["state"] == "running":
             dead.append((run, status))
         elif status["state"] == "running":
-            running.append(run)
+            if not in_parents_process(run, status):
+                running.append(run)
         elif status["state"] == "queued" and not started_by_parent(run):
             queued.append((_queue_key(status), run))
     queued.sort(key=lambda pair: pair[0])
     return running, [run for _, run in queued], dead
+
+
+def in_parents_process(run: Run, status: Status) -> bool:
+    """True for a child run its parent executes in the parent's own process (lab/engine/children.py): the
+    parent's slot covers it, so it holds none of its own (under Ray: the CPU of the parent's task)."""
+    parent = run.config.get("parent")
+    if not isinstance(parent, str) or status.get("pid") is None:
+        return False
+    try:
+        above = Run(parent).raw_status()
+    except (ValueError, RuntimeError):  # a "parent" that is no path at all
+        return False
+    return all(above.get(key) == status.get(key) for key in ("pid", "pid_start", "host"))
 
 
 def started_by_parent(run: Run) -> bool:
@@ -128,7 +142,7 @@ def _queue_key(status: Status) -> float:
 
 def _start_worker(run: Run) -> None:
     if executors.executor_name() == "ray":
-        return executors.start_on_ray(run)
+        return executors.start_on_ray(run, on_end=schedule)  # the dispatcher starts the next once its task ended
     start_local_worker(run)
 
 
