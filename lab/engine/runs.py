@@ -37,6 +37,8 @@ CANCEL_POLL_S = 1.0  # how often a running job looks for its cancel flag
 ETA_WINDOW = 30  # status writes (at most two a second) over which the ETA measures the pace
 MAX_NESTING = 8  # how many "parent" links `locate` follows up (children of children, never a loop)
 HOST = socket.gethostname()  # this machine, as status.json's "host" names the machine a run executes on
+WARM_SERVER_MODULE = "lab.cli.warm"  # a warm server's `python -m` module: it forks the workers of child runs
+WARM_RUN_FD = 900  # the descriptor a forked worker holds its run directory open on: its proof of identity
 RAY_NODE_VAR = "LAB_RAY_NODE"  # set in a worker's environment by the Ray task that started it: the task's node id
 
 
@@ -164,6 +166,17 @@ def process_start_ticks(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started, in seconds since the epoch, to a clock tick (from /proc/uptime, not the
+    boot time in whole seconds)."""
+    ticks = process_start_ticks(pid)
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return None if ticks is None else time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def process_alive(pid: int | None, start_ticks: int | None = None) -> bool:
     """True if `pid` runs and is not a zombie (and, if given, started at `start_ticks`)."""
     fields = _proc_stat(pid) if pid else None
@@ -171,13 +184,20 @@ def process_alive(pid: int | None, start_ticks: int | None = None) -> bool:
 
 
 def worker_run_dir(pid: int) -> Path | None:
-    """The run directory that process `pid`'s command line `... -m lab worker <run dir>` names, if any."""
+    """The run directory process `pid` is the worker of, if any: the one its command line
+    `... -m lab worker <run dir>` names, or, for a worker forked by a warm server (its command line
+    `... -m lab.cli.warm <kind>`: lab/engine/warm.py), the directory it holds open as WARM_RUN_FD."""
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return None
-    for i in range(len(args) - 3):
-        if args[i:i + 3] == ["-m", "lab", "worker"]:
+    for i in range(len(args) - 1):
+        if args[i:i + 2] == ["-m", WARM_SERVER_MODULE]:
+            try:
+                return Path(os.readlink(f"/proc/{pid}/fd/{WARM_RUN_FD}"))
+            except OSError:  # the server itself, which runs no job
+                return None
+        if args[i:i + 3] == ["-m", "lab", "worker"] and i + 3 < len(args):
             try:  # a relative run directory is relative to the worker's working directory
                 return (Path(f"/proc/{pid}/cwd") / args[i + 3]).resolve()
             except (OSError, RuntimeError, ValueError):
