@@ -12,11 +12,12 @@ from data.augment import AUGMENTATIONS, default_pipeline
 from data.synthetic import load_set
 from gans import SINGLE_IMAGE, TITLES
 from lab.engine.children import read_children
-from lab.engine.runs import ACTIVE_STATES, Run
+from lab.engine.runs import ACTIVE_STATES, Run, list_runs
 from lab.sets import compatible_sets, resolve_set
-from lab.study.config import (GENERATORS, MIX_MODES, PRESETS, SUMMARY_FILE, preset, recipe_arms, reference_arms,
-                              set_label, synthetic_arms)
+from lab.study.config import (GENERATORS, MIX_MODES, PRESETS, SUMMARY_FILE, StudyConfig, preset, recipe_arms,
+                              reference_arms, set_label, synthetic_arms)
 from lab.study.leaks import check_sets
+from lab.study.pilot import PilotConfig, read_pilot
 from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
 from lab.study.report import (arm_table, bars_figure, confusion_figure, curve_figure, recall_delta_figure,
                               yardsticks)
@@ -39,10 +40,13 @@ with st.expander("New study", expanded=True):
                            help="quick: 10% of the data with a budget sized to it (400 steps × 64 on DermaMNIST), "
                                 "minutes on a CPU. paper: all data, 5500 steps.")
     c1, c2, c3, c4 = st.columns(4)
-    fraction = c1.number_input("Real training fraction", 0.01, 1.0, 0.1 if preset_name == "quick" else 1.0, 0.05)
+    applied = st.session_state.get("study_applied_budget")  # a pilot's budget ("Apply this budget", below)
+    fraction = c1.number_input("Real training fraction", 0.01, 1.0, applied["fraction"] if applied else
+                               0.1 if preset_name == "quick" else 1.0, 0.05)
     base = preset(preset_name, dataset=spec, train_fraction=float(fraction))
     n_seeds = int(c2.number_input("Seeds", 1, 30, key=remember("study_seeds", len(base.seeds))))
-    steps = c3.number_input("Optimizer steps per arm", 10, 100_000, base.train.steps, 50)
+    steps = c3.number_input("Optimizer steps per arm", 10, 100_000,
+                            applied["steps"] if applied else base.train.steps, 50)
     batch = c4.number_input("Batch size", 1, 512, base.train.batch_size, 8)
     st.caption(expected_interval(n_seeds, spec, float(fraction), base.primary_metric).text)
     detect = st.number_input("Difference to detect (points)", 0.5, 50.0, 100 * DEFAULT_DIFFERENCE, 0.5,
@@ -180,6 +184,26 @@ st.subheader("Results on the real test split")
 st.caption(yardsticks(summary))
 for arm in summary.arms:
     st.markdown(f"**{plain(arm.arm)}** — {plain(arm.verdict)}")
+if summary.cannot_judge:  # a learning-curve pilot of the baseline names the budget at which it could judge
+    with st.container(border=True):
+        st.markdown("**Cannot judge at this budget.** A pilot trains the baseline alone at larger step budgets "
+                    "and training fractions, cheapest first, until it clears the trivial classifier on the "
+                    "validation split.")
+        pilots = [r for r in list_runs("study-pilot") if r.config.get("study_run") == str(run.path)]
+        if not pilots or pilots[0].state in ("failed", "cancelled"):
+            if st.button("Run a learning-curve pilot"):
+                launch("study-pilot", PilotConfig(study=StudyConfig.from_dict(run.settings), study_run=str(run.path),
+                                                  seeds=min(2, len(run.settings["seeds"]))).to_dict(),
+                       name="pilot", remembered="study_pilot_run")
+        if pilots:
+            pilot_status = pilots[0].status()
+            found = read_pilot(pilots[0].artifacts) if pilot_status["state"] == "done" else None
+            st.caption(plain(found.text) if found else f"Pilot {pilots[0].id}: {pilot_status['state']} "
+                       f"{plain((pilot_status.get('progress') or {}).get('message', ''))}")
+            if found and found.budget and st.button("Apply this budget", type="primary"):
+                st.session_state["study_applied_budget"] = {"steps": found.budget.steps,
+                                                            "fraction": max(0.01, found.budget.fraction)}
+                st.rerun()
 st.dataframe(arm_table(summary), hide_index=True, width="stretch")
 show_figure(bars_figure(summary))
 st.markdown("**Per-class recall vs the baseline**")

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from data.imageset import ImageSet
 from data.synthetic import save_set, set_id

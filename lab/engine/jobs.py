@@ -150,25 +150,37 @@ def start_local_worker(run: Run, threads: int | None = None) -> None:
     """Start a worker process on this machine for a queued run (the caller holds the queue's lock).
     `threads`: the worker's share of the cores (its torch and OpenMP threads); None: all of them."""
     run.write_status(executor="local")
-    ray_task = (RAY_NODE_VAR, executors.TASK_PID_VAR)  # set when this process is itself a worker under Ray
-    env = {key: value for key, value in os.environ.items() if key not in ray_task}
-    env.update(LAB_RUNS_DIR=str(run.path.parent.parent), PYTHONUNBUFFERED="1")
-    if threads is not None:  # read by torch and OpenMP as they load, before any job code runs
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(run.log_path, "a") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lab", "worker", str(run.path)],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT, env=worker_env(run.path.parent.parent, threads), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
     # Reap the child when it exits so a long-lived parent (the app) collects no zombies.
     threading.Thread(target=proc.wait, daemon=True).start()
-    status = run.raw_status()
-    if status["state"] != "queued":  # the worker already reported (it can be that fast)
-        return
     # Popen returns once the child has exec'd: its command line names the run, so locate() proves
     # it from now on, and a run that says running without such a process is dead at once.
-    run.write_status("running", pid=proc.pid, pid_start=process_started(proc.pid), host=HOST, ray_node=None,
+    mark_started(run, proc.pid)
+
+
+def worker_env(root: Path, threads: int | None = None) -> dict[str, str]:
+    """The environment of a local worker for the runs folder `root`: this process's, without a Ray task's
+    variables, with `threads` (its share of the cores) for torch and OpenMP, read as they load."""
+    ray_task = (RAY_NODE_VAR, executors.TASK_PID_VAR)  # set when this process is itself a worker under Ray
+    env = {key: value for key, value in os.environ.items() if key not in ray_task}
+    env.update(LAB_RUNS_DIR=str(root), PYTHONUNBUFFERED="1")
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def mark_started(run: Run, pid: int) -> None:
+    """Record a queued run's new worker process `pid` (one that locate() proves already) as running it,
+    unless the worker reported first (it can be that fast)."""
+    status = run.raw_status()
+    if status["state"] != "queued":
+        return
+    run.write_status("running", pid=pid, pid_start=process_started(pid), host=HOST, ray_node=None,
                      started=status.get("started") or time.time())
 
 

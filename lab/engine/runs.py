@@ -39,6 +39,8 @@ CANCEL_POLL_S = 1.0  # how often a running job looks for its cancel flag
 ETA_WINDOW = 30  # status writes (at most two a second) over which the ETA measures the pace
 MAX_NESTING = 8  # how many "parent" links `locate` follows up (children of children, never a loop)
 HOST = socket.gethostname()  # this machine, as status.json's "host" names the machine a run executes on
+WARM_SERVER_MODULE = "lab.cli.warm"  # a warm server's `python -m` module: it forks the workers of child runs
+WARM_RUN_FD = 900  # the descriptor a forked worker holds its run directory open on: its proof of identity
 RAY_NODE_VAR = "LAB_RAY_NODE"  # set in a worker's environment by the Ray task that started it: the task's node id
 
 
@@ -159,6 +161,14 @@ def process_started(pid: int) -> int | None:
         return None
 
 
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started, in seconds since the epoch (to a clock tick)."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, ValueError):
+        return None
+
+
 def process_alive(pid: int | None, started_at: int | None = None) -> bool:
     """True if `pid` runs and is not a zombie (and, if given, started at `started_at`)."""
     if not pid:
@@ -172,12 +182,19 @@ def process_alive(pid: int | None, started_at: int | None = None) -> bool:
 
 
 def worker_run_dir(pid: int) -> Path | None:
-    """The run directory that process `pid`'s command line `... -m lab worker <run dir>` names, if any."""
+    """The run directory process `pid` is the worker of, if any: the one its command line
+    `... -m lab worker <run dir>` names, or, for a worker forked by a warm server (its command line
+    `... -m lab.cli.warm <kind>`: lab/engine/warm.py), the directory it holds open as WARM_RUN_FD."""
     try:
         process = psutil.Process(pid)
         args = process.cmdline()
-        for i in range(len(args) - 3):
-            if args[i:i + 3] == ["-m", "lab", "worker"]:
+        for i in range(len(args) - 1):
+            if args[i:i + 2] == ["-m", WARM_SERVER_MODULE]:
+                try:  # psutil lists open files, not open directories: the descriptor's link names it
+                    return Path(os.readlink(f"/proc/{pid}/fd/{WARM_RUN_FD}"))
+                except OSError:  # the server itself, which runs no job
+                    return None
+            if args[i:i + 3] == ["-m", "lab", "worker"] and i + 3 < len(args):
                 # a relative run directory is relative to the worker's working directory
                 return (Path(process.cwd()) / args[i + 3]).resolve()
     except (psutil.Error, OSError, RuntimeError, ValueError):

@@ -25,7 +25,7 @@ from pathlib import Path
 from data.hooks import Interrupted
 from lab.engine import jobs
 from lab.engine.executors import TASK_PID_VAR, task_gone_error
-from lab.engine.runs import ACTIVE_STATES, Run, this_process
+from lab.engine.runs import ACTIVE_STATES, Run, process_start_time, this_process
 
 TASK_POLL_S = 1.0  # how often a worker under Ray checks that its task's process is still there
 RESERVE_FILE = ".space_reserve"  # held in the run directory while the job runs, deleted when it ends
@@ -49,7 +49,10 @@ def main(run_dir: str) -> int:
     code = 0
     try:
         hold_space(run)
-        run.write_status("running", **this_process())
+        # A worker no local executor started (a Ray task's) records its start itself: its process's, so a run's
+        # seconds count its start-up wherever it ran.
+        started = run.raw_status().get("started") or process_start_time(os.getpid()) or time.time()
+        run.write_status("running", **this_process(), started=started)
         say(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} starts {run.kind} job {run.id}")
         jobs.job_kind(run.kind).run(run)
         end(run, "done")
