@@ -3,6 +3,7 @@
 Navigation over the page scripts, and a sidebar panel with the jobs that are running or queued.
 """
 import streamlit as st
+import torch
 
 from data.paths import runs_dir
 from lab.engine import jobs
@@ -10,6 +11,10 @@ from lab.engine.executors import executor_summary
 from lab.engine.manage import label
 from pages.common import POLL_S, current_spec, fraction_done, plain, status_text
 
+# One torch thread per script run: the server runs every session's script at once, and what a page computes
+# itself is small (longer work runs as a job). Two threads made the step view's small GAN step 10-20x slower
+# on a busy 2-core machine (bench/step_view.py, README).
+torch.set_num_threads(1)
 st.set_page_config(page_title="GAN Augmentation Lab", page_icon=":material/science:", layout="wide")
 
 PAGES = {
