@@ -40,9 +40,12 @@ PAGES = {
 
 
 def queue_order(run) -> tuple[int, int]:
-    """Running jobs first, then the queued ones in the order they will start."""
+    """Running jobs first, then the queued ones in the order they will start, then those waiting for another
+    run to finish (jobs.submit(after=...))."""
     place = jobs.queue_position(run)
-    return (0, 0) if place is None else (1, place.position)
+    if place is not None:
+        return (1, place.position)
+    return (0, 0) if run.state == "running" else (2, 0)
 
 
 def job_panel(active: bool) -> None:

@@ -136,7 +136,7 @@ def demo_status(root: Path | None = None) -> list[PageReadiness] | None:
     dcgan = "a DCGAN quick on DermaMNIST 28 px"
     return [readiness("single_image", "Single image", demo.gpnn, left, scans),
             readiness("samples", "Samples", [demo.gan], left, f"{dcgan}: its images per class"),
-            readiness("quiz", "Real or synthetic?", [demo.gan], left, f"a quiz from {dcgan}'s set"),
+            readiness("quiz", "Real or synthetic?", [demo.gan], left, "the DCGAN's images among real ones"),
             readiness("quality", "Quality", [demo.score], left, "the scores of the DCGAN's set"),
             PageReadiness("gan_steps", "GAN step by step", "ready", "needs no run: its small GAN trains as you press")]
 
