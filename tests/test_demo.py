@@ -82,7 +82,9 @@ def tiny_plan() -> DemoPlan:
     return DemoPlan([gpnn], gan, score)
 
 
-def test_each_page_of_a_demo_is_ready_once_its_runs_are_done_and_the_score_waited_for_the_dcgan(runs_root):
+def test_each_page_of_a_demo_is_ready_once_its_runs_are_done_and_the_score_waited_for_the_dcgan(runs_root,
+                                                                                                  monkeypatch):
+    monkeypatch.setenv("LAB_MAX_JOBS", "3")  # slots for all three: only the dependency holds the score back
     demo = prepare_demo(runs_root, plan=tiny_plan())
     for run in demo.runs:
         assert jobs.wait(run, timeout=300) == "done", (run, run.status(), run.log_path.read_text()[-2000:])
