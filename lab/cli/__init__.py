@@ -30,6 +30,7 @@ FAMILY_COMMANDS = {  # command: (the module that defines it, its line in `python
     "gpnn": ("lab.cli.singan", "GPNN variations (no training, seconds) of one image, or per class of k seed images"),
     "score": ("lab.cli.score", "score synthetic sets (set ids, npz paths or run ids) against the real training split"),
     "study": ("lab.cli.study", "run an augmentation study (reference arms vs generator arms, several seeds)"),
+    "demo": ("lab.cli.demo", "queue a demo for a class (GPNN of the OCT scans, a DCGAN quick, its score), once"),
     "cluster": ("lab.cli.cluster", "the executor (LAB_EXECUTOR), the Ray cluster's nodes and resources, "
                                    "and the lab's jobs on it"),
 }

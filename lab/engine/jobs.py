@@ -36,16 +36,19 @@ def max_concurrent() -> int:
     return executors.slots()
 
 
-def submit(kind: str, config: dict, name: str = "", root: Path | None = None, start: bool = True) -> Run:
+def submit(kind: str, config: dict, name: str = "", root: Path | None = None, start: bool = True,
+           after: list[Run] = ()) -> Run:
     """Queue a run of `kind` with `config`, its settings (without "kind").
 
     The kind's config is built from them first, so an unknown kind (KeyError) or a bad setting
-    (ConfigError, naming it) is refused before anything is written.
+    (ConfigError, naming it) is refused before anything is written. `after`: runs it needs the results
+    of (a score of a GAN's set): it starts once they are all done, and ends failed, naming the run, when
+    one of them ends otherwise (resume that run, then this one).
     """
     job_kind(kind).config.from_dict(config)
     if start:
         max_concurrent()  # a bad LAB_MAX_JOBS (ValueError naming it) is refused before anything is written
-    run = Run.create(kind, config, root=root, name=name)
+    run = Run.create(kind, config, root=root, name=name, after=after)
     if start:
         schedule(root)
     return run
@@ -68,30 +71,49 @@ def schedule(root: Path | None = None) -> list[Run]:
 
 def _start_queued(root: Path) -> list[Run]:
     """`schedule`, with the queue's lock held."""
-    running, queued, dead = _survey(root)
-    for run, status in dead:  # record what the liveness check found
-        run.write_status("failed", dead=True, error=status["error"], finished=time.time())
+    running, queued, ended = _survey(root)
+    for run, fields in ended:  # record what the liveness check and the runs waited for say
+        run.write_status("failed", finished=time.time(), **fields)
     starting = queued[: max(0, max_concurrent() - len(running))]
     for run in starting:
         _start_worker(run)
     return starting
 
 
-def _survey(root: Path) -> tuple[list[Run], list[Run], list[tuple[Run, Status]]]:
-    """The runs holding a slot, the queued runs in the order they will start, and the runs whose
-    status.json still says running though their process is gone. Unreadable runs are in none."""
-    running, queued, dead = [], [], []
+def _survey(root: Path) -> tuple[list[Run], list[Run], list[tuple[Run, dict]]]:
+    """The runs holding a slot, the queued runs in the order they will start (not those still waiting for
+    a run: `unfinished_prerequisite`), and the runs that have failed without saying so, with the status
+    fields that say it: those whose status.json still says running though their process is gone, and
+    queued ones that wait for a run that has ended without finishing. Unreadable runs are in none."""
+    running, queued, ended = [], [], []
     for run in list_runs(root=root):
         status = run.status()
         if status.get("dead") and run.raw_status()["state"] == "running":
-            dead.append((run, status))
+            ended.append((run, {"dead": True, "error": status["error"]}))
         elif status["state"] == "running":
             if not in_parents_process(run, status):
                 running.append(run)
         elif status["state"] == "queued" and not started_by_parent(run):
-            queued.append((_queue_key(status), run))
+            waits_for = unfinished_prerequisite(status)
+            if waits_for is None:
+                queued.append((_queue_key(status), run))
+            elif waits_for[1] not in ACTIVE_STATES:
+                before, state = waits_for
+                ended.append((run, {"error": f"{before.kind} run {before.id}, which it waits for, is {state}: "
+                                             f"resume that run, then this one"}))
     queued.sort(key=lambda pair: pair[0])
-    return running, [run for _, run in queued], dead
+    return running, [run for _, run in queued], ended
+
+
+def unfinished_prerequisite(status: Status) -> tuple[Run, str] | None:
+    """The first run that a queued run waits for (`submit(after=...)`) and that is not done, with its state;
+    None when it waits for none. A run folder that is gone reads as unreadable."""
+    for path in status.get("after") or []:
+        before = Run(path)
+        state = before.state
+        if state != "done":
+            return before, state
+    return None
 
 
 def in_parents_process(run: Run, status: Status) -> bool:
@@ -305,6 +327,10 @@ def state_note(run: Run, status: Status | None = None) -> str:
     waiting = waiting_for_parent(run) if status["state"] == "queued" else ""
     if waiting:
         return waiting
+    waits_for = unfinished_prerequisite(status) if status["state"] == "queued" else None
+    if waits_for is not None:
+        return f"waits for {waits_for[0].kind} {waits_for[0].id} to finish (it is {waits_for[1]})"
+
     place = queue_position(run) if status["state"] == "queued" else None
     if place is None:
         return ""

@@ -72,6 +72,7 @@ class Status(TypedDict, total=False):
     error: str
     dead: bool  # it was running and its process is gone, so it failed
     side_by_side: int  # how many of its child runs it runs at once in workers it starts (lab/engine/children.py)
+    after: list  # the run folders it waits for: the queue starts it once every one of them is done (jobs.submit)
     elsewhere: str  # never written: `Run.status` gives the host of a run running on another machine
 
 
@@ -96,6 +97,8 @@ FIELD_CHECKS = {  # status field: (test, what it must be)
     **{name: (lambda value: isinstance(value, str), "text") for name in ("error", "host", "ray_node", "executor")},
     "dead": (lambda value: isinstance(value, bool), "true or false"),
     "side_by_side": (lambda value: _is_int(value, 1), "a whole number >= 1"),
+    "after": (lambda value: isinstance(value, list) and all(isinstance(path, str) for path in value),
+              "a list of run folders"),
 }
 
 
@@ -307,7 +310,9 @@ class Run:
 
     # --- creation -------------------------------------------------------------------------
     @classmethod
-    def create(cls, kind: str, config: dict, root: Path | None = None, name: str = "") -> "Run":
+    def create(cls, kind: str, config: dict, root: Path | None = None, name: str = "",
+               after: list["Run"] = ()) -> "Run":
+        """A queued run; `after`: the runs it waits for (the queue starts it once they are all done)."""
         root = Path(root or runs_dir())
         stamp = time.strftime("%Y%m%d-%H%M%S")
         suffix = f"-{slug(name)}" if name else ""
@@ -315,7 +320,8 @@ class Run:
         for sub in ("checkpoints", "samples", "artifacts"):
             (path / sub).mkdir(parents=True, exist_ok=True)
         run = cls(path)
-        run.write_status("queued", created=time.time())  # first: a run is listed once its config.json exists
+        # first: a run is listed, so the queue may start it, once its config.json exists
+        run.write_status("queued", created=time.time(), **({"after": [str(r.path) for r in after]} if after else {}))
         atomic_write_json(path / "config.json", {**config, "kind": kind})
         return run
 
