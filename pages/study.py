@@ -23,7 +23,8 @@ from lab.study.report import (arm_table, bars_figure, confusion_figure, curve_fi
                               yardsticks)
 from lab.study.summary import arm_model, expected_interval, read_summary, study_results
 from pages.common import (PROGRESS_COLUMN, current_dataset, current_spec, ensure_app_navigation, estimate_caption,
-                          fraction_done, launch, plain, remember, run_status_panel, runs_section, show_grid)
+                          dataset_of, download, fraction_done, launch, plain, remember, run_status, runs_section,
+                          show_grid)
 
 ensure_app_navigation()
 st.title("Augmentation study")
@@ -124,7 +125,7 @@ with st.expander("New study", expanded=True):
 
 
 def progress_view(run: Run) -> None:
-    state = run_status_panel(run, key="study").get("state")
+    state = run_status(run).get("state")
     children = read_children(run)
     if children:
         rows = []
@@ -219,7 +220,7 @@ for col, name, mime in ((d1, "report.html", "text/html"), (d2, "report.csv", "te
                         (d3, "summary.json", "application/json")):
     path = run.artifacts / name
     if path.exists():
-        col.download_button(f"Download {name}", path.read_bytes(), file_name=f"{run.id}-{name}", mime=mime)
+        download(f"Download {name}", path.read_bytes(), f"{run.id}-{name}", mime, container=col)
 
 st.subheader("Grad-CAM")
 children = {k: c for k, c in read_children(run).items() if (c.artifacts / "best.pt").exists()}
@@ -229,7 +230,7 @@ if children:
     sources = ["real test images"] + [a.synthetic_set for a in summary.arms if a.synthetic_set]
     source = g2.selectbox("Images", list(dict.fromkeys(sources)))
     label = g3.selectbox("Class", range(len(summary.class_names)), format_func=lambda k: summary.class_names[k])
-    images = data.test if source == "real test images" else load_set(resolve_set(source))
+    images = dataset_of(run.config["dataset"]).test if source == "real test images" else load_set(resolve_set(source))
     pool = images.of_class(label)
     if len(pool):
         picked = pool.images[np.random.default_rng(0).permutation(len(pool))[:8]]

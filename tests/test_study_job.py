@@ -170,6 +170,21 @@ def test_study_page_shows_verdicts_charts_downloads_and_gradcam(study, monkeypat
         "a set of unknown provenance is flagged before launch"
 
 
+def test_a_study_shows_its_own_data_in_a_tab_on_another_dataset(study, monkeypatch):
+    """A new tab starts on DermaMNIST (RGB); the study ran on PneumoniaMNIST (grayscale): Grad-CAM of its
+    models takes the study's test images."""
+    from streamlit.testing.v1 import AppTest
+
+    run, _ = study
+    monkeypatch.setenv("LAB_RUNS_DIR", str(run.path.parent.parent))
+    at = AppTest.from_file(str(PAGE), default_timeout=180)
+    at.session_state["study_run"] = run.id
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["dataset_spec"].name == "dermamnist"
+    assert len(at.image) >= 2  # the study's test images and their Grad-CAM overlays
+
+
 def test_cli_resolves_a_preset_with_reference_and_synthetic_arms(tmp_path, capsys, derma):
     from lab.cli import main
 
