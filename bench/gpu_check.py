@@ -113,6 +113,16 @@ def quality(synthetic: np.ndarray, real: np.ndarray) -> dict:
                                      for key in found["cpu"][1]}}
 
 
+def pairing(synthetic, real) -> dict:
+    from metrics.pairing import nearest_neighbours
+
+    found = {device: timed(lambda: nearest_neighbours(synthetic, real, device=device)) for device in DEVICES}
+    cpu, cuda = found["cpu"][1], found["cuda"][1]
+    return {"cpu_seconds": found["cpu"][0], "cuda_seconds": found["cuda"][0],
+            "same_nearest_share": float((cpu.any_index == cuda.any_index).mean()),
+            "distance_max_abs_diff": float(np.abs(cpu.any_distance - cuda.any_distance).max())}
+
+
 def main() -> int:
     if not torch.cuda.is_available():
         print(json.dumps({"cuda": False, "reason": "no CUDA device was found"}))
@@ -125,6 +135,7 @@ def main() -> int:
     for name, check in (("gan", lambda: gan(images)), ("singan", lambda: singan(data.train.images[0])),
                         ("gpnn", lambda: gpnn(data.train.images[0])), ("classifier", lambda: classifier(data)),
                         ("inception", lambda: inception(data.test.images[:64])),
+                        ("pairing", lambda: pairing(data.test, data.train)),
                         ("quality", lambda: quality(data.test.images[:200], data.test.images[200:400]))):
         figures[name] = check()
         print(name, figures[name], flush=True)

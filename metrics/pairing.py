@@ -42,27 +42,31 @@ def flatten(images: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def nearest_neighbours(query: ImageSet, reference: ImageSet, chunk: int = 1024) -> Neighbours:
-    """Nearest reference image of each query image, overall and within the query's class."""
+def nearest_neighbours(query: ImageSet, reference: ImageSet, chunk: int = 1024,
+                       device: str | torch.device = "cpu") -> Neighbours:
+    """Nearest reference image of each query image, overall and within the query's class; the distances are
+    computed on `device` (a GPU's matrix product for large sets)."""
     check_compatible(query, reference)
-    ref = flatten(reference.images)
+    ref = flatten(reference.images).to(device)
     ref_sq = ref.pow(2).sum(1)
-    ref_labels = torch.from_numpy(reference.labels)
+    ref_labels = torch.from_numpy(reference.labels).to(device)
     dim = ref.shape[1]
     n = len(query)
     out = {k: np.empty(n, dtype=np.float64) for k in ("any_d", "same_d")}
     any_index, same_index = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     for start in range(0, n, chunk):
-        q = flatten(query.images[start:start + chunk])
+        q = flatten(query.images[start:start + chunk]).to(device)
         d2 = (q.pow(2).sum(1, keepdim=True) - 2 * q @ ref.T + ref_sq).clamp_(min=0)
         d, i = d2.min(1)
-        any_index[start:start + len(q)], out["any_d"][start:start + len(q)] = i.numpy(), d.double().numpy()
-        labels = torch.from_numpy(query.labels[start:start + chunk])
+        any_index[start:start + len(q)] = i.cpu().numpy()
+        out["any_d"][start:start + len(q)] = d.double().cpu().numpy()
+        labels = torch.from_numpy(query.labels[start:start + chunk]).to(device)
         d2.masked_fill_(labels[:, None] != ref_labels[None, :], float("inf"))
         d, i = d2.min(1)
         missing = torch.isinf(d)
         i[missing] = -1
-        same_index[start:start + len(q)], out["same_d"][start:start + len(q)] = i.numpy(), d.double().numpy()
+        same_index[start:start + len(q)] = i.cpu().numpy()
+        out["same_d"][start:start + len(q)] = d.double().cpu().numpy()
     return Neighbours(any_index, np.sqrt(out["any_d"] / dim), same_index, np.sqrt(out["same_d"] / dim))
 
 

@@ -157,6 +157,8 @@ def test_a_cancelled_ray_child_and_a_study_resumed_on_the_local_executor_finish_
     assert (child.checkpoints / "last.pt").exists()
     jobs.cancel(study)
     assert jobs.wait(study, timeout=120) in ("cancelled", "failed"), study.log_path.read_text()
+    # The dispatcher starts queued runs once a task has ended: let it finish that before the lab moves off Ray.
+    wait_until(lambda: ray.get(executors.dispatcher().idle.remote()), lambda: "the dispatcher stayed busy", timeout=60)
 
     on_local_executor(monkeypatch)  # launched on Ray, resumed on this machine
     jobs.resume(study, root=on_ray)

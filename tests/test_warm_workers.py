@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 import pytest
 
+from data.datasets import load_dataset
 from data.files import read_json
 from lab.engine import children, jobs, warm
 from lab.engine.runs import Run, locate, process_alive
@@ -107,7 +108,8 @@ def test_a_forked_arm_computes_exactly_what_a_cold_worker_does(runs_root, monkey
     for warm_workers in ("0", "1"):
         side_by_side(monkeypatch, warm_workers)
         parent = Run.create("count", {"steps": 1})
-        kids = children.create_children(parent, "study-arm", arm_runs(study))
+        subsets = study.subsets(load_dataset(study.dataset).train)
+        kids = children.create_children(parent, "study-arm", arm_runs(study, subsets))
         children.run_children(parent, kids, steps_each=6)
         numbers[warm_workers] = arm_numbers(kids)
         assert {kid.raw_status()["executor"] for kid in kids.values()} == {"local"}

@@ -418,6 +418,7 @@ class Dispatcher:
 
     def __init__(self):
         self.tasks = {}
+        self.ending: list[threading.Thread] = []  # each waits for a task's end, then runs its on_end
 
     def start(self, run_dir: str, env: dict, resources: dict, on_end: Callable[[Path], object] | None = None) -> None:
         import ray
@@ -425,7 +426,14 @@ class Dispatcher:
         task = ray.remote(max_retries=0)(run_worker)
         self.tasks[run_dir] = task.options(runtime_env=_runtime_env(), **resources).remote(run_dir, env)
         if on_end is not None:
-            threading.Thread(target=_after, args=(self.tasks[run_dir], env, on_end), daemon=True).start()
+            thread = threading.Thread(target=_after, args=(self.tasks[run_dir], env, on_end), daemon=True)
+            thread.start()
+            self.ending = [t for t in self.ending if t.is_alive()] + [thread]
+
+    def idle(self) -> bool:
+        """True when no task is in flight and every ended task's on_end has run (nothing here will start a run)."""
+        self.ending = [t for t in self.ending if t.is_alive()]
+        return not self.in_flight() and not self.ending
 
     def cancel(self, run_dir: str) -> bool:
         import ray

@@ -165,11 +165,13 @@ def process_started(pid: int) -> int | None:
 
 
 def process_start_time(pid: int) -> float | None:
-    """When process `pid` started, in seconds since the epoch (to a clock tick)."""
+    """When process `pid` started, in seconds since the epoch, to a clock tick. psutil's create_time counts from
+    the boot time in whole seconds (up to a second off): the time since boot here is exact instead."""
     try:
-        return psutil.Process(pid).create_time()
+        since_boot = psutil.Process(pid).create_time() - psutil.boot_time()
     except (psutil.Error, ValueError):
         return None
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME) + since_boot
 
 
 def process_alive(pid: int | None, started_at: int | None = None) -> bool:
