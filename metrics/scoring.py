@@ -152,6 +152,12 @@ def build_reference(dataset: Dataset, config: ScoreConfig, encoder: Encoder | No
 SET_IMAGE_S = 0.01
 INCEPTION_IMAGE_S = 0.3
 REFERENCE_S = 1.0  # the real reference without Inception: nearest distances, encoder features
+ENCODER_STAGE = "lab encoder"  # the stages of score_sets, each a part of one progress bar
+REFERENCE_STAGE = "real reference"
+
+
+def set_stage(index: int, path: str | Path, count: int) -> str:
+    return f"set {index + 1}/{count} {Path(path).name}"
 
 
 def expected_costs(dataset: Dataset, config: ScoreConfig) -> dict[str, float]:
@@ -168,14 +174,6 @@ def expected_costs(dataset: Dataset, config: ScoreConfig) -> dict[str, float]:
         costs[set_stage(i, path, len(config.sets))] = size * SET_IMAGE_S + \
             (min(size, config.inception_synthetic_images) * inception_s if inception_on else 0.0)
     return costs
-
-
-ENCODER_STAGE = "lab encoder"
-REFERENCE_STAGE = "real reference"
-
-
-def set_stage(index: int, path: str | Path, count: int) -> str:
-    return f"set {index + 1}/{count} {Path(path).name}"
 
 
 def inception_images(dataset: Dataset, config: ScoreConfig, set_sizes: list[int]) -> int:

@@ -153,16 +153,17 @@ def test_the_busy_model_shares_the_cores_among_everything_that_wants_one():
     assert slowdown(Busy(0, 1.0, 2), threads=1) == 1.0  # a one-thread child beside one other: a core each
     assert slowdown(Busy(0, 3.0, 4), threads=1) == 1.0 and slowdown(Busy(0, 4.0, 4), threads=1) == pytest.approx(1.25)
     # a finished run that held its 2 threads at a mean load of 6 ran beside 4 cores' worth of others
-    assert ran_alone_factor({"load_mean": 6.0, "threads": 2}) == pytest.approx(slowdown(Busy(0, 4.0, eta.machine_cores()),
-                                                                                        2))
+    others = Busy(0, 4.0, eta.machine_cores())
+    assert ran_alone_factor({"load_mean": 6.0, "threads": 2}) == pytest.approx(slowdown(others, 2))
     assert ran_alone_factor({}) == 1.0  # a run of a lab that did not record its load
 
 
 def test_a_busy_estimate_names_the_other_jobs_and_the_load_and_gives_the_time_alone(runs_root):
     busy = estimate("gan", tiny_gan(steps=1000), Busy(3, 6.0, 2))
     assert busy.expected_seconds == pytest.approx(4 * busy.seconds)
-    assert busy.text == (f"expected about {duration(4 * busy.seconds)} with 3 other jobs running (load 6.0 on 2 cores); "
-                         f"{duration(busy.seconds)} alone, a rough guess: no past dcgan quick run like it here yet")
+    assert busy.text == (f"expected about {duration(4 * busy.seconds)} with 3 other jobs running (load 6.0 on 2 "
+                         f"cores); {duration(busy.seconds)} alone, a rough guess: no past dcgan quick run like it here "
+                         f"yet")
     assert "1 other job running (load 2.0 on 2 cores)" in estimate("gan", tiny_gan(), Busy(1, 2.0, 2)).text
     idle = estimate("gan", tiny_gan(steps=1000), Busy(0, 0.2, 2))  # slowed by 1.1: called idle, one figure
     assert idle.text.startswith(f"expected about {duration(idle.seconds)}, a rough guess")

@@ -4,12 +4,12 @@ same numbers, and never by a job on other real images."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from classifier.prescreen import CAS_BUDGET, Prescreen, expected_costs, prescreen_sets, real_cache_path
 from data.datasets import Dataset
 from lab.engine import jobs
 from lab.engine.runs import Run
+from metrics.encoder import EncoderConfig, cache_path, fingerprint, train_encoder
 from metrics.scores import Scores
 from tests.test_metrics_job import TINY_ENCODER, make_sets
 
@@ -69,3 +69,15 @@ def test_the_real_only_classifier_is_cached_per_exact_real_images_never_across_s
     assert expected_costs(subset, [], budget)["pre-screen 1/1 real only"] == 0
     assert expected_costs(other, [], budget)["pre-screen 1/1 real only"] > 0
     assert prescreen_sets(subset, [], budget).cached == ["real-only classifier"]
+
+
+def test_a_damaged_encoder_in_the_cache_is_trained_again_and_replaced_with_a_log_line(runs_root, pneumonia, capsys):
+    train = pneumonia.train.take(np.arange(0, 4000, 10))
+    config = EncoderConfig(**TINY_ENCODER)
+    path = cache_path(train.source, fingerprint(train, config))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    trained = train_encoder(train, pneumonia.val, config)
+    assert not trained.cached and f"cache: {path} cannot be used" in capsys.readouterr().err
+    again = train_encoder(train, pneumonia.val, config)
+    assert again.cached and again.info == trained.info
