@@ -67,6 +67,8 @@ def one_bar(hooks: Hooks, costs: dict[str, float]) -> Hooks:
     share by its expected cost (seconds; 0 for work found in a cache). A stage not in `costs` takes no
     room; progress reported outside any stage keeps the bar where it is and shows its message. The bar
     never goes back, so a stage restarted within itself only holds it still."""
+    if not any(costs.values()):  # nothing expected to cost anything: the stages share the bar equally
+        costs = dict.fromkeys(costs, 1.0)
     whole = sum(costs.values()) or 1.0
     starts, at = {}, 0.0
     for name, cost in costs.items():
