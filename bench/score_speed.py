@@ -16,6 +16,16 @@ since other processes on the machine slow everything alike.
 Last line: one JSON object with `seconds` (without Inception), `inception_seconds` (with it, the
 real reference cached), `inception_reference_seconds` (computing that reference once) and
 `naive_seconds_projected`.
+
+`--jobs` measures whole score jobs instead (`lab.kinds.score.run`, in this process, in a fresh runs
+folder and cache): two in a row on the same data, each scoring one set of `--n` synthetic images with
+the pre-screen on. The first computes everything that depends on the real data alone (the lab encoder,
+Inception's real reference, the real-only pre-screen classifier), the plain reference; the second finds
+what the dataset's cache holds. The JSON line gives both times, what the second took from the cache,
+and whether its numbers equal the first's. Runs of other versions of the lab can be compared with it.
+
+    LAB_DATA_DIR=../shared/datasets .venv/bin/python bench/score_speed.py --jobs [--dataset pneumoniamnist]
+        [--n 400] [--inception-real 200] [--inception-synthetic 200] [--encoder-steps 400] [--prescreen-steps 200]
 """
 from __future__ import annotations
 
@@ -76,14 +86,63 @@ def timed(function, *args):
     return result, time.perf_counter() - started
 
 
+def score_jobs(args) -> None:
+    """Two score jobs in a row on the same data (see the module docstring)."""
+    import tempfile
+
+    from data.synthetic import save_set
+    from lab.engine.runs import Run
+    from lab.kinds.score import run as score_job
+
+    root = Path(tempfile.mkdtemp(prefix="score-jobs-"))
+    os.environ.update(LAB_RUNS_DIR=str(root / "runs"), LAB_CACHE_DIR=str(root / "runs" / "cache"))
+    spec = DatasetSpec(name=args.dataset, size=28)
+    dataset = load_dataset(spec)
+    holder = Run.create("gan", {}, name="bench")
+    holder.write_status("done")
+    path = save_set(synthetic_like(dataset, args.n), holder.artifacts, "noisy", generator="bench",
+                    dataset=spec.to_dict())
+    config = {"sets": [str(path)], "inception_real_images": args.inception_real,
+              "inception_synthetic_images": args.inception_synthetic, "prescreen": True,
+              "prescreen_steps": args.prescreen_steps, "encoder": {"min_steps": args.encoder_steps}}
+    timings, results = [], []
+    load_before = os.getloadavg()[0]
+    for _ in range(2):
+        run = Run.create("score", config)
+        _, seconds = timed(score_job, run)
+        scores = json.loads((run.artifacts / "scores.json").read_text())
+        prescreen = json.loads((run.artifacts / "prescreen.json").read_text())
+        timings.append(seconds)
+        results.append((scores, prescreen))
+        cached = scores.get("cached", []) + prescreen.get("cached", [])
+        print(f"score job {len(timings)}: {seconds:.1f}s; from the cache: {', '.join(cached) or 'nothing'}")
+    (first, first_pre), (second, second_pre) = results
+    same = [{**s, "seconds": None} for s in first["sets"]] == [{**s, "seconds": None} for s in second["sets"]] \
+        and first_pre["real"]["scores"] == second_pre["real"]["scores"]
+    print(json.dumps({"dataset": args.dataset, "n_synthetic": args.n, "first_job_seconds": round(timings[0], 1),
+                      "second_job_seconds": round(timings[1], 1), "speedup": round(timings[0] / timings[1], 2),
+                      "second_job_cached": second.get("cached", []) + second_pre.get("cached", []),
+                      "same_numbers": same, "encoder_min_steps": args.encoder_steps,
+                      "prescreen_steps": args.prescreen_steps, "inception_real_images": args.inception_real,
+                      "inception_synthetic_images": args.inception_synthetic, "threads": torch.get_num_threads(),
+                      "load_average_before": round(load_before, 1),
+                      "load_average_after": round(os.getloadavg()[0], 1)}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", action="store_true", help="two whole score jobs in a row on the same data")
+    parser.add_argument("--dataset", default="pneumoniamnist", help="--jobs: the MedMNIST flag, at 28 px")
+    parser.add_argument("--encoder-steps", type=int, default=400, help="--jobs: the encoder's minimum steps")
+    parser.add_argument("--prescreen-steps", type=int, default=200, help="--jobs: each pre-screen classifier's steps")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--naive", type=int, default=20, help="images in the naive-loop subset")
     parser.add_argument("--inception-real", type=int, default=ScoreConfig().inception_real_images)
     parser.add_argument("--inception-synthetic", type=int, default=ScoreConfig().inception_synthetic_images)
     args = parser.parse_args()
     os.environ.setdefault("LAB_DATA_DIR", str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"))
+    if args.jobs:
+        return score_jobs(args)
 
     dataset = load_dataset(DatasetSpec(name="dermamnist", size=28))
     synthetic = synthetic_like(dataset, args.n)

@@ -7,11 +7,20 @@ trained on the real training split and the trivial classifier that always predic
 (`Trivial`). `prescreen_sets` does that for several sets as one job with one progress bar, keeping each
 finished classifier's result in the hooks' checkpoint folder so that a resumed job skips it. A
 `Prescreen` is what a score job writes to `artifacts/prescreen.json`.
+
+The real-only classifier depends on the real data alone, so its result is cached on disk
+(`cache_dir()/prescreen/`) under a digest of everything it depends on: the exact training, validation
+and test images and labels (so a subset of the data never reuses the whole split's classifier, nor the
+other way round), the budget, the seed, the device and the threads (float sums differ with them). Every
+later pre-screen on the same data takes it from there; a cached file that cannot be read is measured
+again and replaced, with a line in the log.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -21,9 +30,10 @@ from classifier.evaluate import METRIC_LABELS, CLASSIFICATION_METRICS, Trivial, 
 from classifier.train import TrainConfig, train_classifier
 from data.datasets import Dataset, DatasetSpec
 from data.device import resolve_device
-from data.files import atomic_write_json
-from data.hooks import NO_HOOKS, Hooks
+from data.files import atomic_write_json, slug
+from data.hooks import NO_HOOKS, Hooks, one_bar
 from data.imageset import ImageSet
+from data.paths import cache_dir
 from data.synthetic import incompatibility, load_set, read_meta, set_id
 
 REAL_ONLY = "real only"
@@ -31,6 +41,9 @@ CAS_BUDGET = TrainConfig(steps=200, batch_size=64, eval_every=50)
 # Up to this image size (px) a pre-screen classifier trains in minutes on a 2-core CPU, so the page and
 # the CLI pre-screen by default; larger images cost about (size / 28)² times as much.
 CHEAP_PRESCREEN_SIZE = 32
+# One EfficientNet-b0 step of 64 images at 28 px on a 2-core CPU, evaluations included (as lab.engine.eta)
+STEP_S = 0.28
+CACHE_RECIPE = "real-only pre-screen v1"  # in every cache key: a changed recipe never reuses an old result
 
 
 def classification_accuracy_score(synthetic: ImageSet, data: Dataset, train: TrainConfig = CAS_BUDGET,
@@ -87,6 +100,7 @@ class Prescreen:
     trivial: Trivial  # always predicting the training split's majority class
     real: CasScores  # the same classifier trained on the real training split
     sets: list[CasScores]
+    cached: list[str] = field(default_factory=list)  # ["real-only classifier"] when its result came from the cache
 
     def of(self, key: str) -> CasScores | None:
         """The pre-screen of the set with id `key`; None when it was not in this job."""
@@ -104,13 +118,14 @@ class Prescreen:
 
     def to_dict(self) -> dict:
         return {"train": self.train.to_dict(), "test_images": self.test_images, "trivial": self.trivial.to_dict(),
-                "real": self.real.to_dict(), "sets": [s.to_dict() for s in self.sets]}
+                "real": self.real.to_dict(), "sets": [s.to_dict() for s in self.sets], "cached": list(self.cached)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Prescreen":
         trivial = Trivial(str(d["trivial"]["majority_class"]), _every_metric(d["trivial"]["scores"]))
         return cls(TrainConfig.from_dict(d["train"]), int(d["test_images"]), trivial,
-                   CasScores.from_dict(d["real"]), [CasScores.from_dict(s) for s in d["sets"]])
+                   CasScores.from_dict(d["real"]), [CasScores.from_dict(s) for s in d["sets"]],
+                   [str(part) for part in d.get("cached", [])])
 
     def save(self, path: Path) -> Path:
         return atomic_write_json(path, self.to_dict())
@@ -142,24 +157,73 @@ def prescreen_budget(steps: int | None = None) -> TrainConfig:
 
 def prescreen_sets(dataset: Dataset, sets: list[str], budget: TrainConfig = CAS_BUDGET,
                    hooks: Hooks = NO_HOOKS) -> Prescreen:
-    """Train one classifier on the real training split, then one on each set saved at the paths `sets`, all
-    at `budget`, and score each on the real test split. A set that does not fit the dataset gets a
-    message instead of scores. Progress runs over all the classifiers' steps together; with
+    """Train one classifier on the real training split (or take its result from the cache), then one on
+    each set saved at the paths `sets`, all at `budget`, and score each on the real test split. A set that
+    does not fit the dataset gets a message instead of scores. Each classifier is a part of one progress
+    bar (`hooks.part`; by `expected_costs` unless the caller made one bar of a larger job); with
     `hooks.checkpoints`, each finished classifier's result is kept there (`prescreen_<i>.json`) and an
     unfinished one resumes from its own folder."""
     sources = [None, *sets]  # None: the real training split
-    hooks.event(type="stage", stage="prescreen")
-    results = []
+    if hooks.stage is None:
+        hooks = one_bar(hooks, expected_costs(dataset, sets, budget))
+    results, cached = [], []
     for i, path in enumerate(sources):
-        label = f"pre-screen {i + 1}/{len(sources)} {REAL_ONLY if path is None else Path(path).name}"
-        measure = partial(real_cas, dataset, budget) if path is None else partial(set_cas, path, dataset, budget)
-        result = _kept(_one_of(hooks, i, len(sources), label), i, measure)
+        part = hooks.part(stage_name(i, path, len(sources)))
+        part.progress(0, 1, "starting", force=True)
+        if path is None:
+            result, from_cache = cached_real_cas(dataset, budget, lambda: _kept(part, i, partial(real_cas, dataset,
+                                                                                                   budget)))
+            cached += ["real-only classifier"] * from_cache
+        else:
+            result = _kept(part, i, partial(set_cas, path, dataset, budget))
+        part.progress(1, 1, "cached" if path is None and cached else "done", force=True)
         results.append(result)
         hooks.event(type="prescreen", index=i, name=result.name, message=result.message, **result.scores)
-    hooks.progress(len(sources), len(sources), f"pre-screened {len(sets)} set(s)", force=True)
+    hooks.progress(1, 1, f"pre-screened {len(sets)} set(s)", force=True)
     return Prescreen(budget, len(dataset.test),
                      Trivial.of(dataset.train.labels, dataset.test.labels, dataset.class_names),
-                     results[0], results[1:])
+                     results[0], results[1:], cached)
+
+
+def stage_name(index: int, path: str | None, count: int) -> str:
+    return f"pre-screen {index + 1}/{count} {REAL_ONLY if path is None else Path(path).name}"
+
+
+def expected_costs(dataset: Dataset, sets: list[str], budget: TrainConfig = CAS_BUDGET) -> dict[str, float]:
+    """About how long each classifier of `prescreen_sets` takes on a 2-core CPU (seconds, by stage name, in
+    order); the real-only one costs nothing when its result is in the cache."""
+    one = budget.steps * STEP_S * budget.batch_size / 64 * (dataset.train.size / 28) ** 2
+    sources = [None, *sets]
+    return {stage_name(i, path, len(sources)): 0.0 if path is None and real_cache_path(dataset, budget).exists()
+            else one for i, path in enumerate(sources)}
+
+
+def real_cache_path(dataset: Dataset, budget: TrainConfig, seed: int = 0) -> Path:
+    """Where the real-only classifier's result on exactly `dataset`'s images at `budget` is cached."""
+    import torch  # loaded by the classifier anyway; its thread count is part of the key
+
+    digest = hashlib.sha1(json.dumps([CACHE_RECIPE, budget.to_dict(), seed, resolve_device(budget.device).type,
+                                      torch.get_num_threads(), dataset.class_names]).encode())
+    for split in (dataset.train, dataset.val, dataset.test):
+        digest.update(str(split.images.shape).encode())
+        digest.update(split.images.tobytes())
+        digest.update(split.labels.astype("int64").tobytes())
+    return cache_dir() / "prescreen" / f"{slug(dataset.spec.label)}-{digest.hexdigest()[:20]}.json"
+
+
+def cached_real_cas(dataset: Dataset, budget: TrainConfig, measure) -> tuple[CasScores, bool]:
+    """(the real-only classifier's result, whether it came from the cache): from the cache when it holds a
+    readable one, else `measure()`, then kept there."""
+    path = real_cache_path(dataset, budget)
+    if path.exists():
+        try:
+            return CasScores.load(path), True
+        except ValueError as e:
+            print(f"cache: {e}; measuring the real-only classifier again", file=sys.stderr, flush=True)
+    result = measure()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, result.to_dict())
+    return result, False
 
 
 def real_cas(dataset: Dataset, budget: TrainConfig, hooks: Hooks = NO_HOOKS) -> CasScores:
@@ -196,14 +260,6 @@ def class_mismatch(names: list[str], expected: list[str]) -> str:
     if all(n == str(k) or (k < len(expected) and n == expected[k]) for k, n in enumerate(names)):
         return ""
     return f"its classes ({', '.join(names)}) are not the dataset's ({', '.join(expected)})"
-
-
-def _one_of(hooks: Hooks, index: int, count: int, label: str) -> Hooks:
-    """`hooks` for the index-th of `count` classifiers: its steps fill that share of one bar over all."""
-    def progress(done: int, total: int, message: str = "", **metrics) -> None:
-        hooks.progress(index * total + done, count * total, f"{label}: {message}", **metrics)
-
-    return replace(hooks, progress=progress)
 
 
 def _kept(hooks: Hooks, index: int, measure) -> CasScores:

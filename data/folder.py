@@ -324,7 +324,7 @@ def load(spec: DatasetSpec) -> tuple[dict[str, ImageSet], list[str]]:
     splits = {}
     for s in SPLITS:
         idx = np.flatnonzero(split == s)
-        splits[s] = ImageSet(images[idx], labels[idx], class_names, s, source=f"folder:{Path(spec.path).name}",
+        splits[s] = ImageSet(images[idx], labels[idx], class_names, s, source=f"folder:{spec.name}",
                              names=[names[i] for i in idx])
     return splits, [f"skipped {line}" for line in skipped] + report
 

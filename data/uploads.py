@@ -3,9 +3,12 @@
 A dataset zip (`<class>/<image>`, optionally under `<split>/`) is extracted safely
 (`data.zipsafe.extract_zip`) once, into a folder of the import cache named by the zip's content
 digest, so the same upload is never extracted twice; the members the zip check skipped are kept
-beside it (`skipped_members`), because the extracted folder no longer holds them. The cache is
-bounded: past `MAX_UPLOAD_CACHE_BYTES`, the extractions used least recently (extracted or uploaded
-again) are removed first.
+beside it (`skipped_members`), because the extracted folder no longer holds them, with the name the
+dataset goes by (`dataset_name`: the zip's one top folder, else the zip's file name; never the digest)
+and the images' own side when they all share one square size (`image_side`: the working size it
+imports at by default, so a 28 px set is not upscaled). The cache is bounded: past
+`MAX_UPLOAD_CACHE_BYTES`, the extractions used least recently (extracted or uploaded again) are
+removed first.
 
 A synthetic set arrives as an npz (no pickles) or an image-folder zip whose class folders are
 matched to the dataset's class names (by name, by the folder names the lab's own image-folder
@@ -46,11 +49,13 @@ def uploads_dir() -> Path:
 
 
 MAX_UPLOAD_CACHE_BYTES = 8 * 1024**3  # four of the largest zips the extractor takes
+MIN_SIDE, MAX_SIDE = 8, 512  # the working sizes a DatasetSpec takes
 STALE_STAGING_SECONDS = 3600  # a staging folder this old belongs to an extraction that was killed, whatever its pid
 
 
-def extract_dataset_zip(data: bytes, cache_limit: int = MAX_UPLOAD_CACHE_BYTES) -> Path:
-    """Extract an uploaded dataset zip (its bytes) unless it was already; returns the folder.
+def extract_dataset_zip(data: bytes, filename: str = "", cache_limit: int = MAX_UPLOAD_CACHE_BYTES) -> Path:
+    """Extract an uploaded dataset zip (its bytes; `filename`: what the zip was called) unless it was
+    already; returns the folder.
 
     Raises DatasetError (naming the offending member) for a zip that cannot be used; nothing of
     it is kept then. Two sessions extracting the same zip at once each work in a folder of their
@@ -67,8 +72,10 @@ def extract_dataset_zip(data: bytes, cache_limit: int = MAX_UPLOAD_CACHE_BYTES) 
     staging = temporary_name(target)
     try:
         report = extract_zip(data, staging)
-        size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
-        atomic_write_json(_skipped_path(target), {"skipped": report.skipped, "bytes": size})
+        files = [p for p in staging.rglob("*") if p.is_file()]
+        atomic_write_json(_skipped_path(target), {"skipped": report.skipped,
+                                                  "bytes": sum(p.stat().st_size for p in files),
+                                                  "name": _name_of(staging, filename), "side": _common_side(files)})
         try:
             os.replace(staging, target)
         except OSError:  # fine when another session's extraction of the same zip got there first
@@ -113,10 +120,55 @@ def _modified(path: Path) -> float:
 
 def skipped_members(folder: str | Path) -> list[str]:
     """The zip members ("name: reason") left out when `folder` was extracted; [] for any other folder."""
+    return _extraction_meta(folder).get("skipped", [])
+
+
+def dataset_name(folder: str | Path) -> str:
+    """The name an extracted dataset zip goes by: its one top folder, else the zip's file name (as the
+    first upload of that content called it); the folder's own name for any other folder."""
+    name = _extraction_meta(folder).get("name")
+    return name if isinstance(name, str) and name else Path(folder).name
+
+
+def image_side(folder: str | Path) -> int | None:
+    """The side of an extracted dataset zip's images when every one is square of that same side, within the
+    sizes a dataset may have; None when they differ, for any other folder, or when it is not known."""
+    side = _extraction_meta(folder).get("side")
+    return side if type(side) is int and MIN_SIDE <= side <= MAX_SIDE else None
+
+
+def _extraction_meta(folder: str | Path) -> dict:
+    """What was recorded beside an extracted dataset zip; {} for any other folder or an unreadable record."""
     folder = Path(folder)
-    if folder.parent != uploads_dir():
-        return []
-    return read_json(_skipped_path(folder), default={}).get("skipped", [])
+    meta = read_json(_skipped_path(folder), default={}) if folder.parent == uploads_dir() else {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _name_of(extracted: Path, filename: str) -> str:
+    """The zip's one top folder (besides hidden and system entries, which the extraction skipped), else the
+    zip's file name without .zip, else "upload"."""
+    top = [p for p in extracted.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    if len(top) == 1 and top[0].is_dir():
+        return clean_text(top[0].name, NAME_LIMIT)
+    return clean_text(Path(filename).name.removesuffix(".zip").removesuffix(".ZIP"), NAME_LIMIT) or "upload"
+
+
+def _common_side(files: list[Path]) -> int | None:
+    """The side every image file shares when all are square and of one size (read from their headers);
+    None otherwise, or when one cannot be read (the import names it then)."""
+    sizes = set()
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                sizes.add(image.size)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return None
+        if len(sizes) > 1:
+            return None
+    if not sizes:
+        return None
+    width, height = sizes.pop()
+    return width if width == height else None
 
 
 def _skipped_path(folder: Path) -> Path:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -299,6 +300,7 @@ def generate(image: torch.Tensor, n: int, settings: GpnnSettings | None = None, 
 
     for level, size in enumerate(sizes):
         hooks.stop_if_asked()
+        level_started = time.perf_counter()
         values = patches(sources[level], p)[0]
         grid = (size[0] - p + 1, size[1] - p + 1)
         sharp_index = PatchIndex(values, settings)
@@ -311,7 +313,8 @@ def generate(image: torch.Tensor, n: int, settings: GpnnSettings | None = None, 
             best = match(index, patches(x, p), grid, stride)
             x = fold(values[best], size, p)
             index = sharp_index
-        hooks.progress(level + 1, len(sizes), f"level {level + 1}/{len(sizes)}: {size[0]}×{size[1]}")
+        hooks.progress(level + 1, len(sizes), f"level {level + 1}/{len(sizes)}: {size[0]}×{size[1]}",
+                       level_seconds=round(time.perf_counter() - level_started, 3), level_side=max(size))
     return (x * 2 - 1).clamp(-1, 1)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import sys
 import time
 import warnings
 import zipfile
@@ -155,6 +156,7 @@ class InceptionSet:
     features: np.ndarray
     mu: np.ndarray
     sigma: np.ndarray
+    cached: bool = False  # read from reference_set's cache rather than computed now
 
     @classmethod
     def of_features(cls, features: np.ndarray) -> "InceptionSet":
@@ -197,6 +199,7 @@ def reference_set(real: ImageSet, spec: DatasetSpec | None = None, cache: bool =
         cached = _load_reference(path, len(real))
         if cached is not None:
             return cached
+        print(f"cache: {path} is unreadable or not this protocol's; computing it again", file=sys.stderr, flush=True)
     started = time.perf_counter()
     result = inception_set(real.images, batch, device, hooks)
     if cache:  # the network emits float32: storing the features in float32 loses nothing
@@ -227,7 +230,7 @@ def _load_reference(path: Path, n: int) -> InceptionSet | None:
         with np.load(path, allow_pickle=False) as f:
             if str(f["protocol"]) != PROTOCOL or f["features"].shape != (n, FEATURE_DIM):
                 return None
-            return InceptionSet(f["features"].astype(np.float64), f["mu"], f["sigma"])
+            return InceptionSet(f["features"].astype(np.float64), f["mu"], f["sigma"], cached=True)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
 

@@ -247,6 +247,9 @@ class Scores:
     encoder: EncoderSummary | None  # None without distribution metrics
     metrics: dict[str, MetricInfo]
     sets: list[SetScores]
+    # the work that depends on the real data alone and was taken from its dataset's cache, not done by
+    # this job: "lab encoder", "Inception real reference"
+    cached: list[str] = field(default_factory=list)
 
     @property
     def encoder_name(self) -> str | None:
@@ -261,7 +264,7 @@ class Scores:
                 "inception": None if self.inception is None else asdict(self.inception),
                 "encoder": None if self.encoder is None else asdict(self.encoder),
                 "metrics": {key: asdict(m) for key, m in self.metrics.items()},
-                "sets": [s.to_dict() for s in self.sets]}
+                "sets": [s.to_dict() for s in self.sets], "cached": list(self.cached)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Scores":
@@ -272,7 +275,7 @@ class Scores:
                    InceptionSummary.from_dict(d["inception"]) if d["inception"] else None,
                    EncoderSummary.from_dict(d["encoder"]) if d["encoder"] else None,
                    {key: MetricInfo(**m) for key, m in d["metrics"].items()},
-                   [SetScores.from_dict(s) for s in d["sets"]])
+                   [SetScores.from_dict(s) for s in d["sets"]], [str(part) for part in d.get("cached", [])])
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_json(path, self.to_dict())

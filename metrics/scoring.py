@@ -30,12 +30,14 @@ from data.config import MAX_SEED, MAX_STEPS, Config, ConfigError, option
 from data.datasets import Dataset, DatasetSpec
 from data.device import resolve_device
 from data.grid import make_grid
-from data.hooks import NO_HOOKS, Hooks
+from data.hooks import NO_HOOKS, Hooks, one_bar
 from data.imageset import ImageSet
 from data.synthetic import load_set, read_meta
 from metrics.distribution import distribution_scores, feature_statistics
 from metrics.encoder import Encoder, EncoderConfig, train_encoder
-from metrics.inception import FEATURE_SPACE, PREPROCESSING, inception_features, reference_path, reference_set
+from metrics.encoder import expected_seconds as expected_encoder_seconds
+from metrics.inception import (FEATURE_SPACE, PREPROCESSING, inception_features, reference_path, reference_set,
+                               seconds_per_image)
 from metrics.memorization import memorization
 from metrics.pairing import STRATEGIES, Neighbours, nearest_neighbours, nearest_pairing, random_pairing
 from metrics.quality import METRICS, applicability, score_pairs
@@ -103,6 +105,7 @@ class RealFeatures:
     labels: np.ndarray
     features: np.ndarray
     statistics: tuple[np.ndarray, np.ndarray]
+    cached: bool = False  # read from the disk cache of its dataset rather than computed by this job
 
 
 @dataclass
@@ -140,8 +143,37 @@ def build_reference(dataset: Dataset, config: ScoreConfig, encoder: Encoder | No
     if config.distribution and config.inception:
         sample = sample_of(dataset.train, config.inception_real_images, config.seed)
         real = reference_set(sample, dataset.spec, hooks=hooks)
-        reference.inception_real = RealFeatures(sample.labels, real.features, (real.mu, real.sigma))
+        reference.inception_real = RealFeatures(sample.labels, real.features, (real.mu, real.sigma), real.cached)
     return reference
+
+
+# Rules of thumb for a 2-core CPU, seconds: what one synthetic image costs to pair and measure with the
+# piqa metrics, and an Inception image before this machine has measured its own pace (metrics.inception)
+SET_IMAGE_S = 0.01
+INCEPTION_IMAGE_S = 0.3
+REFERENCE_S = 1.0  # the real reference without Inception: nearest distances, encoder features
+ENCODER_STAGE = "lab encoder"  # the stages of score_sets, each a part of one progress bar
+REFERENCE_STAGE = "real reference"
+
+
+def set_stage(index: int, path: str | Path, count: int) -> str:
+    return f"set {index + 1}/{count} {Path(path).name}"
+
+
+def expected_costs(dataset: Dataset, config: ScoreConfig) -> dict[str, float]:
+    """About how long each stage of `score_sets` takes (seconds, by stage name, in order): what the
+    disk caches of the dataset already hold costs nothing. `one_bar` sizes each stage's share by them."""
+    counts = [read_meta(path).get("count") for path in config.sets]  # a sidecar is a guide here, never trusted
+    set_sizes = [count if isinstance(count, int) and count > 0 else 0 for count in counts]
+    inception_s = seconds_per_image() or INCEPTION_IMAGE_S
+    costs = {ENCODER_STAGE: expected_encoder_seconds(dataset.train, config.encoder) if config.distribution else 0.0}
+    real = inception_images(dataset, config, [])
+    costs[REFERENCE_STAGE] = REFERENCE_S + real * inception_s
+    inception_on = config.distribution and config.inception
+    for i, (path, size) in enumerate(zip(config.sets, set_sizes)):
+        costs[set_stage(i, path, len(config.sets))] = size * SET_IMAGE_S + \
+            (min(size, config.inception_synthetic_images) * inception_s if inception_on else 0.0)
+    return costs
 
 
 def inception_images(dataset: Dataset, config: ScoreConfig, set_sizes: list[int]) -> int:
@@ -246,48 +278,53 @@ def check_sets(paths: list[str] | list[Path], dataset: Dataset) -> None:
 def score_sets(dataset: Dataset, config: ScoreConfig, hooks: Hooks = NO_HOOKS) -> Scores:
     """Score every set of `config.sets` against `dataset`'s training split.
 
-    In stages, each reporting its own progress through `hooks`: the encoder is trained (or loaded
-    from its cache), the reference built (Inception's real statistics computed, or loaded from
-    their cache), then the sets are scored in turn. Each finished set is kept in
-    `hooks.checkpoints` as `set_<i>.json`, so a resumed job skips it. A stop request is honoured
-    within a stage and after each set (a finished set is kept): `Interrupted` is raised.
+    In stages, each a part of one progress bar (`hooks.part`; this function makes `one_bar` of them
+    by their `expected_costs` unless its caller did, for a job of more stages): the encoder is trained
+    (or loaded from its cache), the reference built (Inception's real statistics computed, or loaded
+    from their cache), then the sets are scored in turn. What came from a cache is listed in the
+    result's `cached`. Each finished set is kept in `hooks.checkpoints` as `set_<i>.json`, so a resumed
+    job skips it. A stop request is honoured within a stage and after each set (a finished set is
+    kept): `Interrupted` is raised.
     """
     if not config.sets:
         raise ValueError("scoring needs at least one synthetic set")
     check_sets(config.sets, dataset)
+    if hooks.stage is None:
+        hooks = one_bar(hooks, expected_costs(dataset, config))
     encoder = None
     if config.distribution:
-        hooks.event(type="stage", stage="encoder")
-        encoder = train_encoder(dataset.train, dataset.val, config.encoder, hooks=hooks)
-    hooks.event(type="stage", stage="reference")
-    hooks.progress(0, 1, "real reference: nearest distances, features", force=True)
-    reference = build_reference(dataset, config, encoder, staged(hooks, "real reference"))
-    hooks.event(type="stage", stage="sets")
+        part = hooks.part(ENCODER_STAGE)
+        part.progress(0, 1, "loading or training", force=True)
+        encoder = train_encoder(dataset.train, dataset.val, config.encoder, hooks=part)
+        part.progress(1, 1, "cached" if encoder.cached else "trained", force=True)
+    part = hooks.part(REFERENCE_STAGE)
+    part.progress(0, 1, "nearest distances, features", force=True)
+    reference = build_reference(dataset, config, encoder, part)
+    part.progress(1, 1, "ready", force=True)
     results = []
     for i, path in enumerate(config.sets):
+        part = hooks.part(set_stage(i, path, len(config.sets)))
         checkpoint = hooks.checkpoints / f"set_{i}.json" if hooks.checkpoints is not None else None
         if checkpoint is not None and checkpoint.exists():
             results.append(SetScores.load(checkpoint))
+            part.progress(1, 1, "scored before this job was resumed", force=True)
             continue
-        label = f"set {i + 1}/{len(config.sets)} {Path(path).name}"
-        hooks.progress(i, len(config.sets), f"scoring {label}", force=True)
-        result = score_saved_set(path, reference, config, staged(hooks, label))
+        part.progress(0, 1, "scoring", force=True)
+        result = score_saved_set(path, reference, config, part)
         if checkpoint is not None:
             result.save(checkpoint)
         results.append(result)
+        part.progress(1, 1, "scored", force=True)
         hooks.event(type="set", index=i, name=result.name, seconds=result.seconds)
         hooks.stop_if_asked()
-    hooks.progress(len(config.sets), len(config.sets), f"scored {len(results)} set(s)", force=True)
+    hooks.progress(1, 1, f"scored {len(results)} set(s)", force=True)
+    cached = [name for name, taken in (("lab encoder", encoder is not None and encoder.cached),
+                                       ("Inception real reference", reference.inception_real is not None
+                                        and reference.inception_real.cached)) if taken]
+    for name in cached:
+        hooks.event(type="cached", part=name)
     return Scores(dataset.spec.to_dict(), config.to_dict(), time.time(), inception_summary(reference, config),
-                  encoder_summary(encoder), {key: MetricInfo.of(m) for key, m in METRICS.items()}, results)
-
-
-def staged(hooks: Hooks, stage: str) -> Hooks:
-    """`hooks` whose progress messages start with the stage's name."""
-    def progress(done: int, total: int, message: str = "", **metrics) -> None:
-        hooks.progress(done, total, f"{stage}: {message}", **metrics)
-
-    return replace(hooks, progress=progress)
+                  encoder_summary(encoder), {key: MetricInfo.of(m) for key, m in METRICS.items()}, results, cached)
 
 
 def inception_summary(reference: Reference, config: ScoreConfig) -> InceptionSummary | None:

@@ -43,10 +43,13 @@ def choose_medmnist() -> None:
         st.rerun()
 
 
-def folder_options(key: str) -> dict:
-    """The working size and channels a folder is imported with, as DatasetSpec fields."""
+def folder_options(key: str, own_side: int | None = None) -> dict:
+    """The working size and channels a folder is imported with, as DatasetSpec fields; the images' own side,
+    when they share one, is the size offered first (no upscaling)."""
     c1, c2 = st.columns(2)
-    size = c1.selectbox("Working size (px)", FOLDER_SIZES, index=2, key=f"{key}_size")
+    sizes = sorted({*FOLDER_SIZES, own_side}) if own_side else FOLDER_SIZES
+    size = c1.selectbox("Working size (px)", sizes, index=sizes.index(own_side) if own_side else 2,
+                        key=f"{key}_size")
     channels = c2.radio("Channels", list(CHANNELS), format_func=CHANNELS.get, horizontal=True, key=f"{key}_ch")
     return {"size": size, "channels": channels}
 
@@ -90,15 +93,14 @@ def choose_zip() -> None:
     upload = st.file_uploader("Zip of <class>/ folders of images", type=["zip"], key="zip_upload")
     if upload is None:
         return
-    options = folder_options(key="zip")
-    if not st.button("Use this zip"):
-        return
     try:
-        extracted = uploads.extract_dataset_zip(upload.getvalue())
+        extracted = uploads.extract_dataset_zip(upload.getvalue(), upload.name)  # once per content: cached
     except DatasetError as e:
         st.error(plain(e))
         return
-    use_folder(DatasetSpec(source="folder", name=upload.name.removesuffix(".zip"), path=str(extracted), **options))
+    options = folder_options(key="zip", own_side=uploads.image_side(extracted))
+    if st.button("Use this zip"):
+        use_folder(DatasetSpec(source="folder", name=uploads.dataset_name(extracted), path=str(extracted), **options))
 
 
 def import_progress() -> None:
@@ -118,7 +120,7 @@ def import_progress() -> None:
         elif state != status["state"]:
             st.rerun()  # the whole page: the buttons below fit the new state
 
-    st.markdown(f"**Importing** {plain(run.config['dataset']['path'])}")
+    st.markdown(f"**Importing** {plain(run.config['dataset']['name'])} ({plain(run.config['dataset']['path'])})")
     panel()
     run_actions(run, status, key="import")
 

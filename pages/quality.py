@@ -123,6 +123,8 @@ if scores.encoder is not None and scores.encoder.withheld:
     st.warning(f"Lab encoder {plain(scores.encoder.name)}: {scores.encoder.withheld}.")
 elif scores.encoder is not None:
     st.caption(f"Lab encoder: **{plain(scores.encoder.name)}**, {scores.encoder.accuracy_text}.")
+if scores.cached:
+    st.caption(f"Cached for these real images, from an earlier score job: {', '.join(scores.cached)}.")
 
 
 def interval(e: Estimate) -> str:
@@ -189,6 +191,8 @@ if prescreen_file.exists():
                    f"{prescreen.train.batch_size} images, selected on the real validation split, scored on the "
                    f"{prescreen.test_images} real test images.")
         st.dataframe(pd.DataFrame(prescreen.table_rows()), hide_index=True, width="stretch")
+        if prescreen.cached:
+            st.caption(f"Cached for these real images, from an earlier score job: {', '.join(prescreen.cached)}.")
         measured = [s for s in [*prescreen.sets, prescreen.real] if s.scores]
         figure = go.Figure(go.Bar(x=[s.name for s in measured], y=[s.scores["balanced_accuracy"] for s in measured]))
         figure.add_hline(y=prescreen.trivial.scores["balanced_accuracy"], line_dash="dot",

@@ -78,3 +78,22 @@ def test_an_extraction_that_dies_half_way_is_not_taken_for_a_finished_one(cache,
     folder = uploads.extract_dataset_zip(data)
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png")) == ["a/1.png", "b/2.png"]
     assert uploads.skipped_members(folder) == []
+
+
+def sized_png(side: int, width: int | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((side, width or side), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_an_extracted_zip_is_named_by_its_top_folder_or_its_file_name_and_knows_its_images_side():
+    nested = uploads.extract_dataset_zip(make_zip({"derma-28/a/1.png": sized_png(28), "derma-28/b/2.png": sized_png(28),
+                                                   "__MACOSX/derma-28/._1.png": b"x"}), "export (3).zip")
+    assert nested.name != "derma-28" and uploads.dataset_name(nested) == "derma-28"
+    assert uploads.image_side(nested) == 28
+    flat = uploads.extract_dataset_zip(make_zip({"a/1.png": sized_png(28), "b/2.png": sized_png(28)}), "chest.zip")
+    assert uploads.dataset_name(flat) == "chest" and uploads.image_side(flat) == 28
+    mixed = uploads.extract_dataset_zip(make_zip({"a/1.png": sized_png(28), "b/2.png": sized_png(64)}), "mixed.zip")
+    wide = uploads.extract_dataset_zip(make_zip({"a/1.png": sized_png(28, 40), "b/2.png": sized_png(28, 40)}), "w.zip")
+    assert uploads.image_side(mixed) is None and uploads.image_side(wide) is None  # no one size to keep
+    assert uploads.dataset_name(uploads.uploads_dir().parent) == "cache"  # any other folder: its own name

@@ -2,13 +2,15 @@
 machine's real finished runs of the same kind and settings, for a GAN, a study and the CLI."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from classifier.train import TrainConfig
 from gans.config import make_config
 from lab.cli import main
 from lab.engine import eta, jobs
-from lab.engine.eta import duration, estimate
+from lab.engine.eta import IDLE, Busy, duration, estimate, ran_alone_factor, slowdown
 from lab.engine.runs import Run, list_runs
 from lab.kinds.study import run as run_study
 from lab.study.config import ArmConfig, StudyConfig, recipe_arms
@@ -45,7 +47,7 @@ def finished_gan(tmp_path_factory):
 
 
 def test_without_past_runs_the_estimate_says_it_is_a_rough_guess_that_grows_with_the_steps(runs_root):
-    short, long = estimate("gan", tiny_gan(steps=1000)), estimate("gan", tiny_gan(steps=4000))
+    short, long = estimate("gan", tiny_gan(steps=1000), IDLE), estimate("gan", tiny_gan(steps=4000), IDLE)
     assert not short.calibrated
     assert short.text == (f"expected about {duration(short.seconds)}, a rough guess: no past dcgan quick run like it "
                           f"here yet")
@@ -58,8 +60,8 @@ def test_a_finished_run_paces_the_next_one_with_the_same_settings(finished_gan, 
     guess = estimate("gan", tiny_gan(steps=40, batch_size=32))
     assert not guess.calibrated  # another batch size sets another pace
 
-    paced = estimate("gan", tiny_gan(steps=40))
-    assert paced.calibrated and paced.seconds == pytest.approx(2 * span(run))
+    paced = estimate("gan", tiny_gan(steps=40), IDLE)
+    assert paced.calibrated and paced.seconds == pytest.approx(2 * span(run) / ran_alone_factor(run.raw_status()))
     assert paced.text == f"expected about {duration(paced.seconds)} on this machine, from 1 past dcgan quick run like it"
 
 
@@ -79,7 +81,7 @@ def test_a_resumed_run_paces_nothing(finished_gan, tmp_path, monkeypatch, short_
 def test_a_run_too_short_to_pace_from_paces_nothing(runs_root):
     run = jobs.submit("gan", tiny_gan(steps=3))
     assert jobs.wait(run, timeout=300) == "done", run.log_path.read_text()
-    guess = estimate("gan", tiny_gan(steps=1500))
+    guess = estimate("gan", tiny_gan(steps=1500), IDLE)
     assert not guess.calibrated
     assert guess.text.endswith("a rough guess: no past dcgan quick run like it here yet")
     assert span(run) < eta.MIN_PACE_S  # its span was the worker's start-up, mostly
@@ -109,19 +111,19 @@ def test_a_study_is_paced_by_its_past_classifier_runs_and_names_what_is_guessed(
     run_study(run)
     arms = [child for child in list_runs("study-arm") if child.state == "done"]
     assert len(arms) == 2
-    pace = sorted(span(child) / 6 for child in arms)
 
-    same = estimate("study", tiny_study([ArmConfig("real only")], [0, 1, 2]).to_dict())
+    same = estimate("study", tiny_study([ArmConfig("real only")], [0, 1, 2]).to_dict(), IDLE)
+    pace = sorted(span(child) / 6 / ran_alone_factor(child.raw_status()) for child in arms)
     assert same.calibrated and same.seconds == pytest.approx(3 * 6 * sum(pace) / 2)
     assert same.text.endswith(": 3 classifier runs, from 2 past classifier runs like them")
     monkeypatch.setenv("LAB_CHILD_WORKERS", "2")  # side by side: 2 rounds for 3 runs
-    paired = estimate("study", tiny_study([ArmConfig("real only")], [0, 1, 2]).to_dict())
+    paired = estimate("study", tiny_study([ArmConfig("real only")], [0, 1, 2]).to_dict(), IDLE)
     assert paired.seconds == pytest.approx(2 * 6 * sum(pace) / 2)
     assert "(2 side by side): 3 classifier runs" in paired.text
     monkeypatch.setenv("LAB_CHILD_WORKERS", "1")
 
     more = estimate("study", tiny_study([ArmConfig("real only"), ArmConfig("real + aug", "standard_aug"),
-                                         *recipe_arms(["dcgan"])], [0, 1]).to_dict())
+                                         *recipe_arms(["dcgan"])], [0, 1]).to_dict(), IDLE)
     assert not more.calibrated
     assert more.text.startswith(f"expected about {duration(more.seconds)}: ")
     for part in ("2 dcgan quick runs, a rough guess: no past dcgan quick run like them here yet",
@@ -141,3 +143,42 @@ def test_gpnn_is_estimated_in_seconds_growing_with_pixels_variations_and_seeds(r
                                          seeds_per_class=2).to_dict())
     assert small.seconds < large.seconds < more.seconds < 60
     assert "GPNN quick image" in large.text and "4 GPNN quick images" in seeds.text
+
+
+def test_the_busy_model_shares_the_cores_among_everything_that_wants_one():
+    assert slowdown(Busy(0, 0.0, 2)) == 1.0  # alone
+    assert slowdown(Busy(0, 9.0, 2)) == pytest.approx(5.5)  # the issue's load 5-13 on 2 cores: 42 s becomes 231 s
+    assert slowdown(Busy(3, 7.8, 2)) == pytest.approx(4.9)  # 3 two-thread jobs and a little more
+    assert slowdown(Busy(3, 0.4, 2)) == pytest.approx(4.0)  # jobs just started: the load average has not caught up
+    assert slowdown(Busy(0, 1.0, 2), threads=1) == 1.0  # a one-thread child beside one other: a core each
+    assert slowdown(Busy(0, 3.0, 4), threads=1) == 1.0 and slowdown(Busy(0, 4.0, 4), threads=1) == pytest.approx(1.25)
+    # a finished run that held its 2 threads at a mean load of 6 ran beside 4 cores' worth of others
+    others = Busy(0, 4.0, eta.machine_cores())
+    assert ran_alone_factor({"load_mean": 6.0, "threads": 2}) == pytest.approx(slowdown(others, 2))
+    assert ran_alone_factor({}) == 1.0  # a run of a lab that did not record its load
+
+
+def test_a_busy_estimate_names_the_other_jobs_and_the_load_and_gives_the_time_alone(runs_root):
+    busy = estimate("gan", tiny_gan(steps=1000), Busy(3, 6.0, 2))
+    assert busy.expected_seconds == pytest.approx(4 * busy.seconds)
+    assert busy.text == (f"expected about {duration(4 * busy.seconds)} with 3 other jobs running (load 6.0 on 2 "
+                         f"cores); {duration(busy.seconds)} alone, a rough guess: no past dcgan quick run like it here "
+                         f"yet")
+    assert "1 other job running (load 2.0 on 2 cores)" in estimate("gan", tiny_gan(), Busy(1, 2.0, 2)).text
+    idle = estimate("gan", tiny_gan(steps=1000), Busy(0, 0.2, 2))  # slowed by 1.1: called idle, one figure
+    assert idle.text.startswith(f"expected about {duration(idle.seconds)}, a rough guess")
+
+
+def test_a_running_job_of_the_lab_counts_as_busy_and_records_the_load_it_ran_under(runs_root):
+    counting = jobs.submit("count", {"steps": 600, "delay": 0.05})
+    try:
+        while counting.state == "queued" or not (counting.raw_status().get("progress") or {}).get("done"):
+            time.sleep(0.2)
+        assert eta.busy_now().other_jobs == 1
+        assert "1 other job running" in estimate("gan", tiny_gan()).text
+        status = counting.raw_status()
+        assert status["threads"] >= 1 and status["load_mean"] >= 0
+    finally:
+        jobs.cancel(counting)
+        jobs.wait(counting, timeout=60)
+    assert eta.busy_now().other_jobs == 0

@@ -79,8 +79,13 @@ def test_finished_scores_show_table_arrows_memorization_and_leaderboard(runs_roo
     path = noisy_set(pneumonia, runs_root)
     run = Run.create("score", {"sets": [str(path)], "pairings": ["nearest", "random"], "distribution": False})
     score_job(run)
+    scores = Scores.load(run.artifacts / "scores.json")
+    scores.cached = ["lab encoder", "Inception real reference"]  # as a second job on the same data says
+    scores.save(run.artifacts / "scores.json")
     run.write_status("done")
     at = no_errors(page().run())
+    assert "Cached for these real images, from an earlier score job: lab encoder, Inception real reference." in \
+        [c.value for c in at.caption]
     frames = [df.value for df in at.dataframe]
     scores = next(f for f in frames if "pairing" in f.columns and "MS-GMSD ↓" in f.columns)
     assert set(scores["pairing"]) == {"nearest", "random"}
@@ -100,8 +105,8 @@ def test_a_finished_prescreen_shows_each_set_beside_the_real_only_classifier_and
     Prescreen(TrainConfig(steps=200, batch_size=64, eval_every=50), len(pneumonia.test),
               Trivial.of(pneumonia.train.labels, pneumonia.test.labels, pneumonia.class_names),
               CasScores(REAL_ONLY, "", len(pneumonia.train), {**scores, "balanced_accuracy": 0.85}),
-              [CasScores("noisy", set_id(path), 60, scores), CasScores("odd", "x/odd", 60, message=odd)]
-              ).save(run.artifacts / "prescreen.json")
+              [CasScores("noisy", set_id(path), 60, scores), CasScores("odd", "x/odd", 60, message=odd)],
+              ["real-only classifier"]).save(run.artifacts / "prescreen.json")
     run.write_status("done")
     at = no_errors(page().run())
     assert any(h.value == "Pre-screen: train on synthetic, test on real" for h in at.subheader)
@@ -113,6 +118,8 @@ def test_a_finished_prescreen_shows_each_set_beside_the_real_only_classifier_and
     assert list(table["Balanced accuracy"])[:1] + list(table["Balanced accuracy"])[2:] == [0.75, 0.85, 0.5]
     assert list(table["Accuracy"])[3] == pneumonia.test.class_counts()[1] / len(pneumonia.test)
     assert any("Not pre-screened: odd" in w.value for w in at.warning)
+    assert "Cached for these real images, from an earlier score job: real-only classifier." in \
+        [c.value for c in at.caption]
     board = next(df.value for df in at.dataframe if "CAS balanced acc ↑" in df.value.columns)
     assert list(board["CAS balanced acc ↑"]) == [0.75] and list(board["CAS real-only balanced acc"]) == [0.85]
 

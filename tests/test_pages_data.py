@@ -149,7 +149,7 @@ def test_zip_upload_loads_and_names_skipped_files(page, tmp_path):
     assert jobs.wait(run, timeout=120) == "done"
     page.run()
     assert not page.exception
-    assert page.header[0].value == plain("lesions (64px)")
+    assert page.header[0].value == plain("set (64px)")  # its top folder; images of many sizes: the usual 64 px
     warnings = " ".join(w.value for w in page.warning)
     assert plain("set/benign/notes.txt: not an image") in warnings  # named by the zip check
     assert plain("malignant/broken.png: cannot be decoded") in warnings  # named by the import (relative to set/)
@@ -161,6 +161,22 @@ def test_zip_with_a_path_escaping_its_folder_is_refused_on_the_page(page):
         z.writestr("../../escape.png", b"x")
     page.radio(key="data_source").set_value("zip").run()
     page.file_uploader(key="zip_upload").set_value(("evil.zip", buf.getvalue(), "application/zip")).run()
-    page.button[0].click().run()
-    assert plain("'../../escape.png' points outside the folder") in page.error[0].value
+    assert plain("'../../escape.png' points outside the folder") in page.error[0].value  # refused as it arrives
     assert page.header[0].value == plain("dermamnist (28px)")  # the current dataset is unchanged
+
+
+def test_a_zip_of_a_28_px_set_imports_under_its_file_name_at_28_px(page, pneumonia):
+    from data.synthetic import to_folder_zip
+
+    both = np.concatenate([np.flatnonzero(pneumonia.train.labels == k)[:20] for k in (0, 1)])
+    part = pneumonia.train.take(both)  # the lab's own image-folder export: <class>/<index>.png, 28 px
+    page.radio(key="data_source").set_value("zip").run()
+    page.file_uploader(key="zip_upload").set_value(("chest-28.zip", to_folder_zip(part), "application/zip")).run()
+    assert page.selectbox(key="zip_size").value == 28  # the images' own size, not upscaled
+    page.button[0].click().run()
+    run = Run(page.session_state["import_run"])
+    assert jobs.wait(run, timeout=120) == "done", run.log_path.read_text()
+    page.run()
+    assert not page.exception
+    assert page.header[0].value == plain("chest-28 (28px)")  # not the digest of its content
+    assert page.session_state["dataset_spec"].size == 28

@@ -93,7 +93,9 @@ def test_the_score_job_prescreens_each_set_beside_the_real_only_classifier_and_t
 def test_the_prescreen_reports_its_progress_and_keeps_each_finished_classifier(prescreened):
     _, run = prescreened
     assert [e["name"] for e in run.events("prescreen")] == [REAL_ONLY, "good", "wrong-classes", "other-dataset"]
-    assert any(e.get("stage") == "prescreen" for e in run.events("stage"))
+    assert [e["stage"] for e in run.events("stage") if e["stage"].startswith("pre-screen")] == [
+        f"pre-screen {i}/4 {name}" for i, name in enumerate([REAL_ONLY, "good.npz", "wrong-classes.npz",
+                                                             "other-dataset.npz"], 1)]
     assert run.events("eval")  # the classifiers' own validation events
     progress = run.status()["progress"]
     assert progress["done"] == progress["total"] and progress["message"] == "pre-screened 3 set(s)"

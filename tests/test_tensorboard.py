@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 from pathlib import Path
 
@@ -60,3 +61,20 @@ def test_any_event_with_numbers_is_mirrored_and_a_broken_image_does_not_fail_the
     scalars, _ = read_event_files(run.path / FOLDER)
     assert scalars == {"eval/val_accuracy": {100: 0.75}}
     assert [e["step"] for e in run.events("eval")] == [100, 200]  # events.jsonl keeps everything
+
+
+def test_a_gpnn_run_writes_its_levels_figures_and_variations_as_tensorboard_events(runs_root):
+    from gans.gpnn import gpnn_config
+    from lab.kinds import gpnn as gpnn_job
+
+    config = gpnn_config("quick", mode="image", dataset={"name": "pneumoniamnist", "size": 28}, image_index=7,
+                         variations=3, iters=2, fine_levels=1, fine_iters=1, sifid=False)
+    run = Run.create("gpnn", config.to_dict(), root=runs_root)
+    gpnn_job.run(run)
+    scalars, images = read_event_files(run.path / FOLDER)
+    levels = run.raw_status()["progress"]["total"]
+    assert sorted(scalars["progress/level_seconds"]) == list(range(1, levels + 1))  # one point per pyramid level
+    summary = json.loads((run.artifacts / "summary.json").read_text())
+    assert scalars["summary/diversity_to_image"][3] == np.float32(summary["diversity"]["to_image"])
+    assert scalars["summary/seconds"][3] == np.float32(summary["seconds"])
+    assert np.array_equal(images["samples"][3], np.asarray(Image.open(run.artifacts / "variations.png")))

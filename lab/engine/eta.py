@@ -13,20 +13,36 @@ Without such a run the estimate is a rule of thumb for a 2-core CPU, and says so
 A kind made of other jobs gives its own estimate as the sum of its parts, each part paced by its
 own past runs: a study's is its recipes' generator runs and its (arm, seed) classifier runs
 (lab/study/estimate.py).
+
+A busy machine: the paces above are per job alone, and an estimate scales them by what else runs
+now (`Busy`: the lab's own running jobs and the load average, against the cores), with the simple
+model of `slowdown`: the CPU scheduler shares the cores among everything that wants one, so a job
+that wants t cores while others want D takes max(1, (t + D) / cores) times as long as alone. A job
+wants every core (torch starts a thread per core) unless it was started with fewer (OMP_NUM_THREADS,
+as side-by-side children are). The others' demand D is the 1-minute load average, or, when it is
+larger, the lab's running jobs at a whole machine each (the load average is a minute's mean and lags
+behind a job that just started). Past runs record the mean load average they ran under
+(`load_mean`, `threads` in status.json: lab.engine.runs.Run.progress), so their pace is turned back
+into a pace alone by the same model before it paces anything. The text says both figures: "expected
+about 4m00s with 3 other jobs running (load 7.8 on 2 cores); 1m00s alone, …". A running job's ETA
+needs none of this: it comes from the run's own recent pace, which already includes the load.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from data.datasets import DatasetSpec, load_dataset
 from gans import REGISTRY
 from lab.engine import executors
 from lab.engine.kinds import job_kind
-from lab.engine.runs import RunFileError, list_runs
+from lab.engine.runs import RunFileError, list_runs, machine_cores, runs_elsewhere
+
+BUSY_SHOWN = 1.25  # a machine that slows a job by less than this is called idle: the text gives one figure
 
 PAST_RUNS = 10  # the newest comparable runs an estimate's pace comes from
 
@@ -65,14 +81,76 @@ class Part:
         return f"a rough guess: no past {self.what} like {them} here yet"
 
 
+class Busy(NamedTuple):
+    """What else runs on this machine while a job does."""
+    other_jobs: int  # the lab's own jobs running now, besides the one estimated
+    load: float  # the 1-minute load average
+    cores: int  # the cores this process may use
+
+    @property
+    def demand(self) -> float:
+        """The cores' worth of work that competes with a job: the load average, or the lab's running jobs at
+        a whole machine each when that is more (the load average lags a minute behind)."""
+        return max(self.load, self.other_jobs * self.cores)
+
+    @property
+    def text(self) -> str:
+        """"3 other jobs running (load 7.8 on 2 cores)"."""
+        jobs = f"{self.other_jobs or 'no'} other job{'s' * (self.other_jobs != 1)} running"
+        return f"{jobs} (load {self.load:.1f} on {self.cores} core{'s' * (self.cores != 1)})"
+
+
+IDLE = Busy(0, 0.0, 1)
+
+
+def slowdown(busy: Busy, threads: int | None = None) -> float:
+    """How many times longer a job that wants `threads` cores (None: every core) takes on a machine as
+    `busy` than alone: max(1, (threads + the others' demand) / cores). See the module docstring."""
+    wanted = min(threads or busy.cores, busy.cores)
+    return max(1.0, (wanted + busy.demand) / busy.cores)
+
+
+def busy_now() -> Busy:
+    """This machine now: the lab's jobs running here (a parent that only waits for its children is not
+    counted, its children are; a run on another machine is not), the load average and the cores."""
+    running = [run for run in list_runs() if (status := run.status())["state"] == "running"
+               and not runs_elsewhere(status)]
+    waiting_parents = {run.config.get("parent") for run in running}
+    jobs = sum(str(run.path) not in waiting_parents for run in running)
+    return Busy(jobs, round(os.getloadavg()[0], 2), machine_cores())
+
+
+def ran_alone_factor(status: dict) -> float:
+    """How much slower a finished run went than it would have alone, from the mean load average and the
+    threads its status.json records (1 for runs of labs that did not record them). Its own threads are
+    part of that load."""
+    load, threads = status.get("load_mean"), status.get("threads")
+    if not isinstance(load, (int, float)) or not isinstance(threads, int) or threads < 1:
+        return 1.0
+    cores = machine_cores()
+    return slowdown(Busy(0, max(0.0, load - min(threads, cores)), cores), threads)
+
+
 @dataclass(frozen=True)
 class Estimate:
     parts: tuple[Part, ...]
     side_by_side: int = 1  # how many of a part's jobs run at once (a study's children: lab/engine/children.py)
+    busy: Busy = IDLE  # what else runs on the machine (`estimate` measures it)
 
     @property
     def seconds(self) -> float:
+        """The job alone on this machine."""
         return sum(part.seconds / part.count * math.ceil(part.count / self.side_by_side) for part in self.parts)
+
+    @property
+    def busy_factor(self) -> float:
+        """How many times longer than alone the job takes beside what runs now (`slowdown`)."""
+        return slowdown(self.busy)
+
+    @property
+    def expected_seconds(self) -> float:
+        """The job with what else runs now running beside it all along."""
+        return self.seconds * self.busy_factor
 
     @property
     def calibrated(self) -> bool:
@@ -85,6 +163,9 @@ class Estimate:
         parts: "expected about 9m50s: 3 dcgan quick runs, from 2 past …; 12 classifier runs, a
         rough guess: …"."""
         head = f"expected about {duration(self.seconds)}{' on this machine' if self.calibrated else ''}"
+        if self.busy_factor >= BUSY_SHOWN:
+            head = (f"expected about {duration(self.expected_seconds)} with {self.busy.text}; "
+                    f"{duration(self.seconds)} alone{' on this machine' if self.calibrated else ''}")
         if len(self.parts) == 1 and self.parts[0].count == 1:
             return f"{head}, {self.parts[0].basis}"
         at_once = f" ({self.side_by_side} side by side)" if self.side_by_side > 1 else ""
@@ -111,14 +192,16 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def estimate(kind: str, settings: dict) -> Estimate:
-    """How long a job of `kind` with `settings` (its config as a dict, as jobs.submit takes it) will take."""
+def estimate(kind: str, settings: dict, busy: Busy | None = None) -> Estimate:
+    """How long a job of `kind` with `settings` (its config as a dict, as jobs.submit takes it) will take
+    on this machine as `busy` (None: as it is now)."""
+    busy = busy_now() if busy is None else busy
     own = job_kind(kind).estimate
     if own is not None:  # a kind made of other jobs (a study) says how
-        return own(settings)
+        return replace(own(settings), busy=busy)
     job = part(kind, settings)
     seeds_run = kind == "singan" and settings.get("mode") == "seeds"  # one child run per seed image
-    return Estimate((job,), executors.child_workers(job.count) if seeds_run else 1)
+    return Estimate((job,), executors.child_workers(job.count) if seeds_run else 1, busy)
 
 
 def part(kind: str, settings: dict, jobs: int = 1) -> Part:
@@ -207,8 +290,9 @@ def work_done(kind: str, settings: dict, status: dict) -> float:
 
 
 def past_pace(kind: str, key: str) -> tuple[float, int] | None:
-    """(median seconds per unit of work, how many runs) over the newest finished, never-resumed runs
-    of `kind` that lasted MIN_PACE_S or more and whose pace key is `key`; None when there are none."""
+    """(median seconds per unit of work alone, how many runs) over the newest finished, never-resumed runs
+    of `kind` that lasted MIN_PACE_S or more and whose pace key is `key`; None when there are none. Each
+    run's pace is divided by how much the load it ran under slowed it (`ran_alone_factor`)."""
     paces = []
     for run in list_runs(kind=kind):  # newest first
         if len(paces) == PAST_RUNS:
@@ -223,7 +307,7 @@ def past_pace(kind: str, key: str) -> tuple[float, int] | None:
         except (RunFileError, KeyError, TypeError, ValueError):  # a config of another version, or damaged
             continue
         if work and not run.events("resume"):
-            paces.append((finished - started) / work)
+            paces.append((finished - started) / work / ran_alone_factor(status))
     return (statistics.median(paces), len(paces)) if paces else None
 
 

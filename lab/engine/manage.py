@@ -144,7 +144,7 @@ def generated_label(run: Run) -> str:
     if kind == "sample":
         return _join(f"Export '{config.get('name', '?')}'", when)
     if kind == "import":
-        return _join("Import", Path(dataset.get("path") or "").name or data, when)
+        return _join("Import", data or Path(dataset.get("path") or "").name, when)
     if kind == "count":
         return _join(f"Count to {config.get('steps', '?')}", when)
     return _join(kind, when)

@@ -73,6 +73,8 @@ class Status(TypedDict, total=False):
     dead: bool  # it was running and its process is gone, so it failed
     side_by_side: int  # how many of its child runs it runs at once in workers it starts (lab/engine/children.py)
     after: list  # the run folders it waits for: the queue starts it once every one of them is done (jobs.submit)
+    load_mean: float  # the mean 1-minute load average over its status writes (what else ran: lab.engine.eta)
+    threads: int  # the cores its process was given (OMP_NUM_THREADS; else every core)
     elsewhere: str  # never written: `Run.status` gives the host of a run running on another machine
 
 
@@ -99,6 +101,8 @@ FIELD_CHECKS = {  # status field: (test, what it must be)
     "side_by_side": (lambda value: _is_int(value, 1), "a whole number >= 1"),
     "after": (lambda value: isinstance(value, list) and all(isinstance(path, str) for path in value),
               "a list of run folders"),
+    "threads": (lambda value: _is_int(value, 1), "a whole number >= 1"),
+    "load_mean": (lambda value: _is_time(value) and value >= 0, "a load average >= 0"),
 }
 
 
@@ -215,6 +219,20 @@ def _worker_run_dir_of(pid: int, started_at: int) -> Path | None:
     return worker_run_dir(pid)
 
 
+def process_threads() -> int:
+    """The cores this process's torch and OpenMP threads were given: OMP_NUM_THREADS when set (a worker
+    started side by side, lab.engine.jobs.start_local_worker), else every core it may run on."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return machine_cores()
+
+
+def machine_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def this_process() -> dict:
     """The status fields naming the process a run executes in, when that is this process: pid,
     pid_start, host, executor ("ray" under a Ray task, which sets RAY_NODE_VAR, else "local") and ray_node."""
@@ -309,6 +327,7 @@ class Run:
         self._last_status_write = 0.0
         self._flag_checked = -math.inf
         self._pace: deque[tuple[float, int]] = deque(maxlen=ETA_WINDOW)  # (time, done) of recent status writes
+        self._loads: list[float] = []  # the 1-minute load average at each status write of progress
 
     # --- creation -------------------------------------------------------------------------
     @classmethod
@@ -444,7 +463,10 @@ class Run:
         """Record progress: an event with the metrics, and (at most twice a second) status.json.
 
         The ETA in status.json comes from the pace of this process's last ETA_WINDOW status writes,
-        so neither the start-up nor the time before a resume counts; None until two writes exist.
+        so neither the start-up nor the time before a resume counts; None until two writes exist. That
+        pace already holds whatever else runs on the machine. Each write also records the mean load
+        average so far and the cores this process was given (`load_mean`, `threads`): what lab.engine.eta
+        needs to turn this run's pace into a pace alone once it is done.
         """
         done, total = int(done), int(total)
         if metrics:
@@ -453,8 +475,10 @@ class Run:
         if force or done >= total or now - self._last_status_write > 0.5:
             self._last_status_write = now
             self._pace.append((now, done))
+            self._loads.append(os.getloadavg()[0])
             self.write_status(progress={"done": done, "total": total, "message": str(message),
-                                        "eta_s": self._eta(total)})
+                                        "eta_s": self._eta(total)},
+                              load_mean=round(sum(self._loads) / len(self._loads), 2), threads=process_threads())
 
     def _eta(self, total: int) -> float | None:
         (first_time, first_done), (last_time, last_done) = self._pace[0], self._pace[-1]

@@ -11,6 +11,9 @@ mode="seeds": the same seeds as SinGAN's (k training images per class drawn with
 `seed_indices`), `variations` images each, made one seed after another in this process (no
 child runs), registered as the labelled synthetic set `gpnn_variations` whose provenance is the
 seed images, exactly like SinGAN's seeds set.
+
+Like every kind, its events reach TensorBoard: each pyramid level's seconds (progress), the figures
+of summary.json (an image run's "summary" event) and the variations' grid (a "sample" event).
 """
 from __future__ import annotations
 
@@ -38,9 +41,13 @@ def run(run: Run) -> None:
         # the image at GPNN's finest level, beside its variations
         real = from_tensor(resize(to_tensor(image[None]), variations.shape[1:3]).clamp(-1, 1))[0]
         save_variations(run.artifacts, real, variations, label)
+        figures = image_figures(real, variations, same_class, config.sifid, config.device)
         atomic_write_json(run.artifacts / "summary.json", {
             "label": label, "seconds": seconds, "size": list(variations.shape[1:3]), "variations": len(variations),
-            **image_figures(real, variations, same_class, config.sifid, config.device)})
+            **figures})
+        run.log_event(type="summary", step=len(variations), seconds=seconds, sifid=figures.get("sifid"),
+                      **{f"diversity_{name}": value for name, value in figures["diversity"].items()})
+        run.log_event(type="sample", step=len(variations), path=str(run.artifacts / "variations.png"))
         return
     train_split = load_dataset(config.dataset).train
     seeds = seed_indices(config, train_split, config.seed)
@@ -51,3 +58,4 @@ def run(run: Run) -> None:
                                                      **seeds_figures(train_split, seeds, variations)})
     run.log_event(type="synthetic_set", path=str(run.artifacts / "gpnn_variations.npz"),
                   count=sum(map(len, variations)))
+    run.log_event(type="sample", step=len(seeds), path="seeds.png")
