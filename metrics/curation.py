@@ -34,6 +34,7 @@ from metrics.memorization import EXACT_COPY
 from metrics.pairing import check_compatible, flatten, nearest_neighbours
 
 REAL, SYNTHETIC = 1, 0  # the critic's classes
+SCORE_TITLES = {"confidence": "class confidence", "realism": "realism", "distance": "distance to the nearest real image"}
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,14 @@ def select(scores: CurationScores, rule: CurationRule) -> np.ndarray:
     """Bool per image: True where the image passes every threshold of `rule`."""
     keep = (scores.confidence >= rule.min_confidence) & (scores.realism >= rule.min_realism)
     return keep & ~scores.suspected_copy if rule.drop_copies else keep
+
+
+def worst_first(scores: CurationScores, by: str) -> np.ndarray:
+    """Image indices ordered worst first by one score (`SCORE_TITLES`): least confident, least real, or closest
+    to a real image; ties keep the set's order."""
+    if by not in SCORE_TITLES:
+        raise ValueError(f"unknown score {by!r}; choose {', '.join(SCORE_TITLES)}")
+    return np.argsort(getattr(scores, by), kind="stable")
 
 
 def drop_reasons(scores: CurationScores, rule: CurationRule) -> dict[str, int]:
