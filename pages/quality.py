@@ -229,3 +229,6 @@ st.caption("One row per scored set (its newest score). Downstream gain comes fro
 board = leaderboard_rows()
 if board:
     st.dataframe(pd.DataFrame(board).drop(columns=["path"]), hide_index=True, width="stretch")
+
+st.page_link("pages/review.py", label="Review a set: per-image scores worst first, keep or drop by hand or by rule",
+             icon=":material/rule:")

@@ -158,3 +158,6 @@ if st.session_state.get("sample_job", (None,))[0] == origin:
                            file_name=f"{path.stem}.zip")
 
     export_status()
+
+st.page_link("pages/review.py", label="Review a set: per-image scores worst first, keep or drop by hand or by rule",
+             icon=":material/rule:")
