@@ -230,5 +230,5 @@ board = leaderboard_rows()
 if board:
     st.dataframe(pd.DataFrame(board).drop(columns=["path"]), hide_index=True, width="stretch")
 
-st.page_link("pages/review.py", label="Review a set: per-image scores worst first, keep or drop by hand or by rule",
-             icon=":material/rule:")
+st.caption("Per-image scores of a set, worst first, and keeping or dropping images by hand or by rule: the "
+           "**Review a set** page.")

@@ -159,5 +159,5 @@ if st.session_state.get("sample_job", (None,))[0] == origin:
 
     export_status()
 
-st.page_link("pages/review.py", label="Review a set: per-image scores worst first, keep or drop by hand or by rule",
-             icon=":material/rule:")
+st.caption("Per-image scores of a set, worst first, and keeping or dropping images by hand or by rule: the "
+           "**Review a set** page.")
