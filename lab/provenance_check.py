@@ -122,11 +122,11 @@ def _curation_differences(provenance: Provenance, trained_on: np.ndarray, writer
     """What in a curated set's provenance disagrees with its parent set's (verified) and its curation run."""
     if depth >= CURATION_DEPTH:
         return [f"a chain of more than {CURATION_DEPTH} curations (or a loop) ends at curation run {writer.id}"]
-    parent_ref = str(writer.settings.get("set", ""))
-    try:
+    try:  # an unreadable config.json is a RunFileError, a ValueError
+        parent_ref = str(writer.settings.get("set", ""))
         parent, parent_prints = verified_provenance(resolve_set(parent_ref, root), root, depth + 1)
     except (FileNotFoundError, ValueError) as e:
-        return [f"its parent set {parent_ref!r} of curation run {writer.id} cannot be read ({e})"]
+        return [f"the parent set of curation run {writer.id} cannot be read ({e})"]
     if not parent.known:
         return [f"its parent set {parent_ref}: {parent.reason}"]
     recorded = recorded_fingerprints(writer)
