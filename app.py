@@ -3,6 +3,7 @@
 Navigation over the page scripts, and a sidebar panel with the jobs that are running or queued.
 """
 import streamlit as st
+import torch
 
 from data.paths import runs_dir
 from lab.engine import jobs
@@ -10,6 +11,10 @@ from lab.engine.executors import executor_summary
 from lab.engine.manage import label
 from pages.common import POLL_S, current_spec, fraction_done, plain, status_text
 
+# One torch thread per script run: the server runs every session's script at once, and what a page computes
+# itself is small (longer work runs as a job). Two threads made the step view's small GAN step 10-20x slower
+# on a busy 2-core machine (bench/step_view.py, README).
+torch.set_num_threads(1)
 st.set_page_config(page_title="GAN Augmentation Lab", page_icon=":material/science:", layout="wide")
 
 PAGES = {
@@ -36,9 +41,12 @@ PAGES = {
 
 
 def queue_order(run) -> tuple[int, int]:
-    """Running jobs first, then the queued ones in the order they will start."""
+    """Running jobs first, then the queued ones in the order they will start, then those waiting for another
+    run to finish (jobs.submit(after=...))."""
     place = jobs.queue_position(run)
-    return (0, 0) if place is None else (1, place.position)
+    if place is not None:
+        return (1, place.position)
+    return (0, 0) if run.state == "running" else (2, 0)
 
 
 def job_panel(active: bool) -> None:

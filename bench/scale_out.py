@@ -1,6 +1,12 @@
 """Scale-out: one small study on the local executor and on Ray, both with 2 worker slots here.
 
     LAB_DATA_DIR=../shared/datasets .venv/bin/python bench/scale_out.py [--seeds 2] [--steps 20]
+    LAB_DATA_DIR=../shared/datasets .venv/bin/python bench/scale_out.py --nodes 2 [--cpus-per-node 1]
+
+With --nodes N the same study runs on a Ray cluster of this machine (ray.cluster_utils.Cluster, each
+node its own raylet with --cpus-per-node CPUs) of one node, then of N nodes, and the figures are
+`ray_seconds_one_node`, `ray_seconds_two_nodes` (for N = 2; else `ray_seconds_<N>_nodes`) and
+`nodes_used`: how many nodes the study's runs ran on (from their status.json).
 
 The study (real only vs standard augmentation, `--seeds` seeds, `--steps` classifier steps per arm
 on 3% of PneumoniaMNIST 28) runs end to end through the queue, first with LAB_EXECUTOR=local and
@@ -26,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from classifier.train import TrainConfig  # noqa: E402
 from lab.engine import executors, jobs  # noqa: E402
 from lab.engine.children import read_children  # noqa: E402
+from lab.engine.runs import Run  # noqa: E402
 from lab.study.config import ArmConfig, StudyConfig  # noqa: E402
 
 PROJECTED_JOBS = 5 * 10  # 5 generators × 10 seeds
@@ -52,14 +59,53 @@ def arm_seconds(child) -> float:
     return status["finished"] - started
 
 
+def on_cluster(config: StudyConfig, root: Path, nodes: int, cpus: int) -> tuple[float, int]:
+    """Wall seconds of the study on a cluster of `nodes` nodes of `cpus` CPUs here, and how many nodes its runs used."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    with tempfile.TemporaryDirectory(prefix="ray-") as files:  # short: Ray's socket paths must fit in 107 bytes
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus, "include_dashboard": False,
+                                                                 "temp_dir": files})
+        try:
+            for _ in range(nodes - 1):
+                cluster.add_node(num_cpus=cpus)
+            ray.init(address=cluster.address, namespace=executors.NAMESPACE, log_to_driver=False,
+                     logging_level="ERROR")
+            os.environ.update(LAB_EXECUTOR="ray", LAB_RAY_ADDRESS=cluster.address)
+            os.environ.pop("LAB_MAX_JOBS", None)
+            seconds, _ = run_study(config, root)
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+    study = next(Run(path) for path in (root / "study").iterdir())
+    used = {child.raw_status().get("ray_node") for child in read_children(study).values()}
+    return seconds, len(used | {study.raw_status().get("ray_node")})
+
+
+def scale_over_nodes(config: StudyConfig, nodes: int, cpus: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="scale-out-") as tmp:
+        one, _ = on_cluster(config, Path(tmp) / "one", 1, cpus)
+        print(f"Ray, 1 node of {cpus} CPU(s): {one:.1f} s", flush=True)
+        many, used = on_cluster(config, Path(tmp) / "many", nodes, cpus)
+        print(f"Ray, {nodes} nodes of {cpus} CPU(s) each: {many:.1f} s, the study's runs on {used} nodes", flush=True)
+    name = "ray_seconds_two_nodes" if nodes == 2 else f"ray_seconds_{nodes}_nodes"
+    print(json.dumps({"cpus_per_node": cpus, "ray_seconds_one_node": round(one, 2), name: round(many, 2),
+                      "nodes_used": used, "speedup": round(one / many, 2)}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--nodes", type=int, default=0, help="compare a Ray cluster of one node with one of N nodes")
+    parser.add_argument("--cpus-per-node", type=int, default=1)
     args = parser.parse_args()
     config = StudyConfig(dataset={"name": "pneumoniamnist", "size": 28}, train_fraction=0.03,
                          seeds=list(range(args.seeds)), arms=[ArmConfig("real only"), ArmConfig("flips", "standard_aug")],
                          train=TrainConfig(steps=args.steps, batch_size=16, eval_every=args.steps, device="cpu"))
+    if args.nodes:
+        return scale_over_nodes(config, args.nodes, args.cpus_per_node)
     job_count = 1 + len(config.arms) * len(config.seeds)
     import ray
 

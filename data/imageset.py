@@ -58,12 +58,12 @@ class ImageSet:
     def of_class(self, label: int) -> "ImageSet":
         return self.take(np.flatnonzero(self.labels == label))
 
-    def stratified_subset(self, fraction: float, seed: int = 0) -> "ImageSet":
-        """Keep `fraction` of each class (at least one image per non-empty class)."""
+    def stratified_indices(self, fraction: float, seed: int = 0) -> np.ndarray:
+        """Sorted indices of `fraction` of each class (at least one image per non-empty class), drawn with `seed`."""
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         if fraction == 1:
-            return self
+            return np.arange(len(self))
         rng = np.random.default_rng(seed)
         keep = []
         for label in range(self.num_classes):
@@ -72,7 +72,13 @@ class ImageSet:
                 continue
             n = max(1, int(round(fraction * len(idx))))
             keep.append(rng.choice(idx, size=n, replace=False))
-        return self.take(np.sort(np.concatenate(keep)))
+        return np.sort(np.concatenate(keep))
+
+    def stratified_subset(self, fraction: float, seed: int = 0) -> "ImageSet":
+        """Keep `fraction` of each class (at least one image per non-empty class)."""
+        if fraction == 1:
+            return self
+        return self.take(self.stratified_indices(fraction, seed))
 
     def to_tensor(self):
         """Float tensor N×C×H×W in [-1, 1] (the GAN convention)."""

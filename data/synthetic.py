@@ -210,8 +210,8 @@ def read_meta(path: str | Path) -> dict:
 
 
 def set_id(path: str | Path) -> str:
-    """The id of the set saved at `path`: "<run id>/<set name>" for a set in a run's artifacts/ (it
-    survives moving the runs folder), else the path itself."""
+    """The one rule for a set's id: "<run id>/<set name>" for a set saved in a run's artifacts/ (it
+    survives moving the runs folder), else the path itself; an id given as text is returned as it is."""
     path = Path(path)
     if path.parent.name == "artifacts" and path.parent.parent.name:
         return f"{path.parent.parent.name}/{path.stem}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from data.config import MAX_EVERY, MAX_IMAGES_PER_CLASS, Config, ConfigError, option
 from data.datasets import DatasetSpec
+from data.subset import check_indices
 from gans import PRESET_NAMES, REGISTRY
 from gans.diffaugment import TRANSFORMS, parse_policy
 from gans.gpnn import GpnnConfig, gpnn_config
@@ -31,6 +32,10 @@ class GanConfig(Config):
                                   "augmentation); ACGAN is conditional by design.")
     train_fraction: float = option(1.0, label="Training fraction", min=0.0, min_exclusive=True, max=1.0, step=0.05,
                                    help="Stratified share of the training split to learn from.")
+    train_indices: list[int] = option(factory=list,
+                                      help="The training images to learn from, as indices into the training split "
+                                           "(a study's seed subset, data/subset.py); empty: the stratified "
+                                           "train_fraction drawn with the seed.")
     latent: int = option(32, label="Latent size", min=2, max=512, help="Noise dimensions per generator.")
     width: int = option(16, label="Base width", min=4, max=256,
                         help="Channels of the discriminator's first layer and the generator's last hidden layer.")
@@ -77,6 +82,7 @@ class GanConfig(Config):
             raise ConfigError(f"GanConfig.preset: {self.gan} has no preset '{self.preset}' "
                               f"(it has: {', '.join(presets)})")
         DatasetSpec.from_dict(self.dataset, where="GanConfig.dataset")
+        check_indices("GanConfig.train_indices", self.train_indices)
         try:
             parse_policy(self.diffaugment)
         except ValueError as e:

@@ -20,6 +20,7 @@ from data.device import resolve_device
 from data.grid import make_grid, save_png
 from data.hooks import NO_HOOKS, Hooks, Interrupted
 from data.imageset import ImageSet
+from data.subset import take_indices
 from gans.base import GAN
 from gans.checkpoint import load_trusted, save_atomic
 from gans.config import GanConfig, build_gan
@@ -76,8 +77,11 @@ class RealBatches:
 
 
 def training_images(config: GanConfig) -> ImageSet:
-    """The config's share of its dataset's training split."""
+    """The config's share of its dataset's training split: its `train_indices` when it has them (a study's
+    seed subset), else the stratified `train_fraction` drawn with its seed."""
     train_split = load_dataset(config.spec).train
+    if config.train_indices:
+        return take_indices(train_split, config.train_indices)
     return train_split.stratified_subset(config.train_fraction, seed=config.seed)
 
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from classifier.prescreen import CasScores, Prescreen
+from data.synthetic import set_id
 from lab.engine.runs import Run, list_runs
-from lab.sets import duplicate_ids, list_sets, resolve_set, set_id
+from lab.sets import duplicate_ids, list_sets, resolve_set
 from lab.study.summary import ArmSummary, read_summary
 from metrics.scores import CLASS_MATCHED, ENCODER, INCEPTION, EncoderSummary, Scores, SetScores
 from metrics.stats import PairedComparison

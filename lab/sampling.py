@@ -24,11 +24,11 @@ from data.config import MAX_IMAGES_PER_CLASS, MAX_SEED, Config, ConfigError, opt
 from data.files import read_json
 from data.hooks import NO_HOOKS, Hooks
 from data.provenance import Provenance
-from data.synthetic import save_set
+from data.synthetic import save_set, set_id
 from gans.checkpoint import generator_provenance, load_generator
 from gans.sampling import has_labels, synthesize
 from lab.engine.runs import Run, find_run
-from lab.sets import draw, find_identical, resolve_set, set_id
+from lab.sets import draw, find_identical, resolve_set
 
 RESULT = "result.json"
 

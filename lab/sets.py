@@ -19,7 +19,7 @@ from data.datasets import DatasetSpec
 from data.paths import runs_dir
 from data.provenance import Provenance
 from data.synthetic import incompatibility, read_meta
-from data.synthetic import set_id as path_set_id
+from data.synthetic import set_id
 from data.text import NAME_LIMIT, clean_text
 
 
@@ -30,7 +30,7 @@ class SyntheticSetInfo:
 
     @property
     def id(self) -> str:
-        return path_set_id(self.path)
+        return set_id(self.path)
 
     @property
     def name(self) -> str:
@@ -51,15 +51,6 @@ class SyntheticSetInfo:
         gen = clean_text(str(self.meta.get("generator", "?")), NAME_LIMIT)
         unknown = "" if self.provenance.known else " · provenance unknown"
         return f"{gen} · {self.meta.get('count', '?')} images · {self.name}{unknown}"
-
-
-def set_id(item: SyntheticSetInfo | str | Path) -> str:
-    """The id of a set given as its info, its npz path or its id: "<run id>/<set name>"."""
-    if isinstance(item, SyntheticSetInfo):
-        return item.id
-    if isinstance(item, Path) or str(item).endswith(".npz"):
-        return path_set_id(item)
-    return str(item)
 
 
 def resolve_set(ref: str | Path, root: Path | None = None) -> Path:
@@ -95,7 +86,7 @@ def owned_set(ref: str | Path, root: Path | None = None) -> Path:
             raise ValueError(_outside(ref, root))
         if located.parent.name != "artifacts" or len(located.relative_to(root).parts) != 4:
             raise ValueError(f"{ref} is not a synthetic set of the runs folder (<kind>/<run id>/artifacts/<name>.npz)")
-        ref = path_set_id(located)
+        ref = set_id(located)
     path = _set_by_id(str(ref), root)
     if path.parent.resolve() != path.parent:
         raise ValueError(_outside(f"{ref} (a link on the way to {path.parent.resolve()})", root))

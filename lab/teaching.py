@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from data.imageset import ImageSet, from_tensor
+from data.imageset import ImageSet, from_tensor, to_tensor
 from gans.dcgan import DCGAN
 from metrics.pairing import nearest_neighbours
 
@@ -112,13 +112,13 @@ class GanStepper:
         self.batch = batch
         self.gan = DCGAN(images.size, images.channels, images.num_classes, latent=latent, width=width,
                          lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999))
-        self.real = images.to_tensor()
+        self.real = images.images  # uint8: each step converts only its own batch (a view opens in no time)
         self.draws = torch.Generator().manual_seed(seed)
         self.fixed_noise = self.gan.noise(16, torch.Generator().manual_seed(seed + 1))
         self.history: list[StepReport] = []
 
     def step(self) -> StepReport:
-        real = self.real[torch.randint(len(self.real), (self.batch,), generator=self.draws)]
+        real = to_tensor(self.real[torch.randint(len(self.real), (self.batch,), generator=self.draws).numpy()])
         seen = {name: value.item() for name, value in self.gan.train_step(real, None, inspect=True).items()}
         self.gan.steps_done += 1
         report = StepReport(self.gan.steps_done, **seen)

@@ -18,6 +18,7 @@ import piqa
 import torch
 import torch.nn.functional as F
 
+from data.device import resolve_device
 from data.imageset import to_unit_tensor
 
 
@@ -92,12 +93,14 @@ def applicability(metric: QualityMetric, size: int, small: str = "upsample") -> 
 
 @torch.no_grad()
 def score_pairs(synthetic: np.ndarray, real: np.ndarray, metrics: list[str] | None = None,
-                batch_size: int = 500, small: str = "upsample") -> dict[str, np.ndarray]:
+                batch_size: int = 500, small: str = "upsample", device: str = "cpu") -> dict[str, np.ndarray]:
     """One value per pair (synthetic[i], real[i]) for each metric; NaN where not applicable.
 
     Both arrays are uint8 N×H×W×C of the same shape. `small` is "upsample" (default) or
-    "skip" for images smaller than a metric's minimum size.
+    "skip" for images smaller than a metric's minimum size. `device`: where the metrics run
+    ("auto": CUDA when present).
     """
+    device = resolve_device(device)
     if synthetic.shape != real.shape:
         raise ValueError(f"paired images must have the same shape, got {synthetic.shape} and {real.shape}")
     if small not in ("upsample", "skip"):
@@ -109,11 +112,11 @@ def score_pairs(synthetic: np.ndarray, real: np.ndarray, metrics: list[str] | No
     n, size, channels = len(synthetic), min(synthetic.shape[1:3]), synthetic.shape[3]
     values = {k: np.full(n, np.nan) for k in keys}
     active = [METRICS[k] for k in keys if not applicability(METRICS[k], size, small).startswith("not")]
-    modules = {m.key: m.build(channels).eval() for m in active}
+    modules = {m.key: m.build(channels).eval().to(device) for m in active}
     for start in range(0, n, batch_size):
-        x = to_unit_tensor(synthetic[start:start + batch_size])
-        y = to_unit_tensor(real[start:start + batch_size])
+        x = to_unit_tensor(synthetic[start:start + batch_size]).to(device)
+        y = to_unit_tensor(real[start:start + batch_size]).to(device)
         for m in active:
             out = modules[m.key](prepare(x, m), prepare(y, m))
-            values[m.key][start:start + len(x)] = out.double().numpy()
+            values[m.key][start:start + len(x)] = out.double().cpu().numpy()
     return values

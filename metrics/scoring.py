@@ -166,7 +166,8 @@ def score_set(synthetic: ImageSet, reference: Reference, config: ScoreConfig, ho
     for strategy in config.pairings:
         pairing = nearest_pairing(neighbours) if strategy == "nearest" else \
             random_pairing(synthetic, train, seed=config.seed)
-        values = score_pairs(synthetic.images, train.images[pairing.real_index], config.metrics, small=config.small)
+        values = score_pairs(synthetic.images, train.images[pairing.real_index], config.metrics, small=config.small,
+                             device="auto")
         pairings[strategy] = PairingScores(
             float(pairing.distance.mean()),
             {k: summarise(v, synthetic.labels, train.class_names) for k, v in values.items()})

@@ -6,7 +6,7 @@ Only pages import this module; the library never imports streamlit.
 from __future__ import annotations
 
 import re
-from dataclasses import Field
+from dataclasses import Field, fields
 from typing import Callable
 
 import numpy as np
@@ -56,13 +56,51 @@ STATE_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:
                "failed": ":material/error:", "cancelled": ":material/cancel:", "unreadable": ":material/broken_image:"}
 
 
+URL_KEYS = {"name": "dataset"}  # a DatasetSpec field's key in the address, when not the field's own name
+
+
 def current_spec() -> DatasetSpec:
-    """The dataset chosen on the Data page (DermaMNIST 28 px until the user picks another)."""
-    return st.session_state.setdefault("dataset_spec", DatasetSpec())
+    """The dataset chosen on the Data page (DermaMNIST 28 px until the user picks another).
+
+    It lives in the address too (`?dataset=pneumoniamnist&size=64`), so a new tab or a shared link
+    opens on it; a session starts from the address, and every page run writes it back there (a
+    change of page drops the address's parameters)."""
+    if "dataset_spec" not in st.session_state:
+        st.session_state["dataset_spec"] = spec_from_url()
+    spec = st.session_state["dataset_spec"]
+    wanted = spec_to_url(spec)
+    for field in (f.name for f in fields(DatasetSpec)):
+        key = URL_KEYS.get(field, field)
+        if key in wanted and st.query_params.get(key) != wanted[key]:
+            st.query_params[key] = wanted[key]
+        elif key not in wanted and key in st.query_params:
+            del st.query_params[key]
+    return spec
 
 
 def set_spec(spec: DatasetSpec) -> None:
     st.session_state["dataset_spec"] = spec
+
+
+def spec_to_url(spec: DatasetSpec) -> dict[str, str]:
+    """The address parameters of `spec`: its fields that differ from the default's."""
+    default = DatasetSpec().to_dict()
+    return {URL_KEYS.get(field, field): str(value) for field, value in spec.to_dict().items()
+            if value != default[field]}
+
+
+def spec_from_url() -> DatasetSpec:
+    """The dataset the address names (DermaMNIST 28 px when it names none); an address that names no
+    valid dataset says why, and the page opens on the default."""
+    named = {f.name: st.query_params[URL_KEYS.get(f.name, f.name)] for f in fields(DatasetSpec)
+             if URL_KEYS.get(f.name, f.name) in st.query_params}
+    try:
+        return DatasetSpec.from_dict(dict(DatasetSpec.parse_setting(f"{field}={text}")
+                                          for field, text in named.items()))
+    except ValueError as e:
+        st.warning(f"The address names no dataset this lab can open ({plain(e)}); showing "
+                   f"{plain(DatasetSpec().label)}.")
+        return DatasetSpec()
 
 
 @st.cache_resource(show_spinner="Loading dataset…", max_entries=4)
@@ -80,9 +118,14 @@ def current_dataset() -> Dataset:
         st.stop()
 
 
+def dataset_of(dataset: dict) -> Dataset:
+    """The dataset a run's config names (loaded once per server, like the current one): what a result view
+    shows beside a run's results, whichever dataset is current in this tab."""
+    return _load(DatasetSpec.from_dict(dataset))
+
+
 def class_names_of(dataset: dict) -> list[str]:
-    """The class names of the dataset a run's config names (loaded once per server, like the current one)."""
-    return list(_load(DatasetSpec.from_dict(dataset)).class_names)
+    return list(dataset_of(dataset).class_names)
 
 
 def show_grid(images: np.ndarray, ncol: int = 8, caption: str = "", min_width: int = 320) -> None:
@@ -135,8 +178,9 @@ def fraction_done(status: dict) -> float:
         return 0.0
 
 
-def run_status_panel(run: Run, key: str = "") -> dict:
-    """Progress bar with state, progress, ETA or queue place, the error, and cancel/resume buttons."""
+def run_status(run: Run) -> dict:
+    """Progress bar with state, progress, ETA or queue place, and the error: a status display, drawn inside
+    a polling fragment or out of it. Returns the status it shows."""
     status = run.status()
     state = status.get("state", "?")
     message = (status.get("progress") or {}).get("message", "") if isinstance(status.get("progress"), dict) else ""
@@ -144,6 +188,13 @@ def run_status_panel(run: Run, key: str = "") -> dict:
                 + (f" · {plain(message)}" if message and state == "running" else ""))
     if status.get("error"):
         st.error(f"{plain(status['error'])} (log: {plain(run.log_path)})")
+    return status
+
+
+def run_actions(run: Run, status: dict, key: str = "") -> None:
+    """Cancel, move to the front, resume: the buttons that fit the run's state in `status`. Never inside a
+    polling fragment (a button redrawn under the pointer loses its click)."""
+    state = status.get("state", "?")
     cols = st.columns(4)
     if state in ACTIVE_STATES and cols[0].button("Cancel", key=f"cancel-{key}{run.id}", icon=":material/stop:"):
         jobs.cancel(run)
@@ -156,7 +207,16 @@ def run_status_panel(run: Run, key: str = "") -> dict:
                                                           icon=":material/play_arrow:"):
         jobs.resume(run)
         st.rerun()
-    return status
+
+
+def download(label_text: str, data: bytes | Callable[[], bytes], file_name: str, mime: str | None = None,
+             container=st) -> None:
+    """A download button that starts no rerun: the browser fetches the file and the page stays as it is.
+    Never inside a polling fragment: a button redrawn there drops the file it offered before the browser
+    has fetched it. `data` is the bytes, or a function that makes them on the click (a file too costly to
+    make on every page run)."""
+    container.download_button(label_text, data, file_name=file_name, mime=mime, on_click="ignore",
+                              key=f"download-{file_name}")
 
 
 def top_level_runs(kind: str) -> list[Run]:
@@ -173,7 +233,8 @@ def run_rows(runs: list[Run]) -> list[dict]:
         progress = status.get("progress") if isinstance(status.get("progress"), dict) else {}
         rows.append({"run": label(run), "state": str(status.get("state", "unknown")),
                      "progress": round(100 * fraction_done(status)),
-                     "detail": str(status.get("error") or progress.get("message") or ""),
+                     "detail": str(status.get("error") or (status.get("state") in ACTIVE_STATES
+                                                           and progress.get("message")) or ""),
                      "tags": ", ".join(meta(run)["tags"])})
     return rows
 
@@ -188,11 +249,14 @@ def runs_table(runs: list[Run]) -> None:
 
 def pick_run(runs: list[Run], label_text: str, remembered: str) -> Run:
     """A select box over runs (by readable label) that opens on the run named in
-    `st.session_state[remembered]` (the one this page just launched), else on the newest."""
+    `st.session_state[remembered]` (the one picked last or just launched on this page), else on the newest.
+    It keeps the pick when its labels change (a run renamed): Streamlit then makes a new select box."""
     ids = [r.id for r in runs]
     labels = {r.id: label(r) for r in runs}
     default = ids.index(st.session_state[remembered]) if st.session_state.get(remembered) in ids else 0
-    return runs[ids.index(st.selectbox(label_text, ids, index=default, format_func=labels.get))]
+    picked = st.selectbox(label_text, ids, index=default, format_func=labels.get)
+    st.session_state[remembered] = picked
+    return runs[ids.index(picked)]
 
 
 def any_active(runs: list[Run]) -> bool:
@@ -218,11 +282,13 @@ def live(render: Callable[[], bool], active: bool) -> None:
 
 def runs_section(kind: str, remembered: str, view: Callable[[Run], None], picker: str = "Run",
                  find: Callable[[], list[Run]] | None = None,
-                 table: Callable[[list[Run]], None] | None = None) -> Run | None:
-    """A kind's runs as the page's live part: the table, a picker, and `view(run)` for the picked run,
-    updated every POLL_S seconds while any of them is queued or running. Returns the picked run as
-    this page run saw it (None when there are none), for results drawn below the live part.
+                 table: Callable[[list[Run]], None] | None = None, key: str = "") -> Run | None:
+    """A kind's runs: the table and `view(run)` of the picked run as the page's live part, updated every
+    POLL_S seconds while any of them is queued or running; the picker and the run's buttons outside it,
+    so they stay open and clickable while it polls. Returns the picked run (None when there are none).
 
+    A run that appears or goes, or a change of the picked run's state, redraws the whole page, so the
+    picker lists what exists and the buttons fit the state. `view` draws status displays only (no widgets).
     `find` lists other runs than the kind's top-level ones, `table` draws them another way."""
     find = find or (lambda: top_level_runs(kind))
     table = table or runs_table
@@ -230,23 +296,23 @@ def runs_section(kind: str, remembered: str, view: Callable[[Run], None], picker
     if not runs:
         st.caption("No runs yet.")
         return None
-    picked: list[Run] = []
+    listed = [run.id for run in runs]
+    table_spot = st.container()
+    run = pick_run(runs, picker, remembered)
+    status = run.status()
+    run_actions(run, status, key=key or kind)
 
     def section() -> bool:
         now = find()
-        table(now)
-        run = pick_run(now, picker, remembered)
+        with table_spot:
+            table(now)
+        if [r.id for r in now] != listed or run.state != status.get("state"):
+            st.rerun()
         view(run)
-        if not picked:
-            picked.append(run)
-        elif picked[0].id != run.id:
-            st.rerun()  # another run picked: the results below the live part follow it
         return any_active(now)
 
     live(section, any_active(runs))
-    return picked[0]
-
-
+    return run
 def estimate_caption(kind: str, config: dict) -> None:
     """How long a job of `kind` with `config` should take (lab/engine/eta.py), shown before its launch button."""
     from lab.engine.eta import estimate  # loads torch: only pages that launch jobs pay for it, not the first paint

@@ -12,8 +12,8 @@ from data.datasets import DatasetSpec, load_dataset
 from data.medmnist_source import DatasetError
 from lab.engine import jobs
 from lab.engine.runs import Run
-from pages.common import (current_dataset, current_spec, ensure_app_navigation, plain, run_status_panel, set_spec,
-                          show_grid)
+from pages.common import (current_dataset, current_spec, ensure_app_navigation, plain, run_actions, run_status,
+                          set_spec, show_grid)
 
 FOLDER_SIZES = (28, 32, 64, 128)
 CHANNELS = {0: "detect", 1: "grayscale", 3: "RGB"}
@@ -107,16 +107,20 @@ def import_progress() -> None:
     if not run_path:
         return
     run = Run(run_path)
+    status = run.status()
 
-    @st.fragment(run_every=2 if run.state in ("queued", "running") else None)
+    @st.fragment(run_every=2 if status["state"] in ("queued", "running") else None)
     def panel():
-        status = run_status_panel(run, key="import")
-        if status.get("state") == "done":
+        state = run_status(run).get("state")
+        if state == "done":
             del st.session_state["import_run"]
             adopt(DatasetSpec.from_dict(run.config["dataset"]))
+        elif state != status["state"]:
+            st.rerun()  # the whole page: the buttons below fit the new state
 
     st.markdown(f"**Importing** {plain(run.config['dataset']['path'])}")
     panel()
+    run_actions(run, status, key="import")
 
 
 source_names = list(SOURCES)

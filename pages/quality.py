@@ -19,8 +19,8 @@ from metrics.quality import METRICS
 from metrics.scores import ENCODER, Scores
 from metrics.scoring import ScoreConfig, inception_images
 from metrics.stats import Estimate, percent_interval
-from pages.common import (current_dataset, current_spec, ensure_app_navigation, format_seconds, launch, plain,
-                          remember, run_status_panel, runs_section)
+from pages.common import (current_dataset, current_spec, download, ensure_app_navigation, format_seconds, launch, plain,
+                          remember, run_status, runs_section)
 
 ensure_app_navigation()
 st.title("Image quality")
@@ -108,8 +108,7 @@ else:
 
 # --- results -----------------------------------------------------------------------------------
 st.subheader("Score runs")
-run = runs_section("score", "quality_run", lambda picked: run_status_panel(picked, key="quality"),
-                   picker="Score run")
+run = runs_section("score", "quality_run", run_status, picker="Score run", key="quality")
 if run is None or not (run.artifacts / "scores.json").exists():
     st.stop()
 try:
@@ -219,9 +218,9 @@ for s in scores.sets:
                  caption="top: synthetic images closest to the training set · bottom: their nearest training images")
 
 c1, c2 = st.columns(2)
-c1.download_button("Download CSV", scores.to_csv(), file_name=f"scores-{run.id}.csv", mime="text/csv")
-c2.download_button("Download JSON", (run.artifacts / "scores.json").read_bytes(), file_name=f"scores-{run.id}.json",
-                   mime="application/json")
+download("Download CSV", scores.to_csv().encode(), f"scores-{run.id}.csv", "text/csv", container=c1)
+download("Download JSON", (run.artifacts / "scores.json").read_bytes(), f"scores-{run.id}.json", "application/json",
+         container=c2)
 
 st.header("Generator leaderboard")
 st.caption("One row per scored set (its newest score). Downstream gain comes from augmentation studies that used "

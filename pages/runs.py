@@ -8,11 +8,11 @@ import streamlit as st
 from classifier.evaluate import METRIC_LABELS
 from data.text import NAME_LIMIT, NOTE_LIMIT
 from lab.engine import manage
-from lab.engine.runs import Run, list_runs
+from lab.engine.runs import ACTIVE_STATES, Run, list_runs
 from lab.sets import list_sets
 from lab.study.report import short_names
 from lab.study.summary import read_summary, study_results
-from pages.common import (PROGRESS_COLUMN, ensure_app_navigation, plain, remember, run_rows, run_status_panel,
+from pages.common import (PROGRESS_COLUMN, ensure_app_navigation, plain, remember, run_rows, run_status,
                           runs_section)
 
 ensure_app_navigation()
@@ -52,11 +52,17 @@ def editor(target: Run | object, key: str, what: str) -> None:
         users = manage.dependents(target)
         if users:
             st.warning("Used by:\n\n" + "\n".join(f"- {plain(u)}" for u in users))
-        confirmed = st.checkbox("Yes, delete it" + (" anyway" if users else ""), key=f"confirm-{key}")
-        if st.button("Delete", key=f"delete-{key}", type="primary", disabled=not confirmed):
+        active = isinstance(target, Run) and target.state in ACTIVE_STATES
+        if active:
+            st.caption(f"It is {target.state}: deleting cancels it first (a running job saves, then stops).")
+        confirmed = st.checkbox(("Yes, cancel and delete it" if active else "Yes, delete it")
+                                + (" anyway" if users else ""), key=f"confirm-{key}")
+        if st.button("Cancel and delete" if active else "Delete", key=f"delete-{key}", type="primary",
+                     disabled=not confirmed):
             try:
-                manage.delete(target, force=True)
-            except (ValueError, FileNotFoundError) as e:
+                with st.spinner("Stopping it…"):
+                    (manage.cancel_and_delete if active else manage.delete)(target, force=True)
+            except (ValueError, FileNotFoundError, TimeoutError) as e:
                 st.error(plain(e))
             else:
                 st.session_state.pop(f"confirm-{key}", None)
@@ -89,7 +95,7 @@ def overview(runs: list[Run]) -> None:
 
 if all_runs and not shown():
     st.caption("No run matches these filters.")
-elif chosen := runs_section("", "runs_run", lambda run: run_status_panel(run, key="runs"), find=shown, table=overview):
+elif chosen := runs_section("", "runs_run", run_status, find=shown, table=overview, key="runs"):
     editor(chosen, chosen.id, "run")
 
 # --- synthetic sets --------------------------------------------------------------------------------
@@ -103,7 +109,11 @@ if sets:
                    else "", "tags": ", ".join(manage.meta(s.path)["tags"]), "note": manage.meta(s.path)["note"]}
                   for s in sets], hide_index=True, width="stretch")
     by_id = {s.id: s for s in sets}
-    picked = by_id[st.selectbox("Set", list(by_id), format_func=lambda i: f"{by_id[i].name} ({i})")]
+    ids = list(by_id)
+    kept = ids.index(st.session_state["runs_set"]) if st.session_state.get("runs_set") in ids else 0
+    st.session_state["runs_set"] = st.selectbox("Set", ids, index=kept,
+                                                format_func=lambda i: f"{by_id[i].name} ({i})")
+    picked = by_id[st.session_state["runs_set"]]  # kept when a rename changes the labels (a new select box)
     editor(picked.path, f"set-{picked.id}", "set")
 else:
     st.caption("No synthetic sets yet: export one from a GAN run (Samples page) or make single-image seeds (SinGAN or GPNN).")

@@ -22,8 +22,8 @@ from lab.engine import jobs
 from lab.engine.manage import label as run_label
 from lab.engine.runs import ACTIVE_STATES, Run, list_runs
 from lab.sampling import SampleConfig, sample_result
-from pages.common import (any_active, current_dataset, current_spec, ensure_app_navigation, option_input, plain,
-                          run_status_panel, show_grid)
+from pages.common import (current_dataset, current_spec, download, ensure_app_navigation, option_input, plain,
+                          run_actions, run_status, show_grid)
 
 ensure_app_navigation()
 st.title("Samples")
@@ -129,35 +129,38 @@ if st.button("Generate and register the set", type="primary"):
         st.session_state["sample_job"] = (origin, str(job.path))
         st.rerun()  # the sidebar and the export panel then follow the job
 
+
+def export_downloads(job: Run) -> None:
+    """The finished export: what it registered, and its files to download."""
+    result = sample_result(job)
+    if result is None or result.path is None:
+        st.error("The sample job finished but its set is gone (deleted since?).")
+        return
+    path = result.path
+    count = read_meta(path).get("count", "?")
+    if result.identical_to:
+        st.success(f"Identical to the set {plain(result.identical_to)} (same generator, seed and images per "
+                   f"class): nothing new drawn; its {count} images are listed on the Quality and Study pages.")
+    else:
+        st.success(f"Registered {count} images as {plain(result.set_id)} — the Quality and Study pages list it now.")
+    d1, d2 = st.columns(2)
+    download("Download npz", path.read_bytes, path.name, container=d1)
+    download("Download image-folder zip", lambda: to_folder_zip(load_set(path)), f"{path.stem}.zip", container=d2)
+
+
 if st.session_state.get("sample_job", (None,))[0] == origin:
     job = Run(st.session_state["sample_job"][1])
-    polling = any_active([job])
+    status = job.status()
 
-    @st.fragment(run_every=1 if polling else None)
+    @st.fragment(run_every=1 if status["state"] in ACTIVE_STATES else None)
     def export_status():
-        state = run_status_panel(job, key="sample").get("state")
-        if polling and state not in ACTIVE_STATES:
-            st.rerun()  # the whole page, so this panel stops polling
-        if state != "done":
-            return
-        result = sample_result(job)
-        if result is None or result.path is None:
-            st.error("The sample job finished but its set is gone (deleted since?).")
-            return
-        path = result.path
-        count = read_meta(path).get("count", "?")
-        if result.identical_to:
-            st.success(f"Identical to the set {plain(result.identical_to)} (same generator, seed and images per "
-                       f"class): nothing new drawn; its {count} images are listed on the Quality and Study pages.")
-        else:
-            st.success(f"Registered {count} images as {plain(result.set_id)} — the Quality and Study pages list "
-                       "it now.")
-        d1, d2 = st.columns(2)
-        d1.download_button("Download npz", path.read_bytes, file_name=path.name)
-        d2.download_button("Download image-folder zip", lambda: to_folder_zip(load_set(path)),
-                           file_name=f"{path.stem}.zip")
+        if run_status(job).get("state") != status["state"]:
+            st.rerun()  # the whole page: its buttons and downloads follow the new state
 
     export_status()
+    run_actions(job, status, key="sample")
+    if status["state"] == "done":
+        export_downloads(job)
 
 st.caption("Per-image scores of a set, worst first, and keeping or dropping images by hand or by rule: the "
            "**Review a set** page.")

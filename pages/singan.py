@@ -25,7 +25,7 @@ from lab.engine.manage import label
 from lab.engine.runs import Run
 from pages.common import (PROGRESS_COLUMN, class_names_of, current_dataset, current_spec, ensure_app_navigation,
                           estimate_caption, launch,
-                          plain, remember, run_rows, run_status_panel, runs_section, show_grid, show_labelled_grid,
+                          download, plain, remember, run_rows, run_status, runs_section, show_grid, show_labelled_grid,
                           top_level_runs)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -206,7 +206,7 @@ def loss_chart(run: Run) -> None:
 
 
 def live_view(run: Run) -> None:
-    run_status_panel(run)
+    run_status(run)
     if run.kind == "gpnn":
         return
     watched = run
@@ -240,7 +240,7 @@ def results(run: Run) -> None:
         image_results(run, variations)
         if run.kind == "singan":
             explore(run)
-    st.download_button("Variations (image-folder zip)", to_folder_zip(variations), file_name=f"{run.id}.zip")
+    download("Variations (image-folder zip)", lambda: to_folder_zip(variations), f"{run.id}.zip")
 
 
 def seeds_results(run: Run, variations) -> None:
@@ -303,9 +303,13 @@ def figures_table(runs: list[Run]) -> None:
     for run in runs:
         summary = read_json(run.artifacts / "summary.json", {}) or {}
         d = summary.get("diversity") or {}
-        rows.append({"generator": SINGLE_IMAGE.get(run.kind, run.kind), "SIFID ↓": summary.get("sifid"),
-                     "to its image (/255)": d.get("to_image"), "between variations (/255)": d.get("between"),
-                     "real pairs (/255)": d.get("real_pairs"), "pixel std ratio": d.get("pixel_std")})
+        figures = {"SIFID ↓": summary.get("sifid"), "to its image (/255)": d.get("to_image"),
+                   "between variations (/255)": d.get("between"), "real pairs (/255)": d.get("real_pairs"),
+                   "pixel std ratio": d.get("pixel_std")}
+        # n/a: a figure the run could not have (no same-class real images for a folder image, no SIFID for seeds)
+        rows.append({"generator": SINGLE_IMAGE.get(run.kind, run.kind),
+                     **{name: f"{value:.3g}" if isinstance(value, (int, float)) else "n/a"
+                        for name, value in figures.items()}})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("Mean absolute pixel differences in /255: of the variations to their image and to each other, next "
                "to two random real images of the same class (dataset images). Pixel std ratio: SinGAN's "
@@ -327,8 +331,7 @@ def explore(run: Run) -> None:
                                        noise_scale=strength))
     st.image(make_grid(samples, ncol=4), caption=f"injection at level {stage}, strength ×{strength:g}, "
              f"width ×{width}", clamp=True)
-    st.download_button("Generator (singan.pt)", (run.checkpoints / "singan.pt").read_bytes(),
-                       file_name=f"{run.id}-singan.pt")
+    download("Generator (singan.pt)", (run.checkpoints / "singan.pt").read_bytes, f"{run.id}-singan.pt")
 
 
 one, seeds = st.tabs(["One image", "Seeds per class"])

@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lab.demo import demo_status, prepare_demo
 from lab.engine.manage import label
 from lab.engine.runs import ACTIVE_STATES, Run, list_runs
 from lab.sets import list_sets
-from pages.common import current_spec, ensure_app_navigation, plain
+from pages.common import POLL_S, current_spec, ensure_app_navigation, plain
+
+DEMO_PAGES = {"single_image": "pages/singan.py", "samples": "pages/samples.py", "quiz": "pages/quiz.py",
+              "quality": "pages/quality.py", "gan_steps": "pages/gan_steps.py"}
+DEMO_ICONS = {"ready": ":material/check_circle:", "waiting": ":material/hourglass_top:", "failed": ":material/error:"}
 
 ensure_app_navigation()
 st.title("GAN Augmentation Lab")
@@ -29,6 +34,49 @@ with steps[2].container(border=True):
                "without them: same budget, several seeds, an honest verdict.")
     st.page_link("pages/quality.py", label="Quality", icon=":material/straighten:")
     st.page_link("pages/study.py", label="Augmentation study", icon=":material/balance:")
+
+
+
+def demo_panel(waiting: bool) -> None:
+    """Page by page, what the demo has made ready; re-read every POLL_S seconds while a page waits, and the
+    whole page runs once more when the last one is ready."""
+
+    @st.fragment(run_every=POLL_S if waiting else None)
+    def panel():
+        try:
+            pages = demo_status()
+        except ValueError as e:
+            st.error(plain(e))
+            return
+        if pages is None:
+            return
+        for page in pages:
+            line = st.columns([1, 3])
+            if page.state == "ready":
+                line[0].page_link(DEMO_PAGES[page.page], label=page.title, icon=DEMO_ICONS["ready"])
+            else:
+                line[0].markdown(f"{DEMO_ICONS[page.state]} **{plain(page.title)}**")
+            line[1].markdown(f"{page.state}: {plain(page.detail)}")
+        if waiting and not any(page.state == "waiting" for page in pages):
+            st.rerun()
+
+    panel()
+
+
+st.subheader("A demo in one click")
+st.caption("For a class: GPNN variations of the four sample OCT scans (seconds), a DCGAN quick on DermaMNIST 28 px "
+           "(a few minutes on a CPU) and a score of its images, queued as jobs: closing the browser stops nothing, "
+           "and pressing again queues nothing new while they run or once they are done.")
+if st.button("Prepare a demo", icon=":material/auto_awesome:"):
+    try:
+        prepare_demo()
+    except (ValueError, OSError) as e:
+        st.error(plain(e))
+try:
+    demo_waiting = any(page.state == "waiting" for page in demo_status() or [])
+except ValueError:
+    demo_waiting = False
+demo_panel(demo_waiting)
 
 spec = current_spec()
 runs = [run for run in list_runs() if not run.config.get("parent")]
@@ -59,8 +107,9 @@ c4.metric("Studies done", len(finished("study")), help=f"{len(made('study'))} in
 def next_action() -> tuple[str, str, str]:
     """(page, button label, why) of the next sensible step, from what exists."""
     if active:
+        first = next((run for run in active if run.state == "running"), active[-1])
         return ("pages/runs.py", "Follow the running jobs",
-                f"{plain(label(active[0]))} is {active[0].state}; the sidebar shows its progress.")
+                f"{plain(label(first))} is {first.state}; the sidebar shows its progress.")
     if not finished("gan") and not finished("singan") and not finished("gpnn"):
         return ("pages/train_gan.py", "Train a first GAN",
                 f"Nothing has been generated yet: a quick DCGAN on {plain(spec.label)} takes a few minutes on a CPU.")

@@ -12,16 +12,19 @@ from data.augment import AUGMENTATIONS, default_pipeline
 from data.synthetic import load_set
 from gans import SINGLE_IMAGE, TITLES
 from lab.engine.children import read_children
-from lab.engine.runs import ACTIVE_STATES, Run
+from lab.engine.runs import ACTIVE_STATES, Run, list_runs
 from lab.sets import compatible_sets, resolve_set
-from lab.study.config import (GENERATORS, MIX_MODES, PRESETS, SUMMARY_FILE, preset, recipe_arms, reference_arms,
-                              set_label, synthetic_arms)
+from lab.study.config import (GENERATORS, MIX_MODES, PRESETS, SUMMARY_FILE, StudyConfig, preset, recipe_arms,
+                              reference_arms, set_label, synthetic_arms)
 from lab.study.leaks import check_sets
+from lab.study.pilot import PilotConfig, read_pilot
 from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
-from lab.study.report import arm_table, confusion_figure, curve_figure, metric_bars, recall_delta_figure, yardsticks
+from lab.study.report import (arm_table, bars_figure, confusion_figure, curve_figure, recall_delta_figure,
+                              yardsticks)
 from lab.study.summary import arm_model, expected_interval, read_summary, study_results
 from pages.common import (PROGRESS_COLUMN, current_dataset, current_spec, ensure_app_navigation, estimate_caption,
-                          fraction_done, launch, plain, remember, run_status_panel, runs_section, show_grid)
+                          dataset_of, download, fraction_done, launch, plain, remember, run_status, runs_section,
+                          show_grid)
 
 ensure_app_navigation()
 st.title("Augmentation study")
@@ -38,10 +41,13 @@ with st.expander("New study", expanded=True):
                            help="quick: 10% of the data with a budget sized to it (400 steps × 64 on DermaMNIST), "
                                 "minutes on a CPU. paper: all data, 5500 steps.")
     c1, c2, c3, c4 = st.columns(4)
-    fraction = c1.number_input("Real training fraction", 0.01, 1.0, 0.1 if preset_name == "quick" else 1.0, 0.05)
+    applied = st.session_state.get("study_applied_budget")  # a pilot's budget ("Apply this budget", below)
+    fraction = c1.number_input("Real training fraction", 0.01, 1.0, applied["fraction"] if applied else
+                               0.1 if preset_name == "quick" else 1.0, 0.05)
     base = preset(preset_name, dataset=spec, train_fraction=float(fraction))
     n_seeds = int(c2.number_input("Seeds", 1, 30, key=remember("study_seeds", len(base.seeds))))
-    steps = c3.number_input("Optimizer steps per arm", 10, 100_000, base.train.steps, 50)
+    steps = c3.number_input("Optimizer steps per arm", 10, 100_000,
+                            applied["steps"] if applied else base.train.steps, 50)
     batch = c4.number_input("Batch size", 1, 512, base.train.batch_size, 8)
     st.caption(expected_interval(n_seeds, spec, float(fraction), base.primary_metric).text)
     detect = st.number_input("Difference to detect (points)", 0.5, 50.0, 100 * DEFAULT_DIFFERENCE, 0.5,
@@ -119,7 +125,7 @@ with st.expander("New study", expanded=True):
 
 
 def progress_view(run: Run) -> None:
-    state = run_status_panel(run, key="study").get("state")
+    state = run_status(run).get("state")
     children = read_children(run)
     if children:
         rows = []
@@ -179,8 +185,28 @@ st.subheader("Results on the real test split")
 st.caption(yardsticks(summary))
 for arm in summary.arms:
     st.markdown(f"**{plain(arm.arm)}** — {plain(arm.verdict)}")
+if summary.cannot_judge:  # a learning-curve pilot of the baseline names the budget at which it could judge
+    with st.container(border=True):
+        st.markdown("**Cannot judge at this budget.** A pilot trains the baseline alone at larger step budgets "
+                    "and training fractions, cheapest first, until it clears the trivial classifier on the "
+                    "validation split.")
+        pilots = [r for r in list_runs("study-pilot") if r.config.get("study_run") == str(run.path)]
+        if not pilots or pilots[0].state in ("failed", "cancelled"):
+            if st.button("Run a learning-curve pilot"):
+                launch("study-pilot", PilotConfig(study=StudyConfig.from_dict(run.settings), study_run=str(run.path),
+                                                  seeds=min(2, len(run.settings["seeds"]))).to_dict(),
+                       name="pilot", remembered="study_pilot_run")
+        if pilots:
+            pilot_status = pilots[0].status()
+            found = read_pilot(pilots[0].artifacts) if pilot_status["state"] == "done" else None
+            st.caption(plain(found.text) if found else f"Pilot {pilots[0].id}: {pilot_status['state']} "
+                       f"{plain((pilot_status.get('progress') or {}).get('message', ''))}")
+            if found and found.budget and st.button("Apply this budget", type="primary"):
+                st.session_state["study_applied_budget"] = {"steps": found.budget.steps,
+                                                            "fraction": max(0.01, found.budget.fraction)}
+                st.rerun()
 st.dataframe(arm_table(summary), hide_index=True, width="stretch")
-st.plotly_chart(metric_bars(summary), width="stretch")
+show_figure(bars_figure(summary))
 st.markdown("**Per-class recall vs the baseline**")
 show_figure(recall_delta_figure(summary))
 st.markdown("**Confusion matrices** (row-normalised, summed over seeds)")
@@ -194,7 +220,7 @@ for col, name, mime in ((d1, "report.html", "text/html"), (d2, "report.csv", "te
                         (d3, "summary.json", "application/json")):
     path = run.artifacts / name
     if path.exists():
-        col.download_button(f"Download {name}", path.read_bytes(), file_name=f"{run.id}-{name}", mime=mime)
+        download(f"Download {name}", path.read_bytes(), f"{run.id}-{name}", mime, container=col)
 
 st.subheader("Grad-CAM")
 children = {k: c for k, c in read_children(run).items() if (c.artifacts / "best.pt").exists()}
@@ -204,7 +230,7 @@ if children:
     sources = ["real test images"] + [a.synthetic_set for a in summary.arms if a.synthetic_set]
     source = g2.selectbox("Images", list(dict.fromkeys(sources)))
     label = g3.selectbox("Class", range(len(summary.class_names)), format_func=lambda k: summary.class_names[k])
-    images = data.test if source == "real test images" else load_set(resolve_set(source))
+    images = dataset_of(run.config["dataset"]).test if source == "real test images" else load_set(resolve_set(source))
     pool = images.of_class(label)
     if len(pool):
         picked = pool.images[np.random.default_rng(0).permutation(len(pool))[:8]]

@@ -12,7 +12,7 @@ from gans.blocks import IMAGE_SIZES
 from gans.config import GanConfig, make_config
 from lab.engine.runs import ACTIVE_STATES, Run
 from pages.common import (class_names_of, current_dataset, current_spec, ensure_app_navigation, estimate_caption,
-                          format_seconds, launch, option_input, plain, remember, run_status_panel, runs_section,
+                          format_seconds, launch, option_input, plain, remember, run_status, runs_section,
                           show_labelled_grid)
 
 ensure_app_navigation()
@@ -73,7 +73,7 @@ def loss_figure(events: list[dict]) -> go.Figure:
 
 
 def live_view(run: Run) -> None:
-    status = run_status_panel(run, key="gan")
+    status = run_status(run)
     settings = run.config
     events = run.events("progress")
     left, right = st.columns([3, 2])

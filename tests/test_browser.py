@@ -1,6 +1,8 @@
-"""One real-browser smoke test: the app served by Streamlit, opened in Debian's Chromium."""
+"""Real-browser tests: the app served by Streamlit, opened in Debian's Chromium; pages, live jobs, a tab on
+another dataset, downloads and pickers while a job runs."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,8 +11,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
+from io import BytesIO
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,3 +187,170 @@ def test_a_deep_link_as_first_visit_opens_the_page_inside_the_app(server):
         browser.close()
     assert "Dataset: dermamnist" in sidebar and "Augmentation study" in sidebar
     assert "train gan" not in sidebar and "common" not in sidebar  # no list of page file names
+
+
+def make_finished_study(root: Path):
+    """A tiny finished study on PneumoniaMNIST (one channel): real only, one seed, 6 steps."""
+    from classifier.train import TrainConfig
+    from lab.engine.runs import Run
+    from lab.kinds.study import run as run_study
+    from lab.study.config import ArmConfig, StudyConfig
+
+    config = StudyConfig(dataset={"name": "pneumoniamnist", "size": 28}, train_fraction=0.03, seeds=[0],
+                         arms=[ArmConfig("real only")], train=TrainConfig(steps=6, batch_size=16, eval_every=6))
+    run = Run.create("study", config.to_dict(), root=root)
+    run_study(run)
+    run.write_status("done")
+    return run
+
+
+def open_page(page, title: str) -> None:
+    """Open a page from the sidebar's navigation: the same session, so what it remembers stays."""
+    page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", level=1).first.wait_for(timeout=120_000)
+    settled(page)
+
+
+def no_exception(page) -> None:
+    text = page.inner_text("body")
+    assert page.locator("[data-testid='stException']").count() == 0 and "Traceback" not in text, text[:3000]
+
+
+def test_a_study_opens_from_a_tab_on_another_dataset(server, runs_root):
+    """A new tab starts on DermaMNIST (RGB); the study it shows was run on PneumoniaMNIST (grayscale): its
+    results and Grad-CAM come from the study's own data. A link that names a dataset opens on it."""
+    from playwright.sync_api import sync_playwright
+
+    make_finished_study(runs_root)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 3000})
+        page.goto(f"{server}/study", wait_until="domcontentloaded")
+        page.get_by_text("Grad-CAM; predicted").wait_for(timeout=120_000)
+        settled(page)
+        page.get_by_text("Grad-CAM; predicted").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "study-from-another-dataset.png"))
+        no_exception(page)
+        assert "dermamnist (28px)" in page.inner_text("[data-testid='stSidebar']")
+        page.goto(f"{server}/study?dataset=pneumoniamnist", wait_until="domcontentloaded")
+        page.get_by_text("Grad-CAM; predicted").wait_for(timeout=120_000)
+        settled(page)
+        no_exception(page)
+        assert "pneumoniamnist (28px)" in page.inner_text("[data-testid='stSidebar']")
+        open_page(page, "Data")  # a change of page keeps the dataset in the address
+        assert "dataset=pneumoniamnist" in page.url
+        browser.close()
+
+
+def save_download(page, name: str) -> bytes:
+    """Click the download button labelled `name` and return the bytes the browser saved."""
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name=name).click()
+    return Path(download.value.path()).read_bytes()
+
+
+def test_every_download_works_while_a_job_runs(server, runs_root):
+    """With a job running (the sidebar polls), every download button on every page delivers its file: the
+    exported set (npz, image-folder zip), the study's report, the variations, the score tables."""
+    from playwright.sync_api import sync_playwright
+
+    from gans.gpnn import gpnn_config
+    from lab.engine import jobs
+    from lab.engine.runs import Run
+    from lab.kinds.gpnn import run as run_gpnn
+    from lab.kinds.score import run as run_score
+    from lab.sets import list_sets
+    from metrics.scoring import ScoreConfig
+
+    make_finished_gan_run(runs_root)
+    make_finished_study(runs_root)
+    gpnn = Run.create("gpnn", gpnn_config("quick", mode="image", dataset={"name": "pneumoniamnist", "size": 28},
+                                          image_index=7, variations=3, iters=2, fine_levels=1, fine_iters=1,
+                                          sifid=False).to_dict(), root=runs_root)
+    run_gpnn(gpnn)
+    gpnn.write_status("done")
+    score = Run.create("score", ScoreConfig(sets=[str(list_sets()[0].path)], distribution=False, inception=False,
+                                            prescreen=False).to_dict(), root=runs_root)
+    run_score(score)
+    score.write_status("done")
+    files = {}
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(f"{server}/samples", wait_until="domcontentloaded")
+        generate = page.get_by_role("button", name="Generate and register the set")
+        generate.wait_for(timeout=120_000)
+        settled(page)
+        generate.click()
+        page.get_by_text("Registered").wait_for(timeout=180_000)
+        busy = jobs.submit("count", {"steps": 1000, "delay": 0.2})  # runs through every click below
+        open_page(page, "Runs")  # a page run that finds it running: the sidebar polls from now on
+        page.locator("[data-testid='stSidebar']").get_by_text("Count to 1000").wait_for(timeout=120_000)
+        open_page(page, "Samples")
+        files["npz"] = save_download(page, "Download npz")
+        files["zip"] = save_download(page, "Download image-folder zip")
+        open_page(page, "Augmentation study")
+        for name in ("report.html", "report.csv", "summary.json"):
+            files[name] = save_download(page, f"Download {name}")
+        open_page(page, "Single image")
+        files["variations"] = save_download(page, "Variations (image-folder zip)")
+        open_page(page, "Quality")
+        files["scores.csv"] = save_download(page, "Download CSV")
+        files["scores.json"] = save_download(page, "Download JSON")
+        still_running = busy.state == "running"
+        browser.close()
+    jobs.cancel(busy)
+    assert still_running, "every click came while the job ran"
+    with np.load(BytesIO(files["npz"])) as exported:
+        assert exported["images"].shape[0] == 7 * 200 and len(exported["labels"]) == 7 * 200
+    with zipfile.ZipFile(BytesIO(files["zip"])) as folder:
+        assert len([n for n in folder.namelist() if n.endswith(".png")]) == 7 * 200
+    assert b"<html" in files["report.html"].lower() and "real only" in files["report.csv"].decode()
+    assert json.loads(files["summary.json"])["arms"] and json.loads(files["scores.json"])
+    with zipfile.ZipFile(BytesIO(files["variations"])) as folder:
+        assert len([n for n in folder.namelist() if n.endswith(".png")]) == 3
+    assert files["scores.csv"].decode().splitlines()[0].count(",") >= 3
+
+
+def test_a_picker_stays_open_while_a_job_runs(server, runs_root):
+    """The Runs page polls while a job runs; its Run picker, opened, stays open across the polls and takes a
+    choice made with the mouse."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from lab.engine import jobs
+    from lab.engine.manage import label
+    from lab.engine.runs import Run
+
+    finished = Run.create("gan", {"gan": "dcgan", "preset": "quick", "dataset": {"name": "dermamnist"}},
+                          root=runs_root)
+    finished.write_status("done")
+    time.sleep(1.1)  # run ids carry the second they were made in: the job is the newest, picked at first
+    busy = jobs.submit("count", {"steps": 1000, "delay": 0.2})
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(f"{server}/runs", wait_until="domcontentloaded")
+        page.get_by_text(re.compile(r"running · \d+% · \d+/1000")).first.wait_for(timeout=120_000)
+        settled(page)
+        picker = page.get_by_role("combobox", name="Run")
+        picker.click()
+        option = page.get_by_role("option", name=label(finished))
+        option.wait_for(timeout=10_000)
+        shown = page.inner_text("[data-testid='stMain']")
+        deadline = time.time() + 60
+        while page.inner_text("[data-testid='stMain']") == shown:  # the job's progress redrawn: the page polled
+            assert time.time() < deadline, "the page did not poll"
+            page.wait_for_timeout(250)
+        page.wait_for_timeout(2 * 2000)  # two more polls (POLL_S) with the list open
+        assert option.is_visible(), "the picker closed while the job ran"
+        option.click()
+        expect(picker).to_have_value(label(finished), timeout=30_000)
+        settled(page)
+        expect(picker).to_have_value(label(finished))  # and kept through the page's polls since
+        tables = page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").count()
+        still_running = busy.state == "running"
+        browser.close()
+    jobs.cancel(busy)
+    assert still_running
+    assert tables == 1, "one run table, redrawn in place by the polling part, none left over"

@@ -7,13 +7,27 @@ import time
 
 import pytest
 
-from lab.engine import children, executors, jobs
+from lab.engine import children, executors, jobs, warm
 from lab.engine.runs import Run
 
 
 def environment_of(pid: int) -> dict[str, str]:
     raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def record_starts(monkeypatch) -> list[tuple[str, int]]:
+    """(run id, threads) of every child worker started, cold or forked by a warm server."""
+    started = []
+    cold, forked = jobs.start_local_worker, warm.WarmServer.start
+    monkeypatch.setattr(jobs, "start_local_worker",
+                        lambda run, threads=None: (started.append((run.id, threads)), cold(run, threads)))
+
+    def fork(server, run):
+        started.append((run.id, server.threads))
+        return forked(server, run)
+    monkeypatch.setattr(warm.WarmServer, "start", fork)
+    return started
 
 
 def test_children_run_at_once_in_workers_of_their_own_with_a_share_of_the_cores(runs_root, monkeypatch):
@@ -85,25 +99,26 @@ def test_auto_is_one_per_core_up_to_four_and_a_bad_setting_is_named(monkeypatch)
         executors.child_workers(3)
 
 
-def test_a_resumed_parent_runs_its_last_child_with_the_share_it_had(runs_root, monkeypatch):
+@pytest.mark.parametrize("warm_workers", ["1", "0"])
+def test_a_resumed_parent_runs_its_last_child_with_the_share_it_had(runs_root, monkeypatch, warm_workers):
+    monkeypatch.setenv("LAB_WARM_WORKERS", warm_workers)
     monkeypatch.setenv("LAB_CHILD_WORKERS", "2")
     monkeypatch.setattr(executors, "cpu_cores", lambda: 4)
     parent = Run.create("count", {"steps": 1})
     kids = children.create_children(parent, "count", {k: (k, {"steps": 2, "delay": 0.01}) for k in "abc"})
     for k in "ab":  # finished before an interruption
         kids[k].write_status("done")
-    started = []
-    real_start = jobs.start_local_worker
-    monkeypatch.setattr(jobs, "start_local_worker",
-                        lambda run, threads=None: (started.append((run.id, threads)), real_start(run, threads)))
+    started = record_starts(monkeypatch)
     children.run_children(parent, kids, steps_each=2)
     assert started == [(kids["c"].id, 2)] and kids["c"].state == "done"  # its own worker, 4 // 2 threads
 
 
-def test_free_slots_leave_children_side_by_side_to_their_parent(runs_root, monkeypatch):
+@pytest.mark.parametrize("warm_workers", ["1", "0"])
+def test_free_slots_leave_children_side_by_side_to_their_parent(runs_root, monkeypatch, warm_workers):
     """With LAB_MAX_JOBS above one, the queue must not start a parent's side-by-side children itself
     (it would give them all the cores), and a finishing child must not judge its parent, which runs
     here and not in a worker, dead."""
+    monkeypatch.setenv("LAB_WARM_WORKERS", warm_workers)
     monkeypatch.setenv("LAB_CHILD_WORKERS", "2")
     monkeypatch.setenv("LAB_MAX_JOBS", "4")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -111,10 +126,7 @@ def test_free_slots_leave_children_side_by_side_to_their_parent(runs_root, monke
     parent = Run.create("count", {"steps": 1})
     plan = {key: (key, {"steps": 20, "delay": 0.05}) for key in "abc"}
     kids = children.create_children(parent, "count", plan)
-    started = []
-    real_start = jobs.start_local_worker
-    monkeypatch.setattr(jobs, "start_local_worker",
-                        lambda run, threads=None: (started.append((run.id, threads)), real_start(run, threads)))
+    started = record_starts(monkeypatch)
     children.run_children(parent, kids, steps_each=20)
     assert [kids[k].state for k in "abc"] == ["done"] * 3
     assert sorted(started) == sorted((kids[k].id, 2) for k in "abc"), "a child started without its share"

@@ -123,7 +123,8 @@ def test_a_gpnn_recipe_learns_from_seed_images_of_that_seeds_subset_only(runs_ro
                   "recipe": {"generator": "gpnn", "seeds_per_class": 1, "variations": 2, "settings": FAST}}],
         "train": {"steps": 2, "batch_size": 8, "eval_every": 2}})
     parent = Run.create("study", study.to_dict(), root=runs_root)
-    sets = train_generators(parent, study, pneumonia)  # refuses a set that learned outside the seed's subset
+    sets = train_generators(parent, study, pneumonia, study.subsets(pneumonia.train))  # refuses a set that learned
+    # outside the seed's subset
     children = read_children(parent)
     assert sorted(sets) == sorted(children) and {c.kind for c in children.values()} == {"gpnn"}
     for key, child in children.items():

@@ -24,7 +24,8 @@ from data.datasets import DatasetSpec
 from data.medmnist_source import DatasetError
 from lab.engine import manage
 from lab.engine.runs import Run, find_run, list_runs
-from lab.sets import list_sets, set_id
+from data.synthetic import set_id
+from lab.sets import list_sets
 from tests.test_manage import gan_run_with_set
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,6 +21,7 @@ import torch
 
 from classifier.train import TrainConfig
 from data.provenance import digest, fingerprints
+from data.subset import SeedSubset
 from gans.config import make_config
 from gans.gpnn import gpnn_config
 from gans.single_image import choose_seeds
@@ -32,7 +33,7 @@ from lab.kinds.study import run as run_study
 from lab.sampling import SampleConfig, sample_result
 from lab.study.config import ArmConfig, StudyConfig
 from lab.study.leaks import check_sets
-from lab.study.recipes import check_recipe_set, training_indices
+from lab.study.recipes import check_recipe_set
 from lab.study.summary import read_summary
 
 PNEUMONIA = {"source": "medmnist", "name": "pneumoniamnist", "size": 28}
@@ -242,8 +243,8 @@ def test_a_set_copied_out_of_its_run_folder_is_unknown(lab, pneumonia, tmp_path,
 
 def test_genuine_gan_sample_and_gpnn_sets_stay_known_and_run_in_a_study_with_no_flag(lab, pneumonia):
     root, runs = lab
-    subset = pneumonia.train.stratified_subset(0.1, seed=0)
-    seeds = training_indices(pneumonia.train, subset.images[choose_seeds(subset, 1, 0)])
+    subset = SeedSubset.draw(pneumonia.train, 0.1, seed=0)
+    seeds = subset.at(choose_seeds(subset.of(pneumonia.train), 1, 0))
     gpnn = Run.create("gpnn", gpnn_config("quick", mode="seeds", dataset=PNEUMONIA, seed_indices=seeds, variations=2,
                                           iters=2, fine_levels=1, fine_iters=1, sifid=False).to_dict(), root=root)
     gpnn_job.run(gpnn)

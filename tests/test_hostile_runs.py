@@ -23,7 +23,7 @@ from data.config import ConfigError
 from gans.train import Diverged, mean_losses
 from lab import cli
 from lab.engine import children, jobs
-from lab.engine.runs import STATES, Run, RunFileError, find_run, list_runs, parse_status, process_start_ticks
+from lab.engine.runs import STATES, Run, RunFileError, find_run, list_runs, parse_status, process_started
 
 
 def wait_for(predicate, timeout=60.0, poll=0.05):
@@ -92,12 +92,12 @@ def sleeper():
 def test_cancel_signals_no_process_it_cannot_prove_is_the_runs_worker(runs_root, sleeper, case):
     run = Run.create("count", {"steps": 1})
     if case == "init":
-        forge_running(run, 1, process_start_ticks(1))
+        forge_running(run, 1, process_started(1))
     elif case == "init without start time":
         forge_running(run, 1, None)
     else:
         proc = sleeper(own_session=case == "a stranger in its own session")
-        forge_running(run, proc.pid, process_start_ticks(proc.pid))  # fresh "started": no grace period
+        forge_running(run, proc.pid, process_started(proc.pid))  # fresh "started": no grace period
     with recorded_signals() as sent:
         jobs.cancel(run)
     assert sent == []
@@ -110,7 +110,7 @@ def test_a_forged_status_naming_another_runs_worker_does_not_reach_it(runs_root)
     wait_for(lambda: checkpointed_step(other) >= 1)
     pid = other.raw_status()["pid"]
     forged = Run.create("count", {"steps": 1})
-    forge_running(forged, pid, process_start_ticks(pid))
+    forge_running(forged, pid, process_started(pid))
     with recorded_signals() as sent:
         jobs.cancel(forged)
     assert sent == []
@@ -121,7 +121,7 @@ def test_a_forged_status_naming_another_runs_worker_does_not_reach_it(runs_root)
 
 def test_a_run_in_this_process_is_stopped_by_its_flag_never_by_a_signal(runs_root):
     run = Run.create("count", {"steps": 1})
-    forge_running(run, os.getpid(), process_start_ticks(os.getpid()))
+    forge_running(run, os.getpid(), process_started(os.getpid()))
     assert not run.should_stop()
     with recorded_signals() as sent:
         assert jobs.cancel(run) == "running"  # it stops at its next step
@@ -151,7 +151,7 @@ def test_cancelling_a_child_inside_its_parents_worker_signals_nobody(runs_root):
     wait_for(lambda: checkpointed_step(parent) >= 1)
     pid = parent.raw_status()["pid"]
     child = Run.create("count", {"steps": 5, "parent": str(parent.path)})
-    forge_running(child, pid, process_start_ticks(pid))  # what a child claimed by the parent records
+    forge_running(child, pid, process_started(pid))  # what a child claimed by the parent records
     with recorded_signals() as sent:
         assert jobs.cancel(child) == "running"
     assert sent == []
@@ -166,7 +166,7 @@ def test_a_grandchild_inside_its_grandparents_worker_is_running_and_stopped_by_i
     pid = study.raw_status()["pid"]
     seeds = Run.create("count", {"steps": 5, "parent": str(study.path)})  # a generator child in seeds mode
     seed = Run.create("count", {"steps": 5, "parent": str(seeds.path)})
-    forge_running(seed, pid, process_start_ticks(pid))  # both execute inside the study's worker
+    forge_running(seed, pid, process_started(pid))  # both execute inside the study's worker
     assert seed.state == "running"
     with recorded_signals() as sent:
         assert jobs.cancel(seed) == "running"

@@ -13,7 +13,7 @@ import pytest
 
 from lab import cli
 from lab.engine import jobs
-from lab.engine.runs import Run, list_runs, process_alive, process_start_ticks
+from lab.engine.runs import Run, list_runs, process_alive, process_started
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -182,7 +182,7 @@ def test_unknown_job_kind_is_refused_before_anything_is_written(runs_root):
 
 def test_eta_comes_from_the_recent_pace_not_from_start_up(runs_root):
     run = Run.create("count", {"steps": 100})
-    run.write_status("running", pid=os.getpid(), pid_start=process_start_ticks(os.getpid()),
+    run.write_status("running", pid=os.getpid(), pid_start=process_started(os.getpid()),
                      started=time.time() - 1000)  # a slow start-up, or the time before a resume
     run.progress(10, 100, force=True)
     assert run.raw_status()["progress"]["eta_s"] is None  # one report says nothing about the pace yet
@@ -194,7 +194,7 @@ def test_eta_comes_from_the_recent_pace_not_from_start_up(runs_root):
 
 def test_a_queued_run_says_where_it_waits_and_a_short_one_can_go_first(runs_root, capsys):
     holder = Run.create("count", {"steps": 1}, name="long")
-    holder.write_status("running", pid=os.getpid(), pid_start=process_start_ticks(os.getpid()), started=time.time())
+    holder.write_status("running", pid=os.getpid(), pid_start=process_started(os.getpid()), started=time.time())
     first, second, short = (jobs.submit("count", {"steps": 1, "delay": 0.0}, name=name, start=False)
                             for name in ("first", "second", "short"))
     place = jobs.queue_position(second)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from data.imageset import ImageSet
-from data.synthetic import save_set
+from data.synthetic import save_set, set_id
 from lab.engine import manage
 from lab.engine.runs import Run
-from lab.sets import set_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,6 +73,48 @@ def test_a_running_run_is_not_deleted(runs_root):
     with pytest.raises(ValueError, match="queued: cancel it first"):
         manage.delete(run, force=True)
     assert run.path.exists()
+
+
+def test_a_queued_or_running_run_is_cancelled_then_deleted(runs_root):
+    from lab.engine import jobs
+    from lab.engine.runs import process_alive
+
+    queued = Run.create("count", {"steps": 3}, root=runs_root)
+    assert manage.cancel_and_delete(queued) == [queued.path] and not queued.path.exists()
+    running = jobs.submit("count", {"steps": 600, "delay": 0.1})  # a real worker process, a minute of work
+    deadline = time.time() + 120
+    while running.state != "running" or not running.events("progress"):
+        assert time.time() < deadline, f"the count job did not start: {running.status()}"
+        time.sleep(0.2)
+    pid = running.status()["pid"]
+    assert manage.cancel_and_delete(running) == [running.path]
+    assert not running.path.exists() and not process_alive(pid)
+
+
+def test_the_runs_page_offers_cancel_and_delete_for_a_queued_run(runs_root):
+    older, _ = gan_run_with_set(runs_root)
+    queued = Run.create("count", {"steps": 3}, root=runs_root)  # never scheduled: AppTest runs no worker here
+    at = AppTest.from_file(str(ROOT / "pages" / "runs.py"), default_timeout=180).run()
+    next(s for s in at.selectbox if s.label == "Run").set_value(queued.id).run()
+    at.checkbox(key=f"confirm-{queued.id}").check().run()
+    delete = at.button(key=f"delete-{queued.id}")
+    assert delete.label == "Cancel and delete"
+    delete.click().run()
+    assert not at.exception and not queued.path.exists() and older.path.exists()
+
+
+def test_saving_a_run_keeps_it_picked(runs_root):
+    older, _ = gan_run_with_set(runs_root)
+    time.sleep(1.1)  # run ids carry the second they were made in
+    newer, _ = gan_run_with_set(runs_root)
+    at = AppTest.from_file(str(ROOT / "pages" / "runs.py"), default_timeout=180).run()
+    picker = next(s for s in at.selectbox if s.label == "Run")
+    assert picker.value == newer.id
+    picker.set_value(older.id).run()
+    at.text_input(key=f"name-{older.id}").input("renamed")
+    at.button(key=f"save-{older.id}").click().run()
+    assert not at.exception and manage.meta(older)["name"] == "renamed"
+    assert next(s for s in at.selectbox if s.label == "Run").value == older.id, "the picker stays on the saved run"
 
 
 def test_cli_renames_tags_notes_and_deletes(runs_root):

@@ -11,6 +11,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from classifier.train import TrainConfig
+from data.datasets import load_dataset
 from lab.engine import jobs
 from lab.engine.children import create_children
 from lab.engine.runs import Run
@@ -94,6 +95,36 @@ def test_run_rows_read_the_same_and_hold_no_none(runs_root):
     assert rows[1]["detail"] == "RuntimeError: boom"
 
 
+def test_a_progress_message_is_shown_while_its_run_runs_not_after(runs_root):
+    from lab.engine.runs import this_process
+
+    study = Run.create("study", {"arms": [], "seeds": [0]}, root=runs_root)
+    study.write_status("running", started=time.time(), **this_process())
+    study.progress(4, 4, message="aggregating", force=True)
+    assert run_rows([study])[0]["detail"] == "aggregating"
+    study.write_status("done")
+    assert run_rows([study])[0]["detail"] == "", "a finished study's last message is not what it does now"
+
+
+def test_the_current_dataset_lives_in_the_address(runs_root):
+    """A new tab or a shared link opens on the dataset its address names; a choice on the Data page is
+    written there; an address that names no valid dataset says why and opens on the default."""
+    at = no_errors(AppTest.from_file(APP, default_timeout=180).run())
+    assert not dict(at.query_params)  # the default dataset: a plain address
+    no_errors(at.switch_page("pages/dataset.py").run())
+    no_errors(at.selectbox(key="mnist_flag").select("pneumoniamnist").run())
+    assert dict(at.query_params) == {"dataset": "pneumoniamnist"}
+    tab = AppTest.from_file(APP, default_timeout=180)
+    tab.query_params.update(at.query_params)
+    no_errors(tab.run())
+    assert "**Dataset:** pneumoniamnist (28px)" in reads(tab.sidebar.markdown[0].value)
+    shared = AppTest.from_file(APP, default_timeout=180)
+    shared.query_params["size"] = "huge"
+    no_errors(shared.run())
+    assert "**Dataset:** dermamnist (28px)" in reads(shared.sidebar.markdown[0].value)
+    assert any("names no dataset" in w.value and "size" in w.value for w in shared.sidebar.warning)
+
+
 def test_form_choices_survive_a_change_of_page(runs_root):
     at = no_errors(AppTest.from_file(APP, default_timeout=180).run())
     no_errors(at.switch_page("pages/train_gan.py").run())
@@ -159,7 +190,8 @@ def test_a_running_study_shows_each_arms_validation_curve_and_training_loss(runs
                          arms=[ArmConfig("real only"), ArmConfig("real + sampler", balance="sampler")],
                          train=TrainConfig(steps=40, batch_size=16, eval_every=20))
     study = Run.create("study", config.to_dict())
-    children = create_children(study, "study-arm", arm_runs(config))  # marks the study running here
+    subsets = config.subsets(load_dataset(config.dataset).train)
+    children = create_children(study, "study-arm", arm_runs(config, subsets))  # marks the study running here
     for child in children.values():
         run_arm(child)
     assert study.state == "running"

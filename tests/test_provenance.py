@@ -12,7 +12,7 @@ from data.datasets import DatasetSpec
 from data.files import read_json
 from data.imageset import ImageSet
 from data.provenance import Provenance, digest, fingerprints, leak_report, read_provenance
-from data.synthetic import load_set, save_set, to_folder_zip
+from data.synthetic import load_set, save_set, set_id, to_folder_zip
 from data.uploads import register_upload
 from gans.checkpoint import generator_provenance, load_generator
 from gans.config import make_config
@@ -23,7 +23,7 @@ from lab.kinds import sample as sample_job
 from lab.kinds.score import run as score_job
 from lab.leaderboard import leaderboard_rows
 from lab.sampling import SampleConfig, sample_result
-from lab.sets import draw, list_sets, resolve_set, set_id
+from lab.sets import draw, list_sets, resolve_set
 from lab.study.summary import ArmSummary, StudySummary, write_summary
 from metrics.stats import Estimate, PairedComparison
 

@@ -22,6 +22,7 @@ from lab.kinds.study import run as run_study
 from lab.kinds.study_arm import run as run_arm
 from lab.study.arm import standard_augment
 from lab.study.config import ArmConfig, StudyConfig
+from lab.study.report import bars_figure
 from lab.study.summary import StudySummary, read_summary
 from pages.common import plain
 
@@ -150,8 +151,8 @@ def test_study_page_shows_verdicts_charts_downloads_and_gradcam(study, monkeypat
     assert not at.exception, at.exception
     text = " ".join(m.value for m in at.markdown)
     assert plain("real + noisy") in text and "points balanced accuracy" in text
-    bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
-    assert [b["name"] for b in bars] == ["real only", "real + noisy"]
+    bars = bars_figure(read_summary(run))  # the page draws this figure (and the HTML report the same one)
+    assert [t.get_text() for t in bars.axes[0].get_legend().get_texts()] == ["real only", "real + noisy"]
     assert len(at.get("download_button")) == 3
     assert len(at.image) >= 2  # eight test images and their Grad-CAM overlays (pyplot figures count too)
     assert at.multiselect(key="study_recipes").value == ["dcgan"], "the quick study defaults to a DCGAN recipe arm"
@@ -167,6 +168,21 @@ def test_study_page_shows_verdicts_charts_downloads_and_gradcam(study, monkeypat
     assert not at.exception, at.exception
     assert any("unknown" in w.value and plain("real + ") in w.value for w in at.warning), \
         "a set of unknown provenance is flagged before launch"
+
+
+def test_a_study_shows_its_own_data_in_a_tab_on_another_dataset(study, monkeypatch):
+    """A new tab starts on DermaMNIST (RGB); the study ran on PneumoniaMNIST (grayscale): Grad-CAM of its
+    models takes the study's test images."""
+    from streamlit.testing.v1 import AppTest
+
+    run, _ = study
+    monkeypatch.setenv("LAB_RUNS_DIR", str(run.path.parent.parent))
+    at = AppTest.from_file(str(PAGE), default_timeout=180)
+    at.session_state["study_run"] = run.id
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["dataset_spec"].name == "dermamnist"
+    assert len(at.image) >= 2  # the study's test images and their Grad-CAM overlays
 
 
 def test_cli_resolves_a_preset_with_reference_and_synthetic_arms(tmp_path, capsys, derma):

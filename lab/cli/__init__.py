@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,8 +28,9 @@ FAMILY_COMMANDS = {  # command: (the module that defines it, its line in `python
     "sample": ("lab.cli.gan", "draw images from a finished GAN run (or a generator.pt)"),
     "singan": ("lab.cli.singan", "train SinGAN on one image, or per class on k seed images of a dataset"),
     "gpnn": ("lab.cli.singan", "GPNN variations (no training, seconds) of one image, or per class of k seed images"),
-    "score": ("lab.cli.score", "score synthetic sets (npz paths or run ids) against the real training split"),
+    "score": ("lab.cli.score", "score synthetic sets (set ids, npz paths or run ids) against the real training split"),
     "study": ("lab.cli.study", "run an augmentation study (reference arms vs generator arms, several seeds)"),
+    "demo": ("lab.cli.demo", "queue a demo for a class (GPNN of the OCT scans, a DCGAN quick, its score), once"),
     "cluster": ("lab.cli.cluster", "the executor (LAB_EXECUTOR), the Ray cluster's nodes and resources, "
                                    "and the lab's jobs on it"),
 }
@@ -44,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     mirrors.attach()  # every run this process writes (a worker's job, a status it marks) is mirrored
     try:
         return args.func(args) or 0
+    except BrokenPipeError:  # `runs list | head`: the reader has what it wanted and left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail too
+        return 0
     except (ValueError, LookupError, OSError) as e:  # a bad setting, an unknown run, a file or disk that fails
         print(f"error: {clean_text(str(e), lines=True)}", file=sys.stderr)  # it may quote a name from disk
         return 1
@@ -168,12 +173,15 @@ def progress_line(status: dict) -> str:
 
 
 def describe(run) -> str:
-    """One line of `runs list`: id, kind, state and share done; an unreadable run says why."""
+    """One line of `runs list`: id, kind, state, share done and the run's name (the user's, else what it
+    is in words); an unreadable run says why instead."""
+    from lab.engine.manage import label
+
     status = run.status()
     p = status.get("progress")
     pct = f"{100 * p['done'] / p['total']:5.1f}%" if p and p["total"] else "      "
     line = f"{run.id:44s} {run.kind:10s} {status['state']:10s} {pct}"
-    return f"{line}  {status['error']}" if status["state"] == UNREADABLE else line
+    return f"{line}  {status['error']}" if status["state"] == UNREADABLE else f"{line}  {label(run)}"
 
 
 # --- rename, tag, note, delete: runs and synthetic sets (lab/engine/manage.py) ------------------------------
@@ -254,7 +262,7 @@ def curate_set(args) -> int:
 def manage_target(target, args) -> int:
     """rename | tag | note | delete a run (a Run) or a set (its npz path in the runs folder)."""
     from lab.engine import manage
-    from lab.sets import set_id
+    from data.synthetic import set_id
 
     what = f"run {target.id}" if isinstance(target, Run) else f"set {set_id(target)}"
     if args.action == "rename":

@@ -25,11 +25,11 @@ def cmd_cluster(args) -> int:
     print(report["summary"])
     print("Nodes:")
     for node in report["nodes"]:
-        print(f"  {node['address']:20s} {'alive' if node['alive'] else 'dead ':5s}  "
-              f"{node['cpus']:g} CPUs  {node['gpus']:g} GPUs")
+        print(f"  {node['address']:20s} {node['id'][:8]}  {'alive' if node['alive'] else 'dead ':5s}  "
+              f"{node['cpus']:g} CPUs  {node['gpus']:g} GPUs  {node['running']} of the lab's runs")
     for name in ("CPU", "GPU"):
         print(f"{name}s free: {report['available'].get(name, 0):g} of {report['total'].get(name, 0):g}")
     print(f"The lab's jobs on Ray: {len(report['runs'])} queued or running, {len(report['tasks'])} tasks in flight")
     for run in report["runs"]:
-        print(f"  {run['kind']:10s} {run['id']}  {run['state']}")
+        print(f"  {run['kind']:10s} {run['id']}  {run['state']}" + (f" on node {run['node'][:8]}" if run["node"] else ""))
     return 0

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("score", help="score synthetic sets (npz paths or run ids) against the real training split")
-    p.add_argument("sets", nargs="+", help="synthetic set .npz paths, or run ids whose artifacts hold sets")
+    p = sub.add_parser("score", help="score synthetic sets (set ids, npz paths or run ids) against the real training split")
+    p.add_argument("sets", nargs="+", help="synthetic sets: ids (<run id>/<set name>, as `sets list` shows them), "
+                                           ".npz paths, or run ids whose artifacts hold sets")
     p.add_argument("--pairing", default="nearest", choices=["nearest", "random", "both"],
                    help="partner of each synthetic image: nearest real image of its class (default) or random")
     p.add_argument("--dataset", default="", help="MedMNIST flag to compare with (default: from the sets' metadata)")
@@ -83,14 +84,14 @@ def cmd_score(args) -> int:
 
 
 def resolve_sets(refs: list[str]) -> list[Path]:
-    """Synthetic set paths from npz paths or run ids (all sets in the run's artifacts)."""
+    """Synthetic set paths from set ids ("<run id>/<set name>", as `sets list` and `study --synthetic` name
+    them), npz paths, or run ids (all sets in the run's artifacts)."""
+    from lab.sets import resolve_set
+
     paths = []
     for ref in refs:
-        path = Path(ref).expanduser()
-        if path.suffix == ".npz":
-            if not path.exists():
-                raise FileNotFoundError(f"no synthetic set at {path}")
-            paths.append(path.resolve())
+        if ref.endswith(".npz") or ("/" in ref and not Path(ref).expanduser().is_dir()):
+            paths.append(resolve_set(ref))
             continue
         run = find_run(ref)
         found = sorted(run.artifacts.glob("*.npz"))

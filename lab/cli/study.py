@@ -22,6 +22,7 @@ from lab.engine.eta import estimate
 from lab.engine.runs import Run
 from lab.study.config import GENERATORS, PRESETS, StudyConfig, filtered_arms, preset, recipe_arms, synthetic_arms
 from lab.study.leaks import check_sets, dataset_of_sets
+from lab.study.pilot import Budget, PilotConfig, apply_budget, budgets, read_pilot
 from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
 from lab.study.report import yardsticks
 from lab.study.summary import expected_interval, read_summary
@@ -50,6 +51,16 @@ def add_commands(subparsers) -> None:
     p.add_argument("--detect", type=float, default=100 * DEFAULT_DIFFERENCE, metavar="POINTS",
                    help="the difference in the primary metric the study should detect (80%% power), in points; the "
                         "command says how many seeds that takes and how long they would run here (default %(default)g)")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="optimizer steps per arm (overrides the preset's and the file's)")
+    p.add_argument("--fraction", type=float, metavar="F",
+                   help="real training fraction (overrides the preset's and the file's; the preset's batch stays)")
+    p.add_argument("--pilot", action="store_true",
+                   help="instead of the study, run a learning-curve pilot of its baseline over larger step budgets and "
+                        "training fractions, and print the --steps and --fraction at which the baseline clears the "
+                        "trivial classifier")
+    p.add_argument("--pilot-seeds", type=int, default=2, metavar="N",
+                   help="the pilot: the study's first N seeds per budget (default %(default)s)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--detach", action="store_true", help="queue the study and return at once")
     p.set_defaults(func=cmd_study)
@@ -103,8 +114,14 @@ def cmd_study(args) -> int:
             if args.filter else None
         config = study_config(overrides, args.preset, args.synthetic, args.recipe, args.allow_leak, args.dataset,
                               args.size, rule)
+        if args.steps is not None or args.fraction is not None:
+            budget = Budget(config.train.steps if args.steps is None else args.steps,
+                            config.train_fraction if args.fraction is None else args.fraction)
+            config = StudyConfig.from_dict(apply_budget(config, budget).to_dict())  # checked: a bad value is named
     except ConfigError as e:
         raise ConfigError(f"{args.config or 'study'}: {e}") from None
+    if args.pilot:
+        return cmd_pilot(config, min(args.pilot_seeds, len(config.seeds)), args.detach)
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
@@ -123,6 +140,29 @@ def cmd_study(args) -> int:
         return 0
     code = follow(run)
     print_summary(run)
+    return code
+
+
+def cmd_pilot(study: StudyConfig, seeds: int, detach: bool) -> int:
+    """Queue a learning-curve pilot of the study's baseline; unless detached, follow it and print the flags."""
+    pilot = PilotConfig(study=study, seeds=seeds)
+    ladder = budgets(pilot)
+    print(f"pilot: the baseline '{study.baseline.name}' on {seeds} seed(s), up to {len(ladder)} budgets from "
+          f"{ladder[0].steps} steps at fraction {ladder[0].fraction} to {ladder[-1].steps} steps at fraction "
+          f"{ladder[-1].fraction}, cheapest first, until one clears the trivial classifier")
+    run = jobs.submit("study-pilot", pilot.to_dict(), name="pilot")
+    print(f"{run.id}: queued at {run.path}")
+    if detach:
+        return 0
+    code = follow(run)
+    result = read_pilot(run.artifacts)
+    if result is not None:
+        for row in result.tried:
+            print(f"  {row['steps']:>6} steps, fraction {row['fraction']:<8} ({row['images']} images): "
+                  f"{row['metric']['mean']:.3f} on validation{'  clears' if not row['short_of'] else ''}")
+        print(result.text)
+        if result.budget is not None:
+            print(f"flags: {result.budget.flags}")
     return code
 
 
@@ -159,4 +199,7 @@ def print_summary(run: Run) -> None:
         m = arm.metrics[metric]
         print(f"  {arm.arm:40s} {m.mean:.4f} [{m.lo:.4f}, {m.hi:.4f}]")
         print(f"    {arm.verdict}")
+    if summary.cannot_judge:
+        print("To find a budget at which it can judge: the same command with --pilot (a learning-curve pilot of "
+              "the baseline; it prints the --steps and --fraction to use).")
     print(f"report: {run.artifacts / 'report.html'}")

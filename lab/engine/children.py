@@ -4,13 +4,15 @@ The parent builds every child's config first (a bad one is refused before any ch
 queues one run per piece of work, then drives them all to the end:
 - side by side (`executors.child_workers`, by default one per core on a CPU machine): the parent
   starts a worker process for each queued child while fewer than that many run, each worker with
-  an equal share of the cores, and waits; the parent's own slot in the queue covers them all, so
+  an equal share of the cores, and waits (the workers are forked by a warm server past the kind's imports,
+  lab/engine/warm.py, so a small child pays no start-up); the parent's own slot in the queue covers them all, so
   the queue never starts them (its status says `side_by_side`) and their workers leave the queue be.
   Neither does it after a crash: children still queued when their parent was killed wait for the
   parent's resume (`jobs.started_by_parent`), so every child runs with the share its plan gave it;
 - one after another (LAB_CHILD_WORKERS=1, CUDA, Ray): a child still queued is claimed under the
   queue's lock and run inside the parent's process (with one slot the parent holds it, and a child
-  left in the queue would wait for ever);
+  left in the queue would wait for ever); under Ray the parent first lets the queue hand queued
+  children to the cluster's free CPUs, each a task of its own, and runs one itself on its own CPU;
 - either way a child that another worker has started is waited for;
 - a failed (or unreadable) child fails the parent at once, and its running siblings are cancelled;
 - a cancelled child is only that child: the parent carries on with the others, then fails with a
@@ -27,7 +29,7 @@ from typing import Callable
 
 from data.files import atomic_write_json, read_json
 from data.hooks import Interrupted
-from lab.engine import executors, jobs
+from lab.engine import executors, jobs, warm
 from lab.engine.runs import ACTIVE_STATES, UNREADABLE, Run, this_process
 
 WAIT_POLL_S = 1.0
@@ -87,6 +89,9 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
     # on its thread count, which must not depend on which sibling finished first or on a resume.
     workers = executors.child_workers(len(children))
     threads = max(1, executors.cpu_cores() // workers)
+    kinds = {child.kind for child in children.values()}
+    server = (warm.WarmServer(kinds.pop(), parent.path.parent.parent, threads)
+              if workers > 1 and len(kinds) == 1 and warm.enabled() else None)
     try:
         while True:
             pending = {key: child for key, child in children.items() if child.state not in ("done", "cancelled")}
@@ -100,9 +105,11 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
                     raise RuntimeError(f"{child.kind} run {child.id} {status['state']}"
                                        + (f": {status['error']}" if status.get("error") else ""))
             if workers > 1:
-                running = _start_side_by_side(pending, statuses, workers, threads)
+                running = _start_side_by_side(pending, statuses, workers, threads, server)
                 message = f"{len(running)} side by side: {', '.join(describe(key) for key in running)}"
             else:
+                if executors.executor_name() == "ray":  # free CPUs of the cluster (a node may have joined) take
+                    jobs.schedule(parent.path.parent.parent)  # queued children first; this process runs one
                 key = next((key for key, status in statuses.items()
                             if status["state"] == "queued" and _claim(pending[key])), None)
                 if key is not None:
@@ -122,6 +129,9 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
             except TimeoutError:
                 pass
         raise
+    finally:
+        if server is not None:
+            server.close()
     cancelled = [child.id for child in children.values() if child.state == "cancelled"]
     if cancelled:
         raise RuntimeError(f"{len(cancelled)} of {len(children)} child runs were cancelled ({', '.join(cancelled)}); "
@@ -129,9 +139,10 @@ def run_children(parent: Run, children: dict[str, Run], steps_each: int,
     parent.progress(total, total, message="children done", force=True)
 
 
-def _start_side_by_side(pending: dict[str, Run], statuses: dict, workers: int, threads: int) -> list[str]:
+def _start_side_by_side(pending: dict[str, Run], statuses: dict, workers: int, threads: int,
+                        server: warm.WarmServer | None) -> list[str]:
     """Start workers (of `threads` threads) for queued children, in order, while fewer than `workers`
-    run; the keys running."""
+    run: forked by the warm `server` when there is one that works, else cold; the keys running."""
     running = [key for key, status in statuses.items() if status["state"] == "running"]
     for key, child in pending.items():
         if len(running) >= workers:
@@ -139,7 +150,8 @@ def _start_side_by_side(pending: dict[str, Run], statuses: dict, workers: int, t
         with jobs.queue_lock(child.path.parent.parent):  # so no other process's schedule starts it too
             if child.raw_status()["state"] != "queued":
                 continue
-            jobs.start_local_worker(child, threads)
+            if server is None or not server.start(child):
+                jobs.start_local_worker(child, threads)
         running.append(key)
     return running
 

@@ -25,8 +25,16 @@ another host is judged through Ray, never through this machine's /proc (`judge_e
 node lost, or its process gone there, it reads as failed and resumes from its last checkpoint.
 Tasks are never retried by Ray (max_retries=0): a resume is the user's call, as locally.
 
+A task asks for what its job will use: one CPU (its worker runs one torch thread) and the GPU
+above, so Ray never puts more jobs on a node than it has CPUs; a cluster of N CPUs runs N jobs at
+once, wherever they fit. A job that fans out (a study) executes one child at a time in its own
+task, on its own CPU, while the queue hands its other children to the cluster as tasks of their
+own. A worker's status names its Ray node; `runs_by_node` counts the lab's runs on each.
+
 The tasks belong to a detached actor, the dispatcher, not to the process that queued the run: a
 CLI that queues a study and exits must not take its jobs with it (Ray ends a task with its owner).
+The dispatcher also starts the next queued runs when a task has ended: a worker that did so at
+its own end would wait for a run that waits for the CPU its own task still holds.
 """
 from __future__ import annotations
 
@@ -34,13 +42,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 from data.files import atomic_write_text
 from lab.engine import runs
-from lab.engine.runs import ACTIVE_STATES, RAY_NODE_VAR, Run, Status, list_runs, locate_here
+from lab.engine.runs import (ACTIVE_STATES, HOST, RAY_NODE_VAR, Run, Status, list_runs, locate_here,
+                             process_alive)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # lab/engine/ -> the checkout
 EXECUTORS = ("local", "ray")
@@ -52,6 +64,9 @@ TASK_PID_VAR = "LAB_RAY_TASK_PID"  # set in a worker's environment: the Ray task
 NODES_TTL_S = 2.0  # how long the list of alive nodes, and a proof that a run's process lives, are reused
 PROOF_TIMEOUT_S = 20.0  # how long a node may take to answer whether a run's process lives there
 RETRY_CONNECT_S = 30.0  # after Ray did not answer, how long status reads judge without it
+HEAD_NODE_RESOURCE = "node:__internal_head__"  # a resource only Ray's head node has
+RAYLET_PID_VAR = "RAY_RAYLET_PID"  # set by Ray in a task's environment: the raylet of the task's node
+RAYLET_END_S = 10.0  # how long a worker whose task ended waits to learn whether the node's raylet ends too
 # Jobs at once, at most: each worker holds its own torch and data (about 1 GiB), so even a large machine
 # or cluster fills its memory long before 64 jobs; a larger LAB_MAX_JOBS is a typo (or 10^23).
 MAX_JOBS = 64
@@ -125,17 +140,21 @@ def _cuda_available() -> bool:
 
 
 def executor_summary() -> str:
-    """One line for the sidebar: which executor runs jobs and how many at once, e.g.
-    "Jobs run on Ray at auto: 8 slots (8 CPUs, 1 GPU)" or "Jobs run on this machine: 1 slot"."""
+    """One line for the sidebar: which executor runs jobs, how many at once and, on Ray, how many run
+    where, e.g. "Jobs run on Ray at auto: 8 slots (8 CPUs, 1 GPU); running: 3 on node-a node 3712af42,
+    1 on node-b node 4811e290" or "Jobs run on this machine: 1 slot"."""
     try:
         if executor_name() == "local":
             return f"Jobs run on this machine: {_plural(slots(), 'slot')} (LAB_MAX_JOBS)"
         resources = connect().cluster_resources()
+        on_node = runs_by_node()
     except Exception as e:  # noqa: BLE001 - the sidebar says what is wrong instead of failing the page
         return f"Executor {os.environ.get('LAB_EXECUTOR', '')!r} unavailable: {type(e).__name__}: {e}"
     address = os.environ.get("LAB_RAY_ADDRESS", "").strip() or "this machine"
+    where = ", ".join(f"{count} on {host} node {node[:8]}" for (host, node), count in sorted(on_node.items()))
     return (f"Jobs run on Ray at {address}: {_plural(slots(), 'slot')} "
-            f"({_plural(int(resources.get('CPU', 0)), 'CPU')}, {_plural(int(resources.get('GPU', 0)), 'GPU')})")
+            f"({_plural(int(resources.get('CPU', 0)), 'CPU')}, {_plural(int(resources.get('GPU', 0)), 'GPU')})"
+            + (f"; running: {where}" if where else ""))
 
 
 def _plural(n: int, noun: str) -> str:
@@ -242,16 +261,20 @@ def job_resources(run: Run, cluster_gpus: float) -> dict:
     return {"num_cpus": 1, "num_gpus": 1 if wants_cuda and cluster_gpus >= 1 else 0}
 
 
-def start_on_ray(run: Run) -> None:
+def start_on_ray(run: Run, on_end: Callable[[Path], object] | None = None) -> None:
     """Hand a queued run to the cluster and wait until its worker reports (as Popen waits for the
     exec), so the queue counts it as running. A run no node starts within START_TIMEOUT_S fails,
-    resumable, with a message saying so."""
+    resumable, with a message saying so. `on_end(runs folder)` runs in the dispatcher once the
+    run's task has ended and given back its resources (the queue starts its next runs there)."""
     ray = connect()
     root = run.path.parent.parent
     check_shared_storage(root)
     run.write_status(executor="ray")
     resources = job_resources(run, ray.cluster_resources().get("GPU", 0))
-    ray.get(dispatcher().start.remote(str(run.path), _worker_env(root), resources))
+    # The worker runs as many threads as its task has CPUs: float sums depend on the thread count.
+    threads = str(resources["num_cpus"])
+    env = {**_worker_env(root), "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    ray.get(dispatcher().start.remote(str(run.path), env, resources, on_end))
     deadline = time.monotonic() + START_TIMEOUT_S
     while run.raw_status()["state"] == "queued":
         if time.monotonic() > deadline:
@@ -267,6 +290,32 @@ def cancel_on_ray(run: Run) -> bool:
     reach or the dispatcher holds no task for the run (then the caller stops the worker another way)."""
     ray = reachable_ray()
     return ray is not None and ray.get(dispatcher().cancel.remote(str(run.path)))
+
+
+def runs_by_node(root: Path | None = None) -> Counter:
+    """How many of the lab's runs run on each Ray node, by (host, node id): a study's child executing in
+    its parent's task counts on its parent's node."""
+    counts = Counter()
+    for run in list_runs(root=root):
+        status = run.raw_status()
+        if status["state"] == "running" and status.get("ray_node") and run.state == "running":
+            counts[(status.get("host"), status["ray_node"])] += 1
+    return counts
+
+
+def task_gone_error(task_pid: int) -> str:
+    """Why a worker's Ray task process `task_pid` ended (lab.engine.worker): its node was lost when the
+    node's raylet ends too (within RAYLET_END_S: on a node going down the tasks end first), else
+    the task was killed. The message names the node and says how to continue."""
+    node, raylet = os.environ.get(RAY_NODE_VAR), os.environ.get(RAYLET_PID_VAR, "")
+    deadline = time.monotonic() + RAYLET_END_S
+    while raylet.isdigit() and process_alive(int(raylet)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if raylet.isdigit() and not process_alive(int(raylet)):
+        what = f"its Ray node {node} (host {HOST}) was lost (its raylet {raylet} ended)"
+    else:
+        what = f"its Ray task's process {task_pid} on Ray node {node} (host {HOST}) ended: killed"
+    return f"{what}; resume it to continue from its last checkpoint"
 
 
 # --- runs on other machines ------------------------------------------------------------------------
@@ -370,11 +419,13 @@ class Dispatcher:
     def __init__(self):
         self.tasks = {}
 
-    def start(self, run_dir: str, env: dict, resources: dict) -> None:
+    def start(self, run_dir: str, env: dict, resources: dict, on_end: Callable[[Path], object] | None = None) -> None:
         import ray
 
         task = ray.remote(max_retries=0)(run_worker)
         self.tasks[run_dir] = task.options(runtime_env=_runtime_env(), **resources).remote(run_dir, env)
+        if on_end is not None:
+            threading.Thread(target=_after, args=(self.tasks[run_dir], env, on_end), daemon=True).start()
 
     def cancel(self, run_dir: str) -> bool:
         import ray
@@ -398,32 +449,53 @@ class Dispatcher:
         return list(self.in_flight())
 
 
+def _after(task, env: dict, on_end: Callable[[Path], object]) -> None:
+    """In the dispatcher: `on_end(runs folder)` once `task` has ended, under the lab settings (LAB_*) of
+    the process that started it."""
+    import ray
+
+    ray.wait([task], timeout=None)
+    for key in [key for key in os.environ if key.startswith("LAB_") and key not in env]:
+        del os.environ[key]
+    os.environ.update({key: value for key, value in env.items() if key.startswith("LAB_")})
+    try:
+        on_end(Path(env["LAB_RUNS_DIR"]))
+    except Exception as e:  # noqa: BLE001 - the dispatcher lives on; the next run's end tries again
+        print(f"starting the runs queued after {task} failed: {type(e).__name__}: {e}", flush=True)
+
+
 def dispatcher():
     """The cluster's dispatcher actor, created on first use (detached: it outlives this process)."""
     ray = connect()
     actor = ray.remote(num_cpus=0)(Dispatcher)
+    # On the head node: Ray ends a task with its owner, so a dispatcher on a node that is lost would take
+    # every run of the cluster with it; the head's loss ends the cluster anyway.
     return actor.options(name=DISPATCHER, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-                         runtime_env=_runtime_env()).remote()
+                         resources={HEAD_NODE_RESOURCE: 0.001}, runtime_env=_runtime_env()).remote()
 
 
 # --- the cluster as `python -m lab cluster` shows it ------------------------------------------------
 
 def cluster_report(root: Path | None = None) -> dict:
     """The cluster's nodes and resources and the lab's runs on it: {"executor", "summary", "nodes":
-    [{"address", "alive", "cpus", "gpus"}], "total", "available", "runs": [{"id", "kind", "state"}],
-    "tasks": run directories whose task is in flight}."""
+    [{"id", "address", "alive", "cpus", "gpus", "running"}], "total", "available", "runs": [{"id",
+    "kind", "state", "node"}], "tasks": run directories whose task is in flight}; a node's "running"
+    counts the lab's runs on it (a study's child executing in its parent's task included)."""
     ray = connect()
     runs = [run for run in list_runs(root=root)
             if run.state in ACTIVE_STATES and run.raw_status().get("executor") == "ray"]
+    on_node = runs_by_node(root)
     return {
         "executor": executor_name(),
         "summary": executor_summary(),
-        "nodes": [{"address": node["NodeManagerAddress"], "alive": node["Alive"],
-                   "cpus": node["Resources"].get("CPU", 0), "gpus": node["Resources"].get("GPU", 0)}
+        "nodes": [{"id": node["NodeID"], "address": node["NodeManagerAddress"], "alive": node["Alive"],
+                   "cpus": node["Resources"].get("CPU", 0), "gpus": node["Resources"].get("GPU", 0),
+                   "running": sum(count for (_, node_id), count in on_node.items() if node_id == node["NodeID"])}
                   for node in ray.nodes()],
         "total": ray.cluster_resources(),
         "available": ray.available_resources(),
-        "runs": [{"id": run.id, "kind": run.kind, "state": run.state} for run in runs],
+        "runs": [{"id": run.id, "kind": run.kind, "state": run.state, "node": run.raw_status().get("ray_node")}
+                 for run in runs],
         "tasks": ray.get(dispatcher().running.remote()),
     }
 

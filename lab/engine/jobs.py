@@ -27,7 +27,7 @@ from data.paths import runs_dir
 from lab.engine import executors
 from lab.engine.kinds import job_kind
 from lab.engine.runs import (ACTIVE_STATES, HOST, RAY_NODE_VAR, UNREADABLE, Run, Status, list_runs, locate,
-                             process_start_ticks)
+                             process_started)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # lab/engine/ -> the checkout
 
@@ -36,16 +36,19 @@ def max_concurrent() -> int:
     return executors.slots()
 
 
-def submit(kind: str, config: dict, name: str = "", root: Path | None = None, start: bool = True) -> Run:
+def submit(kind: str, config: dict, name: str = "", root: Path | None = None, start: bool = True,
+           after: list[Run] = ()) -> Run:
     """Queue a run of `kind` with `config`, its settings (without "kind").
 
     The kind's config is built from them first, so an unknown kind (KeyError) or a bad setting
-    (ConfigError, naming it) is refused before anything is written.
+    (ConfigError, naming it) is refused before anything is written. `after`: runs it needs the results
+    of (a score of a GAN's set): it starts once they are all done, and ends failed, naming the run, when
+    one of them ends otherwise (resume that run, then this one).
     """
     job_kind(kind).config.from_dict(config)
     if start:
         max_concurrent()  # a bad LAB_MAX_JOBS (ValueError naming it) is refused before anything is written
-    run = Run.create(kind, config, root=root, name=name)
+    run = Run.create(kind, config, root=root, name=name, after=after)
     if start:
         schedule(root)
     return run
@@ -68,29 +71,62 @@ def schedule(root: Path | None = None) -> list[Run]:
 
 def _start_queued(root: Path) -> list[Run]:
     """`schedule`, with the queue's lock held."""
-    running, queued, dead = _survey(root)
-    for run, status in dead:  # record what the liveness check found
-        run.write_status("failed", dead=True, error=status["error"], finished=time.time())
+    running, queued, ended = _survey(root)
+    for run, fields in ended:  # record what the liveness check and the runs waited for say
+        run.write_status("failed", finished=time.time(), **fields)
     starting = queued[: max(0, max_concurrent() - len(running))]
     for run in starting:
         _start_worker(run)
     return starting
 
 
-def _survey(root: Path) -> tuple[list[Run], list[Run], list[tuple[Run, Status]]]:
-    """The runs holding a slot, the queued runs in the order they will start, and the runs whose
-    status.json still says running though their process is gone. Unreadable runs are in none."""
-    running, queued, dead = [], [], []
+def _survey(root: Path) -> tuple[list[Run], list[Run], list[tuple[Run, dict]]]:
+    """The runs holding a slot, the queued runs in the order they will start (not those still waiting for
+    a run: `unfinished_prerequisite`), and the runs that have failed without saying so, with the status
+    fields that say it: those whose status.json still says running though their process is gone, and
+    queued ones that wait for a run that has ended without finishing. Unreadable runs are in none."""
+    running, queued, ended = [], [], []
     for run in list_runs(root=root):
         status = run.status()
         if status.get("dead") and run.raw_status()["state"] == "running":
-            dead.append((run, status))
+            ended.append((run, {"dead": True, "error": status["error"]}))
         elif status["state"] == "running":
-            running.append(run)
+            if not in_parents_process(run, status):
+                running.append(run)
         elif status["state"] == "queued" and not started_by_parent(run):
-            queued.append((_queue_key(status), run))
+            waits_for = unfinished_prerequisite(status)
+            if waits_for is None:
+                queued.append((_queue_key(status), run))
+            elif waits_for[1] not in ACTIVE_STATES:
+                before, state = waits_for
+                ended.append((run, {"error": f"{before.kind} run {before.id}, which it waits for, is {state}: "
+                                             f"resume that run, then this one"}))
     queued.sort(key=lambda pair: pair[0])
-    return running, [run for _, run in queued], dead
+    return running, [run for _, run in queued], ended
+
+
+def unfinished_prerequisite(status: Status) -> tuple[Run, str] | None:
+    """The first run that a queued run waits for (`submit(after=...)`) and that is not done, with its state;
+    None when it waits for none. A run folder that is gone reads as unreadable."""
+    for path in status.get("after") or []:
+        before = Run(path)
+        state = before.state
+        if state != "done":
+            return before, state
+    return None
+
+
+def in_parents_process(run: Run, status: Status) -> bool:
+    """True for a child run its parent executes in the parent's own process (lab/engine/children.py): the
+    parent's slot covers it, so it holds none of its own (under Ray: the CPU of the parent's task)."""
+    parent = run.config.get("parent")
+    if not isinstance(parent, str) or status.get("pid") is None:
+        return False
+    try:
+        above = Run(parent).raw_status()
+    except (ValueError, RuntimeError):  # a "parent" that is no path at all
+        return False
+    return all(above.get(key) == status.get(key) for key in ("pid", "pid_start", "host"))
 
 
 def started_by_parent(run: Run) -> bool:
@@ -128,7 +164,7 @@ def _queue_key(status: Status) -> float:
 
 def _start_worker(run: Run) -> None:
     if executors.executor_name() == "ray":
-        return executors.start_on_ray(run)
+        return executors.start_on_ray(run, on_end=schedule)  # the dispatcher starts the next once its task ended
     start_local_worker(run)
 
 
@@ -136,25 +172,37 @@ def start_local_worker(run: Run, threads: int | None = None) -> None:
     """Start a worker process on this machine for a queued run (the caller holds the queue's lock).
     `threads`: the worker's share of the cores (its torch and OpenMP threads); None: all of them."""
     run.write_status(executor="local")
-    ray_task = (RAY_NODE_VAR, executors.TASK_PID_VAR)  # set when this process is itself a worker under Ray
-    env = {key: value for key, value in os.environ.items() if key not in ray_task}
-    env.update(LAB_RUNS_DIR=str(run.path.parent.parent), PYTHONUNBUFFERED="1")
-    if threads is not None:  # read by torch and OpenMP as they load, before any job code runs
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(run.log_path, "a") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lab", "worker", str(run.path)],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT, env=worker_env(run.path.parent.parent, threads), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
     # Reap the child when it exits so a long-lived parent (the app) collects no zombies.
     threading.Thread(target=proc.wait, daemon=True).start()
-    status = run.raw_status()
-    if status["state"] != "queued":  # the worker already reported (it can be that fast)
-        return
     # Popen returns once the child has exec'd: its command line names the run, so locate() proves
     # it from now on, and a run that says running without such a process is dead at once.
-    run.write_status("running", pid=proc.pid, pid_start=process_start_ticks(proc.pid), host=HOST, ray_node=None,
+    mark_started(run, proc.pid)
+
+
+def worker_env(root: Path, threads: int | None = None) -> dict[str, str]:
+    """The environment of a local worker for the runs folder `root`: this process's, without a Ray task's
+    variables, with `threads` (its share of the cores) for torch and OpenMP, read as they load."""
+    ray_task = (RAY_NODE_VAR, executors.TASK_PID_VAR)  # set when this process is itself a worker under Ray
+    env = {key: value for key, value in os.environ.items() if key not in ray_task}
+    env.update(LAB_RUNS_DIR=str(root), PYTHONUNBUFFERED="1")
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def mark_started(run: Run, pid: int) -> None:
+    """Record a queued run's new worker process `pid` (one that locate() proves already) as running it,
+    unless the worker reported first (it can be that fast)."""
+    status = run.raw_status()
+    if status["state"] != "queued":
+        return
+    run.write_status("running", pid=pid, pid_start=process_started(pid), host=HOST, ray_node=None,
                      started=status.get("started") or time.time())
 
 
@@ -279,6 +327,10 @@ def state_note(run: Run, status: Status | None = None) -> str:
     waiting = waiting_for_parent(run) if status["state"] == "queued" else ""
     if waiting:
         return waiting
+    waits_for = unfinished_prerequisite(status) if status["state"] == "queued" else None
+    if waits_for is not None:
+        return f"waits for {waits_for[0].kind} {waits_for[0].id} to finish (it is {waits_for[1]})"
+
     place = queue_position(run) if status["state"] == "queued" else None
     if place is None:
         return ""

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 from data.files import atomic_write_json, read_json
 from data.paths import runs_dir
 from data.text import NAME_LIMIT, NOTE_LIMIT, TAG_LIMIT, clean_text
-from lab.engine.runs import ACTIVE_STATES, Run, list_runs
-from lab.sets import owned_set, set_id
+from data.synthetic import set_id
+from lab.engine import jobs
+from lab.engine.runs import ACTIVE_STATES, Run, list_runs, locate, process_alive
+from lab.sets import owned_set
 
 if TYPE_CHECKING:
     from metrics.stats import Estimate
@@ -260,6 +262,30 @@ def delete(target: Run | Path, force: bool = False, root: Path | None = None) ->
     for path in removed:
         _remove_run_folder(path)
     return removed
+
+
+def cancel_and_delete(run: Run, force: bool = False, root: Path | None = None, timeout: float = 60) -> list[Path]:
+    """Cancel a queued or running run and its active child runs, wait until they have stopped (a running one
+    saves first) and their own workers have exited, then delete it as `delete` does. TimeoutError, and
+    nothing deleted, when one is still stopping after `timeout` seconds."""
+    _check_own_run(run, root)  # before anything is signalled
+    deadline = time.time() + timeout
+    family = [run, *children_of(run, root)]
+    workers = []
+    for member in family:
+        status = member.status()
+        if status["state"] == "running" and locate(member, status) == "worker":
+            workers.append((status["pid"], status.get("pid_start")))
+        if status["state"] in ACTIVE_STATES:
+            jobs.cancel(member)
+    for member in family:
+        jobs.wait(member, max(0.0, deadline - time.time()))
+    # a worker writes its last files (the mirrors' end) after its final state: they land before the folder goes
+    while any(process_alive(pid, start) for pid, start in workers):
+        if time.time() > deadline:
+            raise TimeoutError(f"run {run.id} is cancelled but its worker has not exited after {timeout:g}s")
+        time.sleep(0.2)
+    return delete(run, force, root)
 
 
 def _remove_run_folder(path: Path) -> None:

@@ -24,6 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Protocol, TypedDict
 
+import psutil
+
 from data.files import atomic_write_json, atomic_write_text, slug
 from data.hooks import Hooks
 from data.paths import runs_dir
@@ -37,6 +39,8 @@ CANCEL_POLL_S = 1.0  # how often a running job looks for its cancel flag
 ETA_WINDOW = 30  # status writes (at most two a second) over which the ETA measures the pace
 MAX_NESTING = 8  # how many "parent" links `locate` follows up (children of children, never a loop)
 HOST = socket.gethostname()  # this machine, as status.json's "host" names the machine a run executes on
+WARM_SERVER_MODULE = "lab.cli.warm"  # a warm server's `python -m` module: it forks the workers of child runs
+WARM_RUN_FD = 900  # the descriptor a forked worker holds its run directory open on: its proof of identity
 RAY_NODE_VAR = "LAB_RAY_NODE"  # set in a worker's environment by the Ray task that started it: the task's node id
 
 
@@ -55,7 +59,7 @@ class Status(TypedDict, total=False):
     """status.json as `parse_status` returns it: every field it holds has this type, or is None."""
     state: str  # one of STATES, or UNREADABLE (then `error` says why)
     pid: int  # the process the run executes in, > 0
-    pid_start: int  # that process's start time in clock ticks since boot, as /proc/<pid>/stat says
+    pid_start: int  # that process's start time in hundredths of a second since the epoch (psutil)
     host: str  # the machine that process runs on (its hostname); absent in runs of older labs: this machine
     ray_node: str  # the Ray node id of that process, when a Ray task started it
     executor: str  # "local" or "ray": what started that process
@@ -68,6 +72,7 @@ class Status(TypedDict, total=False):
     error: str
     dead: bool  # it was running and its process is gone, so it failed
     side_by_side: int  # how many of its child runs it runs at once in workers it starts (lab/engine/children.py)
+    after: list  # the run folders it waits for: the queue starts it once every one of them is done (jobs.submit)
     elsewhere: str  # never written: `Run.status` gives the host of a run running on another machine
 
 
@@ -86,12 +91,14 @@ def _is_progress(value) -> bool:
 
 FIELD_CHECKS = {  # status field: (test, what it must be)
     "pid": (lambda value: _is_int(value, 1), "a process id"),
-    "pid_start": (lambda value: _is_int(value, 0), "a start time in clock ticks"),
+    "pid_start": (lambda value: _is_int(value, 0), "a start time in hundredths of a second"),
     **{name: (_is_time, "a time in seconds") for name in ("created", "queued_at", "started", "finished", "updated")},
     "progress": (_is_progress, "an object of done and total (whole numbers >= 0), message and eta_s"),
     **{name: (lambda value: isinstance(value, str), "text") for name in ("error", "host", "ray_node", "executor")},
     "dead": (lambda value: isinstance(value, bool), "true or false"),
     "side_by_side": (lambda value: _is_int(value, 1), "a whole number >= 1"),
+    "after": (lambda value: isinstance(value, list) and all(isinstance(path, str) for path in value),
+              "a list of run folders"),
 }
 
 
@@ -148,45 +155,58 @@ def parse_status(data: bytes) -> Status:
 
 # --- which process a run executes in ------------------------------------------------------------
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (the state first), or None without one."""
+def process_started(pid: int) -> int | None:
+    """When process `pid` started, in hundredths of a second since the epoch (what status.json keeps as
+    pid_start): with the pid, it names one process, never a later one that reuses the pid."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        # The command name may hold spaces or parentheses: split after the last ')'.
-        return stat[stat.rindex(")") + 2:].split()
-    except (OSError, ValueError):
+        return round(psutil.Process(pid).create_time() * 100)
+    except (psutil.Error, ValueError):
         return None
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """When process `pid` started, in clock ticks since boot (what status.json keeps as pid_start)."""
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields else None
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started, in seconds since the epoch (to a clock tick)."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, ValueError):
+        return None
 
 
-def process_alive(pid: int | None, start_ticks: int | None = None) -> bool:
-    """True if `pid` runs and is not a zombie (and, if given, started at `start_ticks`)."""
-    fields = _proc_stat(pid) if pid else None
-    return bool(fields) and fields[0] not in ("Z", "X") and start_ticks in (None, int(fields[19]))
+def process_alive(pid: int | None, started_at: int | None = None) -> bool:
+    """True if `pid` runs and is not a zombie (and, if given, started at `started_at`)."""
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)
+        alive = process.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        return alive and started_at in (None, round(process.create_time() * 100))
+    except (psutil.Error, ValueError):
+        return False
 
 
 def worker_run_dir(pid: int) -> Path | None:
-    """The run directory that process `pid`'s command line `... -m lab worker <run dir>` names, if any."""
+    """The run directory process `pid` is the worker of, if any: the one its command line
+    `... -m lab worker <run dir>` names, or, for a worker forked by a warm server (its command line
+    `... -m lab.cli.warm <kind>`: lab/engine/warm.py), the directory it holds open as WARM_RUN_FD."""
     try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
+        process = psutil.Process(pid)
+        args = process.cmdline()
+        for i in range(len(args) - 1):
+            if args[i:i + 2] == ["-m", WARM_SERVER_MODULE]:
+                try:  # psutil lists open files, not open directories: the descriptor's link names it
+                    return Path(os.readlink(f"/proc/{pid}/fd/{WARM_RUN_FD}"))
+                except OSError:  # the server itself, which runs no job
+                    return None
+            if args[i:i + 3] == ["-m", "lab", "worker"] and i + 3 < len(args):
+                # a relative run directory is relative to the worker's working directory
+                return (Path(process.cwd()) / args[i + 3]).resolve()
+    except (psutil.Error, OSError, RuntimeError, ValueError):
         return None
-    for i in range(len(args) - 3):
-        if args[i:i + 3] == ["-m", "lab", "worker"]:
-            try:  # a relative run directory is relative to the worker's working directory
-                return (Path(f"/proc/{pid}/cwd") / args[i + 3]).resolve()
-            except (OSError, RuntimeError, ValueError):
-                return None
     return None
 
 
 @lru_cache(maxsize=4096)
-def _worker_run_dir_of(pid: int, start_ticks: int) -> Path | None:
+def _worker_run_dir_of(pid: int, started_at: int) -> Path | None:
     """`worker_run_dir` of the process that `pid` and its start time name, read once per process:
     reading /proc/<pid>/cmdline takes that process's memory-map lock, and readers polling a run's
     status in a loop stalled a worker that was still importing torch (8 s became 106 s with three)."""
@@ -197,7 +217,7 @@ def this_process() -> dict:
     """The status fields naming the process a run executes in, when that is this process: pid,
     pid_start, host, executor ("ray" under a Ray task, which sets RAY_NODE_VAR, else "local") and ray_node."""
     pid, ray_node = os.getpid(), os.environ.get(RAY_NODE_VAR) or None
-    return {"pid": pid, "pid_start": process_start_ticks(pid), "host": HOST,
+    return {"pid": pid, "pid_start": process_started(pid), "host": HOST,
             "executor": "ray" if ray_node else "local", "ray_node": ray_node}
 
 
@@ -290,7 +310,9 @@ class Run:
 
     # --- creation -------------------------------------------------------------------------
     @classmethod
-    def create(cls, kind: str, config: dict, root: Path | None = None, name: str = "") -> "Run":
+    def create(cls, kind: str, config: dict, root: Path | None = None, name: str = "",
+               after: list["Run"] = ()) -> "Run":
+        """A queued run; `after`: the runs it waits for (the queue starts it once they are all done)."""
         root = Path(root or runs_dir())
         stamp = time.strftime("%Y%m%d-%H%M%S")
         suffix = f"-{slug(name)}" if name else ""
@@ -298,7 +320,8 @@ class Run:
         for sub in ("checkpoints", "samples", "artifacts"):
             (path / sub).mkdir(parents=True, exist_ok=True)
         run = cls(path)
-        run.write_status("queued", created=time.time())  # first: a run is listed once its config.json exists
+        # first: a run is listed, so the queue may start it, once its config.json exists
+        run.write_status("queued", created=time.time(), **({"after": [str(r.path) for r in after]} if after else {}))
         atomic_write_json(path / "config.json", {**config, "kind": kind})
         return run
 

@@ -3,7 +3,9 @@
 Under the Ray executor the worker is the child of a Ray task's process (lab.engine.executors.run_worker),
 which names itself in LAB_RAY_TASK_PID. When that process is gone (killed, or its node going
 down) Ray has released the job's resources and no one would hear of its end: the worker then
-stops at its next step, saves its checkpoint and ends failed, resumable.
+stops at its next step, saves its checkpoint and ends failed, resumable, with an error naming its
+node (lost, when the node's raylet ended too). Under Ray the worker leaves starting the next
+queued runs to the dispatcher, which does it once the task has ended and its CPU is free.
 
 A full disk must not leave a run "running" with nothing said: the worker holds RESERVE_BYTES in the
 run directory (RESERVE_FILE) while the job runs and deletes that file to make room for the run's
@@ -22,8 +24,8 @@ from pathlib import Path
 
 from data.hooks import Interrupted
 from lab.engine import jobs
-from lab.engine.executors import TASK_PID_VAR
-from lab.engine.runs import ACTIVE_STATES, HOST, RAY_NODE_VAR, Run, this_process
+from lab.engine.executors import TASK_PID_VAR, task_gone_error
+from lab.engine.runs import ACTIVE_STATES, Run, process_start_time, this_process
 
 TASK_POLL_S = 1.0  # how often a worker under Ray checks that its task's process is still there
 RESERVE_FILE = ".space_reserve"  # held in the run directory while the job runs, deleted when it ends
@@ -47,15 +49,16 @@ def main(run_dir: str) -> int:
     code = 0
     try:
         hold_space(run)
-        run.write_status("running", **this_process())
+        # A worker no local executor started (a Ray task's) records its start itself: its process's, so a run's
+        # seconds count its start-up wherever it ran.
+        started = run.raw_status().get("started") or process_start_time(os.getpid()) or time.time()
+        run.write_status("running", **this_process(), started=started)
         say(f"[{time.strftime('%H:%M:%S')}] worker {os.getpid()} starts {run.kind} job {run.id}")
         jobs.job_kind(run.kind).run(run)
         end(run, "done")
     except Interrupted:
         if task_gone.is_set():
-            end(run, "failed", error=f"its Ray task's process {os.environ[TASK_PID_VAR]} on Ray node "
-                                     f"{os.environ.get(RAY_NODE_VAR)} (host {HOST}) ended: killed, or its node went "
-                                     f"down; resume it to continue from its last checkpoint")
+            end(run, "failed", error=task_gone_error(int(os.environ[TASK_PID_VAR])))
         else:
             end(run, "cancelled")
         say(run.raw_status()["state"])
@@ -71,7 +74,8 @@ def main(run_dir: str) -> int:
         # for its children. Its raw status, not its liveness: this process cannot prove a parent executing in a
         # process that is not a worker (a test, a notebook), and would mark it dead.
         parent = jobs.side_by_side_parent(run)
-        if parent is None or parent.raw_status()["state"] not in ACTIVE_STATES:
+        under_ray = bool(os.environ.get(TASK_PID_VAR))  # the dispatcher starts the next runs after the task
+        if not under_ray and (parent is None or parent.raw_status()["state"] not in ACTIVE_STATES):
             start_next(run)
     return code
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from classifier.evaluate import Trivial
 from data.datasets import Dataset, load_dataset
 from data.files import read_json
+from data.subset import SeedSubset
 from data.synthetic import set_id
 from lab.engine.children import create_children, run_children
 from lab.engine.eta import Estimate
@@ -31,24 +32,24 @@ def run(run: Run) -> None:
     root = run.path.parent.parent
     data = load_dataset(study.dataset)
     flags = check_sets(study, data, root)
-    recipe_sets = train_generators(run, study, data)
-    plan = arm_runs(study, recipe_sets)
+    subsets = study.subsets(data.train)  # drawn once; every generator and classifier of a seed gets its indices
+    recipe_sets = train_generators(run, study, data, subsets)
+    plan = arm_runs(study, subsets, recipe_sets)
     children = create_children(run, "study-arm", plan)
     run_children(run, children, study.train.steps, describe=lambda key: key.replace("|", " · seed "))
     total = len(plan) * study.train.steps
     run.progress(total, total, message="aggregating", force=True)
     results = [read_json(child.artifacts / "result.json") for child in children.values()]
-    trivial = Trivial.of(data.train.stratified_subset(study.train_fraction, study.seeds[0]).labels,
-                         data.test.labels, data.class_names)
+    trivial = Trivial.of(subsets[study.seeds[0]].of(data.train).labels, data.test.labels, data.class_names)
     summary = summarize(study, results, data.class_names, trivial, flags, study_run=str(run.path))
     write_report(run.artifacts, summary, results)
     write_summary(run.artifacts, summary)  # last: its presence means the study is complete
 
 
-def train_generators(run: Run, study: StudyConfig, data: Dataset) -> dict[str, str]:
+def train_generators(run: Run, study: StudyConfig, data: Dataset, subsets: dict[int, SeedSubset]) -> dict[str, str]:
     """Train every recipe's generator of every seed as child runs; "<recipe key>|<seed>" -> the set it made,
     checked to come from exactly that seed's real subset."""
-    planned = generator_runs(study, data)
+    planned = generator_runs(study, data, subsets)
     sets = {}
     for kind in RECIPE_SET_FILES:
         group = {key: (name, config) for key, (job, name, config) in planned.items() if job == kind}
@@ -60,7 +61,7 @@ def train_generators(run: Run, study: StudyConfig, data: Dataset) -> dict[str, s
         for key, child in children.items():
             path = child.artifacts / RECIPE_SET_FILES[kind]
             seed = int(key.rsplit("|", 1)[1])
-            check_recipe_set(path, data.train.stratified_subset(study.train_fraction, seed), data, exact=kind == "gan")
+            check_recipe_set(path, subsets[seed].of(data.train), data, exact=kind == "gan")
             sets[key] = set_id(path)
     return sets
 

@@ -15,6 +15,7 @@ from data.files import atomic_write_json, read_json
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
 from data.provenance import digest, fingerprints
+from data.subset import take_indices
 from lab.sets import resolve_set
 from lab.study.config import ArmConfig, ArmRunConfig
 from lab.study.leaks import load_synthetic
@@ -108,7 +109,8 @@ def train_arm(config: ArmRunConfig, hooks: Hooks = NO_HOOKS, root: Path | None =
     runs folder a set id is looked up in."""
     arm, seed = config.arm, config.seed
     data = load_dataset(config.dataset)
-    real = data.train.stratified_subset(config.train_fraction, seed)
+    real = take_indices(data.train, config.train_indices) if config.train_indices else \
+        data.train.stratified_subset(config.train_fraction, seed)
     synthetic = load_synthetic(resolve_set(config.synthetic_set, root), real) if config.synthetic_set else None
     kept = None
     if arm.filter is not None:

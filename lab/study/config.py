@@ -15,6 +15,8 @@ from data.augment import AUGMENTATIONS
 from data.config import (MAX_IMAGES_PER_CLASS, MAX_SEED, MAX_SEEDS_PER_CLASS, MAX_STUDY_SEEDS, MAX_VARIATIONS, Config,
                          ConfigError, option)
 from data.datasets import DatasetSpec, load_dataset
+from data.imageset import ImageSet
+from data.subset import SeedSubset, check_indices
 from gans import REGISTRY, SINGLE_IMAGE
 from gans.config import make_config
 from metrics.curation import CurationConfig, CurationRule
@@ -25,8 +27,8 @@ PRESETS = ("quick", "paper")
 SUMMARY_FILE = "summary.json"
 RECIPE_SET_FILES = {"gan": "synthetic.npz", "singan": "singan_variations.npz",
                     "gpnn": "gpnn_variations.npz"}  # a generator run's set
-STUDY_OWNED = {"dataset", "train_fraction", "seed", "per_class", "export_per_class", "mode", "seed_indices",
-               "seeds_per_class", "variations"}  # generator settings the study sets itself
+STUDY_OWNED = {"dataset", "train_fraction", "train_indices", "seed", "per_class", "export_per_class", "mode",
+               "seed_indices", "seeds_per_class", "variations"}  # generator settings the study sets itself
 
 QUICK_STEPS, QUICK_BATCH = 400, 64  # the quick budget at DermaMNIST's 10% (701 images)
 QUICK_MIN_STEPS = 50
@@ -102,7 +104,8 @@ class RecipeConfig(Config):
         if self.generator in SINGLE_IMAGE and per_class > MAX_IMAGES_PER_CLASS:
             raise ConfigError(f"RecipeConfig: seeds_per_class × variations = {per_class} images per class; at most "
                               f"{MAX_IMAGES_PER_CLASS}")
-        self.job(DatasetSpec(), 1.0, 0, images_per_class=1, seed_indices=[0])  # a bad preset or setting fails here
+        self.job(DatasetSpec(), SeedSubset(1.0, 0, (0,)), images_per_class=1, seed_indices=[0])  # a bad preset or
+        # setting fails here
 
     @property
     def key(self) -> str:
@@ -117,19 +120,19 @@ class RecipeConfig(Config):
                     f"{self.variations} variations")
         return f"{REGISTRY[self.generator].title} {self.preset}{', one per class' if self.per_class else ''}"
 
-    def job(self, dataset: DatasetSpec, train_fraction: float, seed: int, images_per_class: int,
+    def job(self, dataset: DatasetSpec, subset: SeedSubset, images_per_class: int,
             seed_indices: list[int]) -> tuple[str, dict]:
         """The job kind and config of this recipe's generator run for one seed: a GAN learns from the
-        stratified `train_fraction` of the training split drawn with `seed` (the seed's subset), a
-        SinGAN or GPNN from the training images at `seed_indices` (drawn from that subset)."""
+        seed's subset (its indices, in the config), a SinGAN or GPNN from the training images at
+        `seed_indices` (drawn from that subset)."""
         if self.generator in SINGLE_IMAGE:
             config = make_config(self.generator, self.preset, **{
                 **self.settings, "mode": "seeds", "dataset": dataset.to_dict(), "seed_indices": list(seed_indices),
-                "seeds_per_class": 0, "variations": self.variations, "seed": seed})
+                "seeds_per_class": 0, "variations": self.variations, "seed": subset.seed})
             return self.generator, config.to_dict()
         config = make_config(self.generator, self.preset, **{
-            **self.settings, "dataset": dataset.to_dict(), "train_fraction": train_fraction, "seed": seed,
-            "per_class": self.per_class, "export_per_class": images_per_class})
+            **self.settings, "dataset": dataset.to_dict(), "train_fraction": subset.fraction, "seed": subset.seed,
+            "train_indices": list(subset.indices), "per_class": self.per_class, "export_per_class": images_per_class})
         return "gan", config.to_dict()
 
 
@@ -230,6 +233,11 @@ class StudyConfig(Config):
         return next((a for a in self.arms if a.kind_of.baseline and a.balance == "none"),
                     next((a for a in self.arms if a.kind_of.baseline), self.arms[0]))
 
+    def subsets(self, train: ImageSet) -> dict[int, SeedSubset]:
+        """Each seed's real subset of the training split `train`, drawn once: every generator and classifier of
+        a seed is handed these indices."""
+        return {seed: SeedSubset.draw(train, self.train_fraction, seed) for seed in self.seeds}
+
     def recipes(self) -> list[tuple[RecipeConfig, list[ArmConfig]]]:
         """Each distinct recipe with the arms that use it (they share its generator runs)."""
         found: dict[str, tuple[RecipeConfig, list[ArmConfig]]] = {}
@@ -246,10 +254,13 @@ class ArmRunConfig(Config):
     seed: int = option(0, min=0, max=MAX_SEED)
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
     train_fraction: float = option(0.1, min=0, max=1, min_exclusive=True)
+    train_indices: list[int] = option(factory=list, help="the seed's real subset as indices into the training "
+                                                         "split; empty (runs before them): drawn again by its rule")
     train: TrainConfig = field(default_factory=TrainConfig)
     recipe_set: str | None = None  # recipe arms: the set this seed's generator made (id or path)
 
     def validate(self) -> None:
+        check_indices("ArmRunConfig.train_indices", self.train_indices)
         if self.arm.kind_of.recipe != bool(self.recipe_set):
             raise ConfigError("ArmRunConfig.recipe_set: a recipe arm, and only a recipe arm, names its "
                               "generator's set")
@@ -322,7 +333,8 @@ def preset(name: str, dataset: DatasetSpec | dict | None = None, train_fraction:
                                                                                         allow_leak)]
     if name == "quick":
         fraction = train_fraction or 0.1
-        counts = load_dataset(spec).train.stratified_subset(fraction, 0).class_counts()
+        train = load_dataset(spec).train
+        counts = SeedSubset.draw(train, fraction, 0).of(train).class_counts()
         return StudyConfig(dataset=spec, train_fraction=fraction, seeds=[0, 1, 2], arms=arms,
                            train=quick_budget(counts), preset="quick")
     if name == "paper":
@@ -331,13 +343,15 @@ def preset(name: str, dataset: DatasetSpec | dict | None = None, train_fraction:
     raise ConfigError(f"Unknown study preset '{name}' (choose {' or '.join(PRESETS)})")
 
 
-def arm_runs(study: StudyConfig, recipe_sets: dict[str, str] | None = None) -> dict[str, tuple[str, dict]]:
+def arm_runs(study: StudyConfig, subsets: dict[int, SeedSubset],
+             recipe_sets: dict[str, str] | None = None) -> dict[str, tuple[str, dict]]:
     """The study's study-arm jobs, "arm|seed" -> (run name, config); seed-major, so pairs complete early.
-    `recipe_sets`: "<recipe key>|<seed>" -> the set that seed's recipe generator made (recipe arms)."""
+    `subsets`: each seed's real subset (`StudyConfig.subsets`); `recipe_sets`: "<recipe key>|<seed>" -> the set
+    that seed's recipe generator made (recipe arms)."""
     recipe_sets = recipe_sets or {}
     return {f"{arm.name}|{seed}": (f"{arm.name}-s{seed}", ArmRunConfig(
         arm=arm, seed=seed, dataset=study.dataset, train_fraction=study.train_fraction,
-        train=study.train.replace(balance=arm.balance),
+        train_indices=list(subsets[seed].indices), train=study.train.replace(balance=arm.balance),
         recipe_set=recipe_sets[f"{arm.recipe.key}|{seed}"] if arm.recipe else None).to_dict())
         for seed in study.seeds for arm in study.arms}
 

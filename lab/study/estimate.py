@@ -15,15 +15,16 @@ def study_estimate(study: StudyConfig) -> Estimate:
 
 def study_parts(study: StudyConfig) -> list[Part]:
     """A study's generator runs (one per recipe and seed) and its classifier runs (one per arm and seed)."""
-    classes = len(load_dataset(study.dataset).class_names)
+    train = load_dataset(study.dataset).train
+    subsets = study.subsets(train)
     parts = []
     for recipe, _ in study.recipes():  # a recipe's runs differ only in their seed: one pace
-        kind, settings = recipe.job(study.dataset, study.train_fraction, study.seeds[0], images_per_class=1,
-                                    seed_indices=list(range(recipe.seeds_per_class * classes)))
+        kind, settings = recipe.job(study.dataset, subsets[study.seeds[0]], images_per_class=1,
+                                    seed_indices=list(range(recipe.seeds_per_class * train.num_classes)))
         parts.append(part(kind, settings, jobs=len(study.seeds)))
     planned_sets = {f"{recipe.key}|{seed}": "planned" for recipe, _ in study.recipes() for seed in study.seeds}
     by_pace: dict[str | None, list[dict]] = {}
-    for _, settings in arm_runs(study, planned_sets).values():
+    for _, settings in arm_runs(study, subsets, planned_sets).values():
         by_pace.setdefault(pace_key("study-arm", settings), []).append(settings)
     parts += [part("study-arm", group[0], jobs=len(group)) for group in by_pace.values()]
     return merge(parts)

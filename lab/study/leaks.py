@@ -74,8 +74,7 @@ def check_sets(study: StudyConfig, data: Dataset, root: Path | None = None) -> d
     unknown provenance ("generator trained on N real images, classifier on M").
     """
     val, test = held_out_prints(data)
-    subsets = {seed: fingerprints(data.train.stratified_subset(study.train_fraction, seed).images)
-               for seed in study.seeds}
+    subsets = {seed: fingerprints(subset.of(data.train).images) for seed, subset in study.subsets(data.train).items()}
     flags = {}
     for arm in (a for a in study.arms if a.kind_of.fixed_set):
         path, name = resolve_set(arm.synthetic_set, root), f"synthetic set {set_label(arm.synthetic_set)}"

@@ -9,6 +9,7 @@ import numpy as np
 from data.datasets import Dataset
 from data.imageset import ImageSet
 from data.provenance import digest, fingerprints, leak_report
+from data.subset import SeedSubset
 from gans import SINGLE_IMAGE
 from gans.single_image import choose_seeds
 from lab.provenance_check import verified_provenance
@@ -23,24 +24,20 @@ def images_per_class(arm: ArmConfig, counts: np.ndarray) -> int:
     return max(1, math.ceil(arm.ratio * counts.sum() / len(counts)))
 
 
-def training_indices(train: ImageSet, images: np.ndarray) -> list[int]:
-    """Indices of `images` in the training split, found by fingerprint (identical pixels are the same picture)."""
-    where = {p: i for i, p in enumerate(fingerprints(train.images).tolist())}
-    return [where[p] for p in fingerprints(images).tolist()]
-
-
-def generator_runs(study: StudyConfig, data: Dataset) -> dict[str, tuple[str, str, dict]]:
+def generator_runs(study: StudyConfig, data: Dataset,
+                   subsets: dict[int, SeedSubset]) -> dict[str, tuple[str, str, dict]]:
     """The recipes' generator runs, "<recipe key>|<seed>" -> (job kind, run name, config): one per distinct
-    recipe and seed, making as many images per class as the most demanding arm that uses it draws."""
+    recipe and seed, making as many images per class as the most demanding arm that uses it draws, each
+    handed its seed's subset (`subsets`, `StudyConfig.subsets`) as indices."""
 
     runs = {}
     for seed in study.seeds:
-        subset = data.train.stratified_subset(study.train_fraction, seed)
+        real = subsets[seed].of(data.train)
         for recipe, arms in study.recipes():
-            per_class = max(images_per_class(arm, subset.class_counts()) for arm in arms)
+            per_class = max(images_per_class(arm, real.class_counts()) for arm in arms)
             seed_indices = [] if recipe.generator not in SINGLE_IMAGE else \
-                training_indices(data.train, subset.images[choose_seeds(subset, recipe.seeds_per_class, seed)])
-            kind, config = recipe.job(study.dataset, study.train_fraction, seed, per_class, seed_indices)
+                subsets[seed].at(choose_seeds(real, recipe.seeds_per_class, seed))
+            kind, config = recipe.job(study.dataset, subsets[seed], per_class, seed_indices)
             runs[f"{recipe.key}|{seed}"] = (kind, f"{recipe.key}-s{seed}", config)
     return runs
 

@@ -2,7 +2,7 @@
 
 Everything here reads a `StudySummary` (lab/study/) and the arms' result.json. The text and
 table (`yardsticks`, `arm_table`) and the figure builders are shared with the Study page:
-`metric_bars` (plotly, grouped bars with 95% error bars), `confusion_figure` (seaborn heatmaps,
+`bars_figure` (grouped bars with 95% error bars), `confusion_figure` (seaborn heatmaps,
 one per arm), `recall_delta_figure` and `curve_figure` (matplotlib).
 """
 from __future__ import annotations
@@ -80,24 +80,9 @@ def _delta_columns(prefix: str, comparison: PairedComparison | None) -> dict:
                             detectable_difference(d))))
 
 
-def metric_bars(summary: StudySummary):
-    """Plotly grouped bars: one group per metric, one bar per arm, 95% interval as error bars."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for arm in summary.arms:
-        est = [arm.metrics[m] for m in CLASSIFICATION_METRICS]
-        fig.add_bar(name=arm.arm, x=[METRIC_LABELS[m] for m in CLASSIFICATION_METRICS], y=[e.mean for e in est],
-                    error_y={"type": "data", "symmetric": False,
-                             "array": [_nan0(e.hi - e.mean) for e in est],
-                             "arrayminus": [_nan0(e.mean - e.lo) for e in est]})
-    fig.update_layout(barmode="group", yaxis_title="test score (mean ± 95% interval)", yaxis_range=[0, 1],
-                      legend_title="arm", margin={"t": 30})
-    return fig
-
-
 def bars_figure(summary: StudySummary):
-    """The same grouped bars in matplotlib, for the static report."""
+    """Grouped bars: one group per metric, one bar per arm, the 95% interval as error bars (the page and the
+    static report draw this one figure)."""
     arms = summary.arms
     fig, ax = plt.subplots(figsize=(8, 3.6))
     width = 0.8 / len(arms)
