@@ -10,8 +10,9 @@ import pytest
 
 from classifier.train import TrainConfig
 from data.config import ConfigError
-from data.datasets import DatasetSpec
+from data.datasets import DatasetSpec, load_dataset
 from data.provenance import digest, fingerprints
+from data.subset import SeedSubset
 from gans.config import make_config
 from lab.cli import main
 from lab.engine.runs import Run
@@ -31,7 +32,8 @@ BUDGET = TrainConfig(steps=4, batch_size=16, eval_every=4)
 def recipe_set(tmp_path_factory):
     """A runs folder and the set of the recipe's DCGAN trained on seed 0's subset (as a study's generator child)."""
     root = tmp_path_factory.mktemp("runs")
-    kind, config = RECIPE.job(PNEUMONIA, FRACTION, SEED, images_per_class=40, seed_indices=[])
+    subset = SeedSubset.draw(load_dataset(PNEUMONIA).train, FRACTION, SEED)
+    kind, config = RECIPE.job(PNEUMONIA, subset, images_per_class=40, seed_indices=[])
     run = Run.create(kind, config, root=root)
     gan.run(run)
     run.write_status("done")
