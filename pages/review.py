@@ -13,7 +13,7 @@ from lab.engine.manage import sets_of
 from lab.engine.runs import ACTIVE_STATES, list_runs
 from lab.sets import list_sets
 from metrics.curation import SCORE_TITLES, CurationConfig, CurationRule, kept_per_class, select, worst_first
-from pages.common import ensure_app_navigation, launch, live, option_input, plain, run_status_panel
+from pages.common import ensure_app_navigation, launch, live, option_input, plain, run_actions, run_status
 
 PAGE_SIZE = 48  # images the keyboard gallery shows at once
 REMEMBERED = "review_run"
@@ -108,8 +108,10 @@ runs = [r for r in list_runs(KIND) if r.config.get("set") == chosen]
 active = [r for r in runs if r.state in ACTIVE_STATES]
 done = [r for r in runs if r.state == "done"]
 
-if active:
-    live(lambda: any(run_status_panel(r, "review").get("state") in ACTIVE_STATES for r in active), True)
+if active:  # the statuses poll; the buttons stay outside the polling fragment
+    live(lambda: any([run_status(r).get("state") in ACTIVE_STATES for r in active]), True)
+    for r in active:
+        run_actions(r, r.status(), key="review")
 if not done:
     if not active:
         with st.form("score"):
