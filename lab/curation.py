@@ -32,13 +32,14 @@ from data.synthetic import load_set, read_meta, save_set
 from lab.engine.runs import Run, list_runs
 from lab.provenance_check import record_fingerprints, recorded_fingerprints, verified_provenance, with_curation
 from lab.sets import resolve_set, set_id
-from metrics.curation import CurationConfig, CurationRule, CurationScores, drop_reasons, kept_per_class, score_set, select
+from metrics.curation import (CurationConfig, CurationRule, CurationScores, drop_reasons, kept_per_class, score_set,
+                              select)
 
 KIND = "curate"
 SCORES = "scores.json"
 REVIEW = "review.json"
 CHOICES = ("keep", "drop")
-COPIED_META = ("generator", "run_id", "dataset", "labelled", "preset")  # what a curated set's sidecar keeps of its parent's
+COPIED_META = ("generator", "run_id", "dataset", "labelled", "preset")  # a curated set's sidecar keeps these of its parent's
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from metrics.memorization import EXACT_COPY
 from metrics.pairing import check_compatible, flatten, nearest_neighbours
 
 REAL, SYNTHETIC = 1, 0  # the critic's classes
-SCORE_TITLES = {"confidence": "class confidence", "realism": "realism", "distance": "distance to the nearest real image"}
+SCORE_TITLES = {"confidence": "class confidence", "realism": "realism",
+                "distance": "distance to the nearest real image"}
 
 
 @dataclass(frozen=True)

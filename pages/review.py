@@ -82,8 +82,8 @@ KEYS_CSS = """
 .tile.current { outline: 3px solid var(--st-primary-color, #ff4b4b); }
 .status { font-size: 13px; margin-bottom: 6px; }
 """
-review_keys = st.components.v2.component("lab_review_keys", html='<div class="status"></div><div class="gallery"></div>',
-                                         css=KEYS_CSS, js=KEYS_JS)
+review_keys = st.components.v2.component("lab_review_keys", css=KEYS_CSS, js=KEYS_JS,
+                                         html='<div class="status"></div><div class="gallery"></div>')
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the set…")
