@@ -39,7 +39,7 @@ KIND = "curate"
 SCORES = "scores.json"
 REVIEW = "review.json"
 CHOICES = ("keep", "drop")
-COPIED_META = ("generator", "run_id", "dataset", "labelled", "preset")  # a curated set's sidecar keeps these of its parent's
+COPIED_META = ("generator", "run_id", "dataset", "labelled", "preset")  # kept from the parent's sidecar
 
 
 @dataclass(frozen=True)
