@@ -30,6 +30,7 @@ PAGES = {
     ],
     "Evaluate": [
         st.Page("pages/quality.py", title="Quality", icon=":material/straighten:"),
+        st.Page("pages/review.py", title="Review a set", icon=":material/rule:"),
         st.Page("pages/study.py", title="Augmentation study", icon=":material/balance:"),
     ],
     "Teach": [

@@ -1,6 +1,8 @@
 """Image grids as uint8 arrays (for sample PNGs, pages and reports): tiles, marked tiles, row captions."""
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 from typing import Iterable
 
@@ -65,6 +67,13 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Save an H×W×C uint8 array as PNG atomically (readers never see a half-written file)."""
     picture = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image)
     return atomic_save(path, picture.save)
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """An H×W×C uint8 array as a `data:image/png;base64,…` URI, for an <img> in a page's component."""
+    buffer = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def upscale(image: np.ndarray, factor: int) -> np.ndarray:

@@ -53,6 +53,9 @@ class Provenance(Config):
     generator: str = ""  # the generator kind: dcgan, singan, ...
     run_id: str = ""  # the run that trained it
     config: dict = field(default_factory=dict)  # that run's config
+    # a curated set: the curation run whose scoring models learned from real images too; the fingerprints
+    # and their count and digest are then those of the generator's and the curation's real images together
+    curation_run: str = ""
 
     def validate(self) -> None:
         if not self.known and not self.reason:
@@ -80,7 +83,8 @@ class Provenance(Config):
             return f"provenance unknown: {self.reason}"
         share = f"the whole {self.split} split" if self.train_fraction == 1 else \
             f"{100 * self.train_fraction:g}% of the {self.split} split"
-        return (f"{self.generator} run {self.run_id} learned from {self.real_images} real images of "
+        curated = f" and curation run {self.curation_run}" if self.curation_run else ""
+        return (f"{self.generator} run {self.run_id}{curated} learned from {self.real_images} real images of "
                 f"{self.dataset.label}, drawn from {share} (seed {self.subset_seed})")
 
     def check(self, trained_on: np.ndarray | None, name: str) -> None:

@@ -10,6 +10,8 @@ evidence only when it agrees with the generator run that made it (`verified_prov
 - the fingerprints the generator run recorded of its real images as it trained (in the run, not
   beside the set: `checkpoints/trained_on.npy`, `record_fingerprints`) are the ones the set carries;
 - a GAN run's generator.pt records the same provenance and fingerprints.
+A curated set lies in a "curate" run (lab/curation.py): its provenance must be its parent set's, itself
+verified, with the curation run's recorded real images added (`with_curation`) and `curation_run` naming it.
 Any disagreement makes the provenance unknown, saying what differs; forging it takes every one of
 those files, not one.
 """
@@ -24,15 +26,17 @@ from data.datasets import DatasetSpec
 from data.files import atomic_save, atomic_write_json
 from data.imageset import ImageSet
 from data.paths import runs_dir
-from data.provenance import Provenance, fingerprints, read_provenance
+from data.provenance import Provenance, digest, fingerprints, read_provenance
 from gans.checkpoint import CheckpointError, generator_provenance
 from gans.config import GanConfig
 from gans.gpnn import GpnnConfig
 from gans.singan_train import SinGanConfig
 from lab.engine.runs import Run, RunFileError
+from lab.sets import resolve_set
 
 RECORDED = "trained_on.npy"  # in a generator run's checkpoints/: the fingerprints of the real images it learns from
 MISMATCH = "provenance does not match the run that wrote it"
+CURATION_DEPTH = 8  # a curated set of a curated set of ...: deeper chains are refused (and so is a loop)
 SINGLE_IMAGE_CONFIGS = {"singan": SinGanConfig, "gpnn": GpnnConfig}
 
 
@@ -50,7 +54,14 @@ def keep_seed_images(run: Run, train_split: ImageSet, seeds: list[int]) -> None:
     record_fingerprints(run, fingerprints(train_split.images[seeds]))
 
 
-def verified_provenance(set_path: str | Path, root: Path | None = None) -> tuple[Provenance, np.ndarray | None]:
+def with_curation(generator_prints: np.ndarray, curation_prints: np.ndarray) -> np.ndarray:
+    """The fingerprints of a curated set: its parent's, then the curation's real images the parent's lack."""
+    generator_prints, curation_prints = (np.asarray(p, dtype=np.uint64) for p in (generator_prints, curation_prints))
+    return np.concatenate([generator_prints, curation_prints[~np.isin(curation_prints, generator_prints)]])
+
+
+def verified_provenance(set_path: str | Path, root: Path | None = None,
+                        _depth: int = 0) -> tuple[Provenance, np.ndarray | None]:
     """A set's provenance and fingerprints (`data.provenance.read_provenance`) when they agree with the run
     under the runs folder `root` that wrote it; else unknown, naming what differs (fingerprints None).
 
@@ -65,7 +76,10 @@ def verified_provenance(set_path: str | Path, root: Path | None = None) -> tuple
     if writer is None:
         return Provenance.unknown(f"{path} is not in a run's artifacts/ under the runs folder {root}: "
                                   "a set copied out of its run folder"), None
-    differences = _differences(provenance, trained_on, writer)
+    if writer.path.parent.name == "curate":
+        differences = _curation_differences(provenance, trained_on, writer, root, _depth)
+    else:
+        differences = _differences(provenance, trained_on, writer)
     if differences:
         return Provenance.unknown(f"{MISMATCH}: {'; '.join(differences)}"), None
     return provenance, trained_on
@@ -91,7 +105,7 @@ def _differences(provenance: Provenance, trained_on: np.ndarray, writer: Run) ->
         if provenance.run_id != generator_run.id else []
     differences += [f"its {name} is {_shown(getattr(provenance, name))}, run {generator_run.id}'s config says "
                     f"{_shown(value)}" for name, value in expected.items() if getattr(provenance, name) != value]
-    recorded = _recorded(generator_run)
+    recorded = recorded_fingerprints(generator_run)
     if recorded is None:
         differences.append(f"run {generator_run.id} recorded no fingerprints of its real images in checkpoints/"
                            f"{RECORDED} (made before the lab kept them, or deleted)")
@@ -101,6 +115,30 @@ def _differences(provenance: Provenance, trained_on: np.ndarray, writer: Run) ->
     if generator_run.path.parent.name == "gan":
         differences += _generator_file_differences(provenance, trained_on, generator_run)
     return differences
+
+
+def _curation_differences(provenance: Provenance, trained_on: np.ndarray, writer: Run, root: Path,
+                          depth: int) -> list[str]:
+    """What in a curated set's provenance disagrees with its parent set's (verified) and its curation run."""
+    if depth >= CURATION_DEPTH:
+        return [f"a chain of more than {CURATION_DEPTH} curations (or a loop) ends at curation run {writer.id}"]
+    try:  # an unreadable config.json is a RunFileError, a ValueError
+        parent_ref = str(writer.settings.get("set", ""))
+        parent, parent_prints = verified_provenance(resolve_set(parent_ref, root), root, depth + 1)
+    except (FileNotFoundError, ValueError) as e:
+        return [f"the parent set of curation run {writer.id} cannot be read ({e})"]
+    if not parent.known:
+        return [f"its parent set {parent_ref}: {parent.reason}"]
+    recorded = recorded_fingerprints(writer)
+    if recorded is None:
+        return [f"curation run {writer.id} recorded no fingerprints of its real images in checkpoints/{RECORDED}"]
+    expected = with_curation(parent_prints, recorded)
+    if not _same_prints(expected, trained_on):
+        return [f"the {len(trained_on)} fingerprints it carries are not the {len(expected)} of its parent set "
+                f"{parent_ref} and curation run {writer.id}"]
+    claimed = parent.replace(real_images=len(expected), digest=digest(expected), curation_run=writer.id)
+    return [] if provenance == claimed else [f"it says that {provenance.text}; its parent set and curation run say "
+                                             f"that {claimed.text}"]
 
 
 def _generator_run(writer: Run) -> Run:
@@ -138,7 +176,7 @@ def _shown(value) -> str:
     return value.label if isinstance(value, DatasetSpec) else repr(value)
 
 
-def _recorded(run: Run) -> np.ndarray | None:
+def recorded_fingerprints(run: Run) -> np.ndarray | None:
     """The fingerprints `run` recorded as it trained; None when it has none or they are not uint64 fingerprints."""
     try:
         prints = np.load(run.checkpoints / RECORDED, allow_pickle=False)

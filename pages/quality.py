@@ -232,3 +232,6 @@ st.caption("One row per scored set (its newest score). Downstream gain comes fro
 board = leaderboard_rows()
 if board:
     st.dataframe(pd.DataFrame(board).drop(columns=["path"]), hide_index=True, width="stretch")
+
+st.caption("Per-image scores of a set, worst first, and keeping or dropping images by hand or by rule: the "
+           "**Review a set** page.")

@@ -161,3 +161,6 @@ if st.session_state.get("sample_job", (None,))[0] == origin:
     run_actions(job, status, key="sample")
     if status["state"] == "done":
         export_downloads(job)
+
+st.caption("Per-image scores of a set, worst first, and keeping or dropping images by hand or by rule: the "
+           "**Review a set** page.")

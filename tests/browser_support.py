@@ -32,12 +32,15 @@ def free_port() -> int:
 
 @contextmanager
 def streamlit_server(runs: Path, env: dict | None = None):
-    """`streamlit run app.py` on a free port with `runs` as its runs folder; yields its URL once it is healthy."""
+    """`streamlit run app.py` on a free port with `runs` as its runs folder; yields its URL once it is healthy.
+    Its output goes to a file beside the runs folder (a pipe nobody reads would fill and stall the server)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true"], cwd=ROOT,
-                            env={**os.environ, **(env or {}), "LAB_RUNS_DIR": str(runs)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_path = runs.parent / f"streamlit-{port}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                 "--server.headless", "true"], cwd=ROOT,
+                                env={**os.environ, **(env or {}), "LAB_RUNS_DIR": str(runs)},
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + SERVER_START_S
@@ -48,7 +51,7 @@ def streamlit_server(runs: Path, env: dict | None = None):
             except OSError:
                 if time.time() > deadline or proc.poll() is not None:
                     proc.kill()
-                    raise RuntimeError(f"streamlit did not start:\n{proc.stdout.read()}") from None
+                    raise RuntimeError(f"streamlit did not start:\n{log_path.read_text()}") from None
                 time.sleep(0.5)
         yield url
     finally:

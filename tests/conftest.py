@@ -43,3 +43,12 @@ def pneumonia():
     from data.datasets import DatasetSpec, load_dataset
 
     return load_dataset(DatasetSpec(name="pneumoniamnist", size=28))
+
+
+@pytest.fixture
+def server(runs_root):
+    """The app served by a real Streamlit on a free port, with `runs_root` as its runs folder: its URL."""
+    from tests.browser_support import streamlit_server
+
+    with streamlit_server(runs_root) as url:
+        yield url

@@ -3,76 +3,19 @@ another dataset, downloads and pickers while a job runs."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import zipfile
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.browser_support import ROOT, launch_chromium, settled
+
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def server(runs_root):
-    port = free_port()
-    env = {**os.environ, "LAB_RUNS_DIR": str(runs_root)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start:\n{proc.stdout.read()}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-
-
-def launch_chromium(playwright):
-    assert Path(CHROMIUM).exists(), "Chromium is missing: apt-get install chromium"
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--no-first-run"],
-    )
-
-
 PAGES = {"start": "", "data": "dataset", "runs": "runs", "train-gan": "train_gan", "samples": "samples",
          "singan": "singan", "quality": "quality", "study": "study", "quiz": "quiz", "gan-steps": "gan_steps"}
-
-
-def settled(page) -> None:
-    """Wait until the app has finished running its script (twice over: a first visit reruns once) and
-    charts have drawn."""
-    for _ in range(2):
-        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=120_000)
-        page.wait_for_timeout(1500)
 
 
 def test_data_page_shows_dermamnist_chart_and_samples_in_chromium(server):

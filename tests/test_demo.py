@@ -13,7 +13,7 @@ from lab.engine import jobs
 from lab.engine.runs import list_runs
 from tests.conftest import DATA_DIR
 
-SCANS = sorted((DATA_DIR / "oct2017_samples").glob("*.jpeg"))
+SCANS = sorted((DATA_DIR.resolve() / "oct2017_samples").glob("*.jpeg"))
 
 
 def test_a_run_queued_after_another_starts_only_once_that_one_is_done(runs_root, monkeypatch):

@@ -246,7 +246,7 @@ def test_inception_samples_keep_each_class_share_and_never_exceed_the_cap(derma)
 
 def test_cli_refuses_a_missing_set(runs_root, capsys):
     assert cli_main(["score", "/nowhere/set.npz"]) == 1
-    assert "no synthetic set" in capsys.readouterr().err
+    assert "synthetic set not found: /nowhere/set.npz" in capsys.readouterr().err
 
 
 def test_a_cancelled_job_stops_after_the_current_set_and_keeps_it(runs_root, pneumonia):

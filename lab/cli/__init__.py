@@ -194,11 +194,21 @@ def add_manage_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_sets_command(sub) -> None:
-    p = sub.add_parser("sets", help="list synthetic sets, or rename / tag / note / delete one")
-    p.add_argument("action", nargs="?", default="list", choices=["list", *MANAGE_ACTIONS])
+    p = sub.add_parser("sets", help="list synthetic sets, or rename / tag / note / delete / curate one")
+    p.add_argument("action", nargs="?", default="list", choices=["list", *MANAGE_ACTIONS, "curate"])
     p.add_argument("set", nargs="?", help='set id ("<run id>/<set name>"), or its npz path in the runs folder')
     p.add_argument("--all", action="store_true", help="list: include duplicates")
     add_manage_arguments(p)
+    curate = p.add_argument_group("curate (a job: scores every image, then writes a new set of those the rule keeps)")
+    curate.add_argument("--drop-copies", action="store_true", help="drop suspected copies of real images")
+    curate.add_argument("--min-confidence", type=float, default=0.0, metavar="X",
+                        help="keep images a real-data classifier gives their label with probability >= X")
+    curate.add_argument("--min-realism", type=float, default=0.0, metavar="Y",
+                        help="keep images a cross-fitted real-vs-synthetic critic calls real with probability >= Y")
+    curate.add_argument("--name", default="curated", help="name of the curated set")
+    curate.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="scoring settings (lab.curation's CurationConfig: folds, steps, copy_quantile, seed)")
+    curate.add_argument("--detach", action="store_true", help="queue the job and return at once")
     p.set_defaults(func=cmd_sets)
 
 
@@ -223,7 +233,30 @@ def cmd_sets(args) -> int:
         return 0
     if not args.set:
         raise ValueError(f"'sets {args.action}' needs a set id or path")
+    if args.action == "curate":
+        return curate_set(args)
     return manage_target(owned_set(args.set), args)
+
+
+def curate_set(args) -> int:
+    """Queue a curation job for the set `args.set` with the rule its flags give; follow it unless detached."""
+    from lab.curation import KIND, CurateConfig, curated_set
+    from lab.sets import set_id
+    from metrics.curation import CurationConfig, CurationRule
+
+    rule = CurationRule(min_confidence=args.min_confidence, min_realism=args.min_realism, drop_copies=args.drop_copies)
+    if rule == CurationRule():
+        raise ValueError("'sets curate' needs a rule: --drop-copies, --min-confidence X and/or --min-realism Y")
+    scoring = CurationConfig.from_dict(dict(CurationConfig.parse_setting(pair) for pair in args.settings))
+    config = CurateConfig(set=set_id(args.set), rule=rule, name=args.name, scoring=scoring)
+    run = jobs.submit(KIND, config.to_dict())
+    print(f"{run.id}: queued at {run.path} (curating {config.set}: {rule.text})")
+    if args.detach:
+        return 0
+    code = follow(run)
+    if code == 0:
+        print(curated_set(run, args.name))
+    return code
 
 
 def manage_target(target, args) -> int:

@@ -20,12 +20,13 @@ from lab.cli import follow
 from lab.engine import jobs
 from lab.engine.eta import estimate
 from lab.engine.runs import Run
-from lab.study.config import GENERATORS, PRESETS, StudyConfig, preset, recipe_arms, synthetic_arms
+from lab.study.config import GENERATORS, PRESETS, StudyConfig, filtered_arms, preset, recipe_arms, synthetic_arms
 from lab.study.leaks import check_sets, dataset_of_sets
 from lab.study.pilot import Budget, PilotConfig, apply_budget, budgets, read_pilot
 from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
 from lab.study.report import yardsticks
 from lab.study.summary import expected_interval, read_summary
+from metrics.curation import CurationRule
 
 
 def add_commands(subparsers) -> None:
@@ -37,6 +38,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--recipe", action="append", default=[], choices=GENERATORS, metavar="GENERATOR",
                    help="add a 'real + <generator> recipe' arm: the generator trained inside each seed on that "
                         f"seed's real subset (repeatable; one of {', '.join(GENERATORS)})")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="add a filtered twin of every recipe arm: only the generated images that pass this rule, "
+                        "scored inside each seed against its real subset (repeatable; min_confidence=X, "
+                        "min_realism=Y, drop_copies=true)")
     p.add_argument("--synthetic", action="append", default=[], metavar="SET",
                    help="add a 'real + synthetic' arm for this fixed set: a set id (<run id>/<set name>) or an "
                         ".npz path (repeatable)")
@@ -63,8 +68,15 @@ def add_commands(subparsers) -> None:
 
 def study_config(overrides: dict, preset_name: str | None = None, synthetic: list[str] = (),
                  recipes: list[str] = (), allow_leak: bool = False, dataset: str | None = None,
-                 size: int | None = None) -> StudyConfig:
-    """Resolve a config file's dict (with optional preset, recipes and synthetic_sets) into a StudyConfig."""
+                 size: int | None = None, filter_rule: CurationRule | None = None) -> StudyConfig:
+    """Resolve a config file's dict (with optional preset, recipes and synthetic_sets) into a StudyConfig; with
+    `filter_rule`, every unfiltered recipe arm gets a filtered twin."""
+    config = _study_config(overrides, preset_name, synthetic, recipes, allow_leak, dataset, size)
+    return config.replace(arms=[*config.arms, *filtered_arms(config.arms, filter_rule)]) if filter_rule else config
+
+
+def _study_config(overrides: dict, preset_name: str | None, synthetic: list[str], recipes: list[str],
+                  allow_leak: bool, dataset: str | None, size: int | None) -> StudyConfig:
     overrides = dict(overrides)
     name = overrides.pop("preset", None) or preset_name
     sets = [*overrides.pop("synthetic_sets", []), *synthetic]
@@ -98,8 +110,10 @@ def cmd_study(args) -> int:
     overrides = read_config_file(args.config) if args.config else {}
     overrides.pop("kind", None)
     try:
+        rule = CurationRule.from_dict(dict(CurationRule.parse_setting(pair) for pair in args.filter)) \
+            if args.filter else None
         config = study_config(overrides, args.preset, args.synthetic, args.recipe, args.allow_leak, args.dataset,
-                              args.size)
+                              args.size, rule)
         if args.steps is not None or args.fraction is not None:
             budget = Budget(config.train.steps if args.steps is None else args.steps,
                             config.train_fraction if args.fraction is None else args.fraction)

@@ -199,6 +199,8 @@ def set_users(path: Path, root: Path | None = None, exclude: Path | None = None)
         config = run.config
         if run.kind == "score" and wanted in [set_id(ref) for ref in config.get("sets") or []]:
             users.append(f"scores {label(run)} ({run.id})")
+        elif run.kind == "curate" and config.get("set") == wanted:
+            users.append(f"curation {label(run)} ({run.id}), whose curated sets' provenance is this set's")
         elif run.kind == "study" and any(isinstance(arm, dict) and arm.get("synthetic_set")
                                          and set_id(arm["synthetic_set"]) == wanted
                                          for arm in config.get("arms") or []):

@@ -1,7 +1,7 @@
 """One (arm, seed) of a study: its training set, its classifier, its test."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ from classifier.evaluate import CLASSIFICATION_METRICS, evaluate
 from classifier.train import Augment, TrainResult, train_classifier
 from data.augment import apply, build_pipeline, default_pipeline
 from data.datasets import load_dataset
+from data.files import atomic_write_json, read_json
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
 from data.provenance import digest, fingerprints
@@ -18,8 +19,11 @@ from data.subset import take_indices
 from lab.sets import resolve_set
 from lab.study.config import ArmConfig, ArmRunConfig
 from lab.study.leaks import load_synthetic
+from metrics.curation import CurationConfig, CurationRule, drop_reasons, kept_per_class, score_set, select
 from metrics.memorization import memorization
 from metrics.pairing import nearest_neighbours
+
+FILTER_FILE = "filter.json"  # in an arm's checkpoints: what its filter kept, for a resume
 
 
 def training_set(arm: ArmConfig, real: ImageSet, synthetic: ImageSet | None, seed: int) -> tuple[ImageSet, np.ndarray]:
@@ -67,6 +71,30 @@ def copy_rate(synthetic: np.ndarray, subset: ImageSet, heldout: ImageSet) -> flo
     return float(memo.suspected.mean())
 
 
+def filtered(synthetic: ImageSet, real: ImageSet, rule: CurationRule, scoring: CurationConfig,
+             hooks: Hooks = NO_HOOKS) -> tuple[ImageSet, dict]:
+    """The images of `synthetic` that pass `rule`, scored against the seed's real subset `real` and nothing else
+    (so the filter adds no leak), and what it kept (result.json's "filter"). What it kept is saved in
+    `hooks.checkpoints`, so a resumed arm trains on exactly the images it started with."""
+    saved = hooks.checkpoints / FILTER_FILE if hooks.checkpoints is not None else None
+    kept = read_json(saved, default=None) if saved is not None else None
+    if not isinstance(kept, dict) or len(kept.get("keep", [])) != len(synthetic):
+        hooks.event(type="stage", stage="filter", rule=rule.text)
+        scores = score_set(synthetic, real, scoring, replace(hooks, progress=NO_HOOKS.progress))
+        keep = select(scores, rule)
+        kept = {"rule": rule.to_dict(), "rule_text": rule.text, "real_images": scores.real_images,
+                "real_subset": digest(fingerprints(real.images)), "generated": len(synthetic),
+                "kept": int(keep.sum()), "kept_per_class": kept_per_class(synthetic.labels, keep, real.num_classes),
+                "dropped_because": drop_reasons(scores, rule), "keep": keep.tolist()}
+        if saved is not None:
+            atomic_write_json(saved, kept)
+    keep = np.asarray(kept.pop("keep"), dtype=bool)
+    if not keep.any():
+        raise ValueError(f"filter {rule.text}: keeps none of the {len(synthetic)} generated images; an arm needs "
+                         "at least one")
+    return synthetic.take(np.flatnonzero(keep)), kept
+
+
 @dataclass
 class ArmOutcome:
     """What one (arm, seed) produced; lab/kinds/study.py writes each part to its file."""
@@ -84,6 +112,9 @@ def train_arm(config: ArmRunConfig, hooks: Hooks = NO_HOOKS, root: Path | None =
     real = take_indices(data.train, config.train_indices) if config.train_indices else \
         data.train.stratified_subset(config.train_fraction, seed)
     synthetic = load_synthetic(resolve_set(config.synthetic_set, root), real) if config.synthetic_set else None
+    kept = None
+    if arm.filter is not None:
+        synthetic, kept = filtered(synthetic, real, arm.filter, arm.filter_scoring, hooks)
     train, is_synthetic = training_set(arm, real, synthetic, seed)
     val, test = data.val, data.test
     hooks.event(type="stage", stage="train", train_images=len(train), synthetic=int(is_synthetic.sum()))
@@ -110,6 +141,8 @@ def train_arm(config: ArmRunConfig, hooks: Hooks = NO_HOOKS, root: Path | None =
               "val": {k: trained.best_val[k] for k in CLASSIFICATION_METRICS}, "history": trained.history}
     if arm.kind_of.recipe:
         result["copy_rate"] = copy_rate(train.images[is_synthetic], real, val)
+    if kept is not None:
+        result["filter"] = kept
     return ArmOutcome(trained, result, composition, seen)
 
 

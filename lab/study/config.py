@@ -19,6 +19,7 @@ from data.imageset import ImageSet
 from data.subset import SeedSubset, check_indices
 from gans import REGISTRY, SINGLE_IMAGE
 from gans.config import make_config
+from metrics.curation import CurationConfig, CurationRule
 
 GENERATORS = (*REGISTRY, *SINGLE_IMAGE)
 MIX_MODES = ("ratio", "balance")
@@ -160,6 +161,9 @@ class ArmConfig(Config):
                                             "dataset's standard pipeline (data.augment.default_pipeline)")
     augment_strength: float = option(1.0, label="Augmentation strength", min=0, max=1, min_exclusive=True)
     augment_p: float = option(0.5, label="Probability per transform", min=0, max=1)
+    filter: CurationRule | None = None  # recipe arms: keep only the generated images that pass (metrics.curation),
+    # scored inside each seed against that seed's real subset only
+    filter_scoring: CurationConfig = field(default_factory=CurationConfig)  # how a filter's scores are computed
 
     @property
     def kind_of(self) -> ArmKind:
@@ -177,6 +181,11 @@ class ArmConfig(Config):
             raise ConfigError(f"{where}: a {self.kind} arm takes no synthetic_set (got {self.synthetic_set})")
         if kind.recipe != (self.recipe is not None):
             raise ConfigError(f"{where}: a recipe arm, and only a recipe arm, needs a recipe")
+        if self.filter is not None and not kind.recipe:
+            raise ConfigError(f"{where}: a filter applies to recipe arms only (their images are scored inside each "
+                              f"seed against its real subset)")
+        if self.filter is None and self.filter_scoring != CurationConfig():
+            raise ConfigError(f"{where}: filter_scoring is set but the arm has no filter")
         if self.allow_leak and not kind.fixed_set:
             raise ConfigError(f"{where}: allow_leak applies to fixed synthetic sets only")
         unknown = [n for n in self.augment or [] if n not in AUGMENTATIONS]
@@ -279,6 +288,13 @@ def recipe_arms(generators: list[str], size: int = 28, **recipe) -> list[ArmConf
         arms.append(ArmConfig(f"real + {generator} recipe", "recipe",
                               recipe=RecipeConfig(generator, preset_name, **recipe)))
     return arms
+
+
+def filtered_arms(arms: list[ArmConfig], rule: CurationRule, scoring: CurationConfig = CurationConfig()
+                  ) -> list[ArmConfig]:
+    """A filtered twin of every unfiltered recipe arm: the same generator runs, only the images that pass `rule`."""
+    return [arm.replace(name=f"{arm.name}, filtered", filter=rule, filter_scoring=scoring)
+            for arm in arms if arm.kind_of.recipe and arm.filter is None]
 
 
 def synthetic_arms(refs: list[str], allow_leak: bool = False) -> list[ArmConfig]:

@@ -89,8 +89,9 @@ def check_sets(study: StudyConfig, data: Dataset, root: Path | None = None) -> d
                 raise SetRefused(f"{name}: its generator learned from {report.in_val} validation and "
                                  f"{report.in_test} test images; a study never uses such a set")
             if report.outside_subset and not arm.allow_leak:
+                learners = "its generator and curation models" if provenance.curation_run else "its generator"
                 raise SetRefused(
-                    f"{name} (arm '{arm.name}'): its generator learned from {report.generator_images} real "
+                    f"{name} (arm '{arm.name}'): {learners} learned from {report.generator_images} real "
                     f"training images, {report.outside_subset} of them outside the {report.subset_images} real "
                     f"images the classifier of seed {seed} trains on. Use a recipe arm (the generator trained "
                     f"inside each seed), or set allow_leak: true on the arm to run it anyway (every result "
