@@ -113,6 +113,16 @@ def quality(synthetic: np.ndarray, real: np.ndarray) -> dict:
                                      for key in found["cpu"][1]}}
 
 
+def encoder(data) -> dict:
+    from metrics.encoder import EncoderConfig, train_encoder
+
+    found = {device: timed(lambda: train_encoder(data.train, data.val, EncoderConfig(min_steps=100, epochs=1,
+                                                                                     device=device), cache=False))
+             for device in DEVICES}
+    accuracy = {device: found[device][1].info["val_balanced_accuracy"] for device in DEVICES}
+    return {"cpu_seconds": found["cpu"][0], "cuda_seconds": found["cuda"][0], "val_balanced_accuracy": accuracy}
+
+
 def pairing(synthetic, real) -> dict:
     from metrics.pairing import nearest_neighbours
 
@@ -135,7 +145,7 @@ def main() -> int:
     for name, check in (("gan", lambda: gan(images)), ("singan", lambda: singan(data.train.images[0])),
                         ("gpnn", lambda: gpnn(data.train.images[0])), ("classifier", lambda: classifier(data)),
                         ("inception", lambda: inception(data.test.images[:64])),
-                        ("pairing", lambda: pairing(data.test, data.train)),
+                        ("pairing", lambda: pairing(data.test, data.train)), ("encoder", lambda: encoder(data)),
                         ("quality", lambda: quality(data.test.images[:200], data.test.images[200:400]))):
         figures[name] = check()
         print(name, figures[name], flush=True)

@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.config import MAX_BATCH, MAX_EVERY, MAX_SEED, MAX_STEPS, Config, ConfigError, option
+from data.device import resolve_device
 from data.files import atomic_save
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet, to_tensor
@@ -70,6 +71,7 @@ class EncoderConfig(Config):
     batch_size: int = option(128, label="Batch size", min=1, max=MAX_BATCH)
     lr: float = option(3e-3, label="Learning rate", min=0, min_exclusive=True)
     seed: int = option(0, label="Seed", min=0, max=MAX_SEED)
+    device: str = option("auto", label="Device", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
 
 
 class EncoderNet(nn.Module):
@@ -122,8 +124,11 @@ class Encoder:
                 f"not clearly above chance, encoder-space metrics withheld")
 
     def _batches(self, images: np.ndarray, batch_size: int = 512):
+        """(features, logits) of each batch, on the CPU, computed where the network lives."""
+        device = next(self.net.parameters()).device
         for start in range(0, len(images), batch_size):
-            yield self.net(to_input(images[start:start + batch_size], self.config.input_size))
+            features, logits = self.net(to_input(images[start:start + batch_size], self.config.input_size).to(device))
+            yield features.cpu(), logits.cpu()
 
     @torch.no_grad()
     def features(self, images: np.ndarray) -> np.ndarray:
@@ -201,27 +206,28 @@ def step_budget(train_images: int, config: EncoderConfig) -> tuple[int, int]:
 
 def _train(train: ImageSet, val: ImageSet | None, config: EncoderConfig, key: str, hooks: Hooks) -> Encoder:
     started = time.time()
-    gen = torch.Generator().manual_seed(config.seed)
+    device = resolve_device(config.device)
+    gen = torch.Generator().manual_seed(config.seed)  # batches and flips drawn on the CPU: the same on any device
     with torch.random.fork_rng():  # a seeded initialisation without touching the caller's global RNG
         torch.manual_seed(config.seed)
-        net = EncoderNet(train.channels, train.num_classes, config)
+        net = EncoderNet(train.channels, train.num_classes, config).to(device)
     encoder = Encoder(net, config, list(train.class_names), {"source": train.source, "fingerprint": key,
                                                               "train_images": len(train)})
-    x_all = to_input(train.images, config.input_size)
-    y_all = torch.from_numpy(train.labels)
+    x_all = to_input(train.images, config.input_size).to(device)
+    y_all = torch.from_numpy(train.labels).to(device)
     # Class-balanced loss: medical sets are skewed and the features must separate rare classes too
     # (so judge it by balanced accuracy; plain accuracy can fall below the majority-class rate).
     counts = torch.from_numpy(train.class_counts()).float().clamp_(min=1)
-    weights = (counts.sum() / counts) / (counts.sum() / counts).mean()
+    weights = ((counts.sum() / counts) / (counts.sum() / counts).mean()).to(device)
     steps_per_epoch, total = step_budget(len(train), config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
     batches = _batch_indices(len(train), config.batch_size, steps_per_epoch, gen)
     best = {"accuracy": -1.0, "step": 0, "state": None}
     for step in range(1, total + 1):
-        idx = next(batches)
+        idx = next(batches).to(device)
         x = x_all[idx]
-        flip = torch.rand(len(x), generator=gen) < 0.5
+        flip = (torch.rand(len(x), generator=gen) < 0.5).to(device)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         net.train()
         loss = F.cross_entropy(net(x)[1], y_all[idx], weight=weights)

@@ -136,7 +136,8 @@ def build_reference(dataset: Dataset, config: ScoreConfig, encoder: Encoder | No
     statistics once per dataset, from the disk cache afterwards)."""
     if len(dataset.val) == 0:
         raise ValueError(f"{dataset.spec.label} has no validation images to calibrate memorization")
-    reference = Reference(dataset, nearest_neighbours(dataset.val, dataset.train).any_distance, encoder)
+    held_out = nearest_neighbours(dataset.val, dataset.train, device=resolve_device("auto")).any_distance
+    reference = Reference(dataset, held_out, encoder)
     if encoder is not None and not encoder.withheld_reason():
         features = encoder.features(dataset.train.images)
         reference.encoder_real = RealFeatures(dataset.train.labels, features, feature_statistics(features))
@@ -193,7 +194,7 @@ def score_set(synthetic: ImageSet, reference: Reference, config: ScoreConfig, ho
     if synthetic.class_names and len(synthetic.class_names) != train.num_classes:
         raise ValueError(f"the set has {len(synthetic.class_names)} classes but {reference.dataset.spec.label} "
                          f"has {train.num_classes}; score it against the dataset it was made from")
-    neighbours = nearest_neighbours(synthetic, train)
+    neighbours = nearest_neighbours(synthetic, train, device=resolve_device("auto"))
     pairings = {}
     for strategy in config.pairings:
         pairing = nearest_pairing(neighbours) if strategy == "nearest" else \
