@@ -54,8 +54,7 @@ def test_the_data_page_shows_a_hostile_zip_member_name_as_text(runs_root):
     at = AppTest.from_file(str(PAGES / "dataset.py"), default_timeout=120).run()
     at.radio(key="data_source").set_value("zip").run()
     at.file_uploader(key="zip_upload").set_value((f"{HOSTILE}.zip", buf.getvalue(), "application/zip")).run()
-    at.button[0].click().run()
-    shown = bodies(at, "error")
+    shown = bodies(at, "error")  # refused as it arrives
     assert plain(f"'../{HOSTILE}.png' points outside the folder") in shown
     assert "![" not in shown and "](" not in shown
 
