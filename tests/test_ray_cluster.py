@@ -20,7 +20,7 @@ from ray.cluster_utils import Cluster
 from lab.engine import executors, jobs
 from lab.engine.children import read_children
 from lab.engine.runs import Run
-from tests.test_ray_executor import STUDY, arm_results, on_local_executor, wait_until
+from tests.test_ray_executor import STUDY, arm_results, run_locally, wait_until
 
 SMALL_STUDY = STUDY.to_dict() | {"seeds": [0]}  # two arms on one seed: two child runs
 
@@ -50,13 +50,7 @@ def head_only():
 @pytest.fixture(scope="module")
 def local_results(tmp_path_factory) -> dict[str, dict]:
     """The arms' results of SMALL_STUDY run uninterrupted on the local executor, one thread each."""
-    root = tmp_path_factory.mktemp("local-runs")
-    with pytest.MonkeyPatch.context() as env:
-        on_local_executor(env)
-        env.setenv("LAB_RUNS_DIR", str(root))
-        study = jobs.submit("study", SMALL_STUDY, root=root)
-        assert jobs.wait(study, timeout=600) == "done", study.log_path.read_text()
-    return arm_results(study)
+    return run_locally(SMALL_STUDY, tmp_path_factory.mktemp("local-runs"))
 
 
 def running_on(study: Run, node: str) -> Run | None:

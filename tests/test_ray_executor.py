@@ -46,16 +46,21 @@ def on_local_executor(env: pytest.MonkeyPatch) -> None:
     env.setenv("OMP_NUM_THREADS", "1")  # as Ray gives a 1-CPU task: float sums depend on the threads
 
 
-@pytest.fixture(scope="module")
-def local_results(tmp_path_factory) -> dict[str, dict]:
-    """The arms' results of STUDY run uninterrupted on the local executor."""
-    root = tmp_path_factory.mktemp("local-runs")
+def run_locally(settings: dict, root) -> dict[str, dict]:
+    """The arms' results of the study `settings` run uninterrupted on the local executor (one thread each)
+    in the runs folder `root`."""
     with pytest.MonkeyPatch.context() as env:
         on_local_executor(env)
         env.setenv("LAB_RUNS_DIR", str(root))
-        study = jobs.submit("study", STUDY.to_dict(), root=root)
+        study = jobs.submit("study", settings, root=root)
         assert jobs.wait(study, timeout=600) == "done", study.log_path.read_text()
     return arm_results(study)
+
+
+@pytest.fixture(scope="module")
+def local_results(tmp_path_factory) -> dict[str, dict]:
+    """The arms' results of STUDY run uninterrupted on the local executor."""
+    return run_locally(STUDY.to_dict(), tmp_path_factory.mktemp("local-runs"))
 
 
 def arm_results(study) -> dict[str, dict]:
