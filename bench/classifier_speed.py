@@ -1,7 +1,8 @@
 """Classifier training speed: our loop against a plain reference loop, and two quick-preset studies.
 
     LAB_DATA_DIR=../shared/datasets .venv/bin/python bench/classifier_speed.py [--steps 60] [--no-study]
-        [--no-recipe] [--synthetic path/to/set.npz] [--threads N] [--child-workers N]
+        [--no-recipe] [--no-ten] [--batched auto|on|off] [--synthetic path/to/set.npz] [--threads N]
+        [--child-workers N]
 
 Our loop (classifier.train.train_classifier: uint8 tensors, batch stream, one-cycle AdamW,
 bookkeeping of drawn images, one small validation pass at the end) and the reference (the same
@@ -10,7 +11,9 @@ alternately in this process; the best of two rounds each is reported. The study 
 quick budget on 10% of DermaMNIST 28 with 3 seeds and report their wall time end to end:
 `study_seconds`, real only vs real + one fixed synthetic set; `recipe_study_seconds`, real only vs
 real + a DCGAN recipe (a DCGAN trained inside each seed on its subset, then sampled; target on a
-2-core CPU: 900 s). Each study is queued as a job and its child runs go side by side as a user's
+2-core CPU: 900 s); `recipe_study_seconds_10_seeds`, the same two arms on 10 seeds the way the lab
+runs them now (`--batched`, default auto: batched groups on CUDA, one at a time on a CPU), and
+`ten_to_three_seed_ratio` = ten seeds ÷ three (the target: at most 1.0). Each study is queued as a job and its child runs go side by side as a user's
 would (LAB_CHILD_WORKERS; `--child-workers 1` measures them one after another in the study's
 process, as before). The last line of output is one JSON object.
 """
@@ -59,15 +62,17 @@ def our_loop(train: ImageSet, val: ImageSet, steps: int, batch: int) -> float:
     return steps * batch / result.seconds
 
 
-def timed_study(arms: list, root: Path):
-    """Wall seconds of a study at the quick budget with these arms, queued as a user's study is (a worker
-    process, its children side by side as lab/engine/children.py runs them), and its StudySummary."""
+def timed_study(arms: list, root: Path, seeds: int = 3, batched: str = "off"):
+    """Wall seconds of a study at the quick budget with these arms on seeds 0..seeds-1, queued as a user's
+    study is (a worker process, its children side by side as lab/engine/children.py runs them), and its
+    StudySummary."""
     from lab.engine import jobs
     from lab.study.config import preset
     from lab.study.summary import read_summary
 
     start = time.perf_counter()
-    run = jobs.submit("study", preset("quick").replace(arms=arms).to_dict(), root=root)
+    config = preset("quick").replace(arms=arms, seeds=list(range(seeds)), batched=batched)
+    run = jobs.submit("study", config.to_dict(), root=root)
     state = jobs.wait(run)
     seconds = time.perf_counter() - start
     if state != "done":
@@ -94,12 +99,12 @@ def quick_study(synthetic: str | None):
         return timed_study([ArmConfig("real only"), *synthetic_arms([synthetic], allow_leak=True)], Path(root))
 
 
-def recipe_study():
+def recipe_study(seeds: int = 3, batched: str = "off"):
     """Wall seconds of a quick study of real only vs real + a DCGAN recipe, and its StudySummary."""
     from lab.study.config import ArmConfig, recipe_arms
 
     with tempfile.TemporaryDirectory() as root:
-        return timed_study([ArmConfig("real only"), *recipe_arms(["dcgan"])], Path(root))
+        return timed_study([ArmConfig("real only"), *recipe_arms(["dcgan"])], Path(root), seeds, batched)
 
 
 def main() -> None:
@@ -109,6 +114,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--no-study", action="store_true", help="skip the fixed-set study")
     parser.add_argument("--no-recipe", action="store_true", help="skip the recipe study")
+    parser.add_argument("--no-ten", action="store_true", help="skip the ten-seed recipe study")
+    parser.add_argument("--batched", choices=("auto", "on", "off"), default="auto",
+                        help="the ten-seed study's StudyConfig.batched (default auto)")
     parser.add_argument("--synthetic", help="synthetic set for the study (default: noisy mirrored copies)")
     parser.add_argument("--child-workers", type=int, default=0,
                         help="a study's child runs side by side (LAB_CHILD_WORKERS; 0: the lab's default)")
@@ -130,9 +138,11 @@ def main() -> None:
     figures = {"reference_images_per_s": round(max(reference), 1), "ours_images_per_s": round(max(ours), 1),
                "ratio_vs_reference": round(max(ours) / max(reference), 3), "threads": torch.get_num_threads(),
                "steps": args.steps, "batch": args.batch, "study_seconds": None, "recipe_study_seconds": None,
+               "recipe_study_seconds_10_seeds": None, "ten_to_three_seed_ratio": None, "batched": args.batched,
                "child_workers": None}
     studies = {"study_seconds": None if args.no_study else lambda: quick_study(args.synthetic),
-               "recipe_study_seconds": None if args.no_recipe else recipe_study}
+               "recipe_study_seconds": None if args.no_recipe else recipe_study,
+               "recipe_study_seconds_10_seeds": None if args.no_ten else lambda: recipe_study(10, args.batched)}
     for figure, study in studies.items():
         if study is None:
             continue
@@ -143,6 +153,9 @@ def main() -> None:
         for arm in summary.arms:
             m = arm.metrics["balanced_accuracy"]
             print(f"{arm.arm}: balanced accuracy {m.mean:.3f} [{m.lo:.3f}, {m.hi:.3f}] — {arm.verdict}")
+    if figures["recipe_study_seconds"] and figures["recipe_study_seconds_10_seeds"]:
+        figures["ten_to_three_seed_ratio"] = round(figures["recipe_study_seconds_10_seeds"] /
+                                                   figures["recipe_study_seconds"], 3)
     print(json.dumps(figures))
 
 

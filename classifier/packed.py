@@ -5,8 +5,9 @@ network of K-times-wider grouped layers was meant to make K of them cost little 
 the 2-core CPU it does not (bench/packed_classifier.py): the convolution kernels, not per-layer
 overhead, dominate a step, and oneDNN's grouped kernels do less per second than the plain ones, so a
 packed step of K members costs about as much as K plain steps (0.9-1.2x at K=3-10 with the heap
-allocator, up to 2x without) and CPU bf16 autocast is slower still. Not used by the study yet: it
-waits for a GPU measurement, where launch overhead does dominate.
+allocator, up to 2x without) and CPU bf16 autocast is slower still. It
+is what `classifier.batched` trains a study's members with (StudyConfig.batched), on CUDA by default,
+where launch overhead does dominate; no GPU measurement yet.
 
 Layout: member k's activations are channel block k of every tensor. Every convolution is
 grouped by member (stem, 1×1 and squeeze-excite convolutions: groups=K; depthwise:
@@ -192,14 +193,14 @@ def member_state_dict(packed: PackedEfficientNet, k: int) -> dict[str, torch.Ten
 
 
 def build_member(seed: int, num_classes: int, in_channels: int, image_size: int,
-                 variant: str = "efficientnet-b0") -> tuple[EfficientNet, torch.Generator]:
+                 variant: str = "efficientnet-b0", weights_path: str = "") -> tuple[EfficientNet, torch.Generator]:
     """The model `train_classifier(seed=seed)` builds, and a generator in the state its dropout stream starts from.
 
     The global generator is left as it was.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_model(num_classes, in_channels, image_size, variant)
+        model = build_model(num_classes, in_channels, image_size, variant, weights_path)
         generator = torch.Generator()
         generator.set_state(torch.get_rng_state())
     return model, generator

@@ -11,11 +11,11 @@ from classifier.gradcam import gradcam, overlay
 from data.augment import AUGMENTATIONS, default_pipeline
 from data.synthetic import load_set
 from gans import SINGLE_IMAGE, TITLES
-from lab.engine.children import read_children
 from lab.engine.runs import ACTIVE_STATES, Run, list_runs
 from lab.sets import compatible_sets, resolve_set
-from lab.study.config import (GENERATORS, MIX_MODES, PRESETS, SUMMARY_FILE, StudyConfig, preset, recipe_arms,
-                              reference_arms, set_label, synthetic_arms)
+from lab.study.arm_runs import ArmRun, arm_runs_of
+from lab.study.config import (BATCHED_MODES, GENERATORS, GROUP_MEMBERS, MIX_MODES, PRESETS, SUMMARY_FILE, StudyConfig,
+                              preset, recipe_arms, reference_arms, set_label, synthetic_arms)
 from lab.study.leaks import check_sets
 from lab.study.pilot import PilotConfig, read_pilot
 from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
@@ -49,6 +49,9 @@ with st.expander("New study", expanded=True):
     steps = c3.number_input("Optimizer steps per arm", 10, 100_000,
                             applied["steps"] if applied else base.train.steps, 50)
     batch = c4.number_input("Batch size", 1, 512, base.train.batch_size, 8)
+    batched = st.radio("Train (arm, seed)s batched", BATCHED_MODES, horizontal=True,
+                       help=f"up to {GROUP_MEMBERS} classifiers trained as one computation, each with its own data, "
+                            "seed and model selection. auto: on CUDA only; on a CPU it costs what one at a time costs")
     st.caption(expected_interval(n_seeds, spec, float(fraction), base.primary_metric).text)
     detect = st.number_input("Difference to detect (points)", 0.5, 50.0, 100 * DEFAULT_DIFFERENCE, 0.5,
                              help="the smallest difference in the primary metric between two arms that matters to "
@@ -106,7 +109,7 @@ with st.expander("New study", expanded=True):
     st.write(f"{len(arms)} arms × {n_seeds} seeds = {len(arms) * n_seeds} classifier runs of {int(steps)} steps "
              f"each" + (f", after {len(generators) * n_seeds} generator runs." if generators else "."))
     try:
-        config = base.replace(train_fraction=float(fraction), seeds=list(range(n_seeds)), arms=arms,
+        config = base.replace(train_fraction=float(fraction), seeds=list(range(n_seeds)), arms=arms, batched=batched,
                               train=base.train.replace(steps=int(steps), batch_size=int(batch),
                                                        eval_every=max(1, int(steps) // 4)))
         flags = check_sets(config, data) if chosen else {}
@@ -126,7 +129,7 @@ with st.expander("New study", expanded=True):
 
 def progress_view(run: Run) -> None:
     state = run_status(run).get("state")
-    children = read_children(run)
+    children = arm_runs_of(run)
     if children:
         rows = []
         for key, child in children.items():
@@ -136,10 +139,10 @@ def progress_view(run: Run) -> None:
                          "progress": round(100 * fraction_done(status))})
         st.dataframe(rows, hide_index=True, width="stretch", column_config={"progress": PROGRESS_COLUMN})
     if state in ACTIVE_STATES and not (run.artifacts / SUMMARY_FILE).exists():  # the results below say the rest
-        live_curves(run, {key: child for key, child in children.items() if child.kind == "study-arm"})
+        live_curves(run, children)
 
 
-def live_curves(run: Run, arms: dict[str, Run]) -> None:
+def live_curves(run: Run, arms: dict[str, ArmRun]) -> None:
     """Each (arm, seed)'s validation score and training loss so far, one line each, while the study runs."""
     metric = run.config.get("primary_metric", "balanced_accuracy")
     metric_name = metric.replace("_", " ")
@@ -223,7 +226,7 @@ for col, name, mime in ((d1, "report.html", "text/html"), (d2, "report.csv", "te
         download(f"Download {name}", path.read_bytes(), f"{run.id}-{name}", mime, container=col)
 
 st.subheader("Grad-CAM")
-children = {k: c for k, c in read_children(run).items() if (c.artifacts / "best.pt").exists()}
+children = {k: c for k, c in arm_runs_of(run).items() if (c.artifacts / "best.pt").exists()}
 if children:
     g1, g2, g3 = st.columns(3)
     key = g1.selectbox("Trained model (arm | seed)", list(children))

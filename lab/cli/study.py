@@ -20,7 +20,8 @@ from lab.cli import follow
 from lab.engine import jobs
 from lab.engine.eta import estimate
 from lab.engine.runs import Run
-from lab.study.config import GENERATORS, PRESETS, StudyConfig, filtered_arms, preset, recipe_arms, synthetic_arms
+from lab.study.config import (BATCHED_MODES, GENERATORS, GROUP_MEMBERS, PRESETS, StudyConfig, filtered_arms, preset,
+                              recipe_arms, synthetic_arms)
 from lab.study.leaks import check_sets, dataset_of_sets
 from lab.study.pilot import Budget, PilotConfig, apply_budget, budgets, read_pilot
 from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
@@ -53,6 +54,12 @@ def add_commands(subparsers) -> None:
                         "command says how many seeds that takes and how long they would run here (default %(default)g)")
     p.add_argument("--steps", type=int, metavar="N",
                    help="optimizer steps per arm (overrides the preset's and the file's)")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="seeds 0 to N-1 (overrides the preset's and the file's); --detect says how many a difference "
+                        "takes")
+    p.add_argument("--batched", choices=BATCHED_MODES,
+                   help="train the (arm, seed)s as batched groups of up to %d: on, off, or auto (CUDA only, where it "
+                        "pays)" % GROUP_MEMBERS)
     p.add_argument("--fraction", type=float, metavar="F",
                    help="real training fraction (overrides the preset's and the file's; the preset's batch stays)")
     p.add_argument("--pilot", action="store_true",
@@ -118,6 +125,10 @@ def cmd_study(args) -> int:
             budget = Budget(config.train.steps if args.steps is None else args.steps,
                             config.train_fraction if args.fraction is None else args.fraction)
             config = StudyConfig.from_dict(apply_budget(config, budget).to_dict())  # checked: a bad value is named
+        if args.seeds is not None:
+            config = StudyConfig.from_dict({**config.to_dict(), "seeds": list(range(args.seeds))})
+        if args.batched is not None:
+            config = StudyConfig.from_dict({**config.to_dict(), "batched": args.batched})
     except ConfigError as e:
         raise ConfigError(f"{args.config or 'study'}: {e}") from None
     if args.pilot:
@@ -174,7 +185,7 @@ def print_seed_plan(config: StudyConfig, difference: float) -> None:
     print(plan.text(len(config.seeds)))
     if plan.seeds is not None and plan.seeds != len(config.seeds):
         more = config.replace(seeds=list(range(plan.seeds)))
-        print(f"With {plan.seeds} seeds (\"seeds\": [0, …, {plan.seeds - 1}] in a study config file): "
+        print(f"With {plan.seeds} seeds (--seeds {plan.seeds}): "
               f"{estimate('study', more.to_dict()).text}")
 
 

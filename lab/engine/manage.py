@@ -130,6 +130,9 @@ def generated_label(run: Run) -> str:
     if kind == "study-arm":
         arm = config.get("arm") if isinstance(config.get("arm"), dict) else {}
         return f"Study arm '{arm.get('name', '?')}' seed {config.get('seed', '?')}"
+    if kind == "study-group":
+        members = config.get("members") if isinstance(config.get("members"), list) else []
+        return f"Study arms batched: {len(members)} (arm, seed)s as one"
     if kind in ("singan", "gpnn"):
         name = {"singan": "SinGAN", "gpnn": "GPNN"}[kind]
         if config.get("mode") == "seeds":

@@ -2,7 +2,8 @@
 
 Config: StudyConfig. It checks the fixed synthetic sets (refusing a leaky one), trains
 each recipe's generator once per seed on that seed's real subset ("gan" or "singan" children),
-queues one study-arm child per (arm, seed), drives them to the end, and writes report.csv,
+queues one study-arm child per (arm, seed) (or, batched, one study-group child per GROUP_MEMBERS of them:
+study_group.py), drives them to the end, and writes report.csv,
 results.csv, report.html and, last, summary.json into artifacts/.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ from data.synthetic import set_id
 from lab.engine.children import create_children, run_children
 from lab.engine.eta import Estimate
 from lab.engine.runs import Run
-from lab.study.config import RECIPE_SET_FILES, StudyConfig, arm_runs
+from lab.study.arm_runs import arm_runs_of
+from lab.study.config import GROUP_MEMBERS, RECIPE_SET_FILES, StudyConfig, arm_groups, arm_runs
 from lab.study.estimate import study_estimate
 from lab.study.leaks import check_sets
 from lab.study.recipes import check_recipe_set, generator_runs
@@ -35,11 +37,18 @@ def run(run: Run) -> None:
     subsets = study.subsets(data.train)  # drawn once; every generator and classifier of a seed gets its indices
     recipe_sets = train_generators(run, study, data, subsets)
     plan = arm_runs(study, subsets, recipe_sets)
-    children = create_children(run, "study-arm", plan)
-    run_children(run, children, study.train.steps, describe=lambda key: key.replace("|", " · seed "))
-    total = len(plan) * study.train.steps
+    if study.batches_arms():
+        groups = arm_groups(plan)
+        children = create_children(run, "study-group", groups)
+        run_children(run, children, study.train.steps,
+                     describe=lambda key: f"{key} of {len(groups)} ({GROUP_MEMBERS} arm runs as one)")
+    else:
+        children = create_children(run, "study-arm", plan)
+        run_children(run, children, study.train.steps, describe=lambda key: key.replace("|", " · seed "))
+    total = len(children) * study.train.steps
     run.progress(total, total, message="aggregating", force=True)
-    results = [read_json(child.artifacts / "result.json") for child in children.values()]
+    arms = arm_runs_of(run)
+    results = [read_json(arms[key].artifacts / "result.json") for key in plan]
     trivial = Trivial.of(subsets[study.seeds[0]].of(data.train).labels, data.test.labels, data.class_names)
     summary = summarize(study, results, data.class_names, trivial, flags, study_run=str(run.path))
     write_report(run.artifacts, summary, results)

@@ -1,4 +1,4 @@
-"""One (arm, seed) of a study: its training set, its classifier, its test."""
+"""One (arm, seed) of a study: its training set, its classifier, its test; or several, trained batched."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from classifier.batched import Member, train_classifiers
 from classifier.evaluate import CLASSIFICATION_METRICS, evaluate
 from classifier.train import Augment, TrainResult, train_classifier
 from data.augment import apply, build_pipeline, default_pipeline
-from data.datasets import load_dataset
-from data.files import atomic_write_json, read_json
+from data.datasets import Dataset, load_dataset
+from data.files import atomic_save, atomic_write_json, read_json
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
 from data.provenance import digest, fingerprints
@@ -97,52 +98,103 @@ def filtered(synthetic: ImageSet, real: ImageSet, rule: CurationRule, scoring: C
 
 @dataclass
 class ArmOutcome:
-    """What one (arm, seed) produced; lab/kinds/study.py writes each part to its file."""
+    """What one (arm, seed) produced; `save_outcome` writes each part to its file."""
     trained: TrainResult  # the selected classifier (best.pt) and its training record
     result: dict  # result.json: test and validation metrics, steps, history (+ copy_rate for recipe arms)
     composition: dict  # composition.json: image counts per split, the real subset's digest
     seen: dict[str, np.ndarray]  # data_seen.npz: fingerprints of the images drawn, validated and tested on
 
 
+@dataclass
+class ArmData:
+    """One (arm, seed)'s data, ready to train on: its training set and the splits it is judged on."""
+    data: Dataset
+    real: ImageSet  # the seed's real subset
+    train: ImageSet  # what the classifier trains on: the real subset, plus synthetic images for some arms
+    is_synthetic: np.ndarray  # bool per training image
+    kept: dict | None  # what the arm's filter kept (result.json's "filter"), if it has one
+
+
+def arm_data(config: ArmRunConfig, hooks: Hooks = NO_HOOKS, root: Path | None = None) -> ArmData:
+    """The arm's training set on its seed (a filter is applied here, its choice saved in `hooks.checkpoints`);
+    `root` is the runs folder a set id is looked up in."""
+    data = load_dataset(config.dataset)
+    real = take_indices(data.train, config.train_indices) if config.train_indices else \
+        data.train.stratified_subset(config.train_fraction, config.seed)
+    synthetic = load_synthetic(resolve_set(config.synthetic_set, root), real) if config.synthetic_set else None
+    kept = None
+    if config.arm.filter is not None:
+        synthetic, kept = filtered(synthetic, real, config.arm.filter, config.arm.filter_scoring, hooks)
+    train, is_synthetic = training_set(config.arm, real, synthetic, config.seed)
+    hooks.event(type="stage", stage="train", train_images=len(train), synthetic=int(is_synthetic.sum()))
+    return ArmData(data, real, train, is_synthetic, kept)
+
+
 def train_arm(config: ArmRunConfig, hooks: Hooks = NO_HOOKS, root: Path | None = None) -> ArmOutcome:
     """Train one arm on one seed (resumable through `hooks.checkpoints`) and test it once; `root` is the
     runs folder a set id is looked up in."""
-    arm, seed = config.arm, config.seed
-    data = load_dataset(config.dataset)
-    real = take_indices(data.train, config.train_indices) if config.train_indices else \
-        data.train.stratified_subset(config.train_fraction, seed)
-    synthetic = load_synthetic(resolve_set(config.synthetic_set, root), real) if config.synthetic_set else None
-    kept = None
-    if arm.filter is not None:
-        synthetic, kept = filtered(synthetic, real, arm.filter, arm.filter_scoring, hooks)
-    train, is_synthetic = training_set(arm, real, synthetic, seed)
-    val, test = data.val, data.test
-    hooks.event(type="stage", stage="train", train_images=len(train), synthetic=int(is_synthetic.sum()))
-    trained = train_classifier(train.images, train.labels, val.images, val.labels, data.train.num_classes,
-                               config.train, seed=seed, augment=standard_augment(arm, config.dataset.name),
-                               hooks=hooks)
+    prepared = arm_data(config, hooks, root)
+    val, train = prepared.data.val, prepared.train
+    augment = standard_augment(config.arm, config.dataset.name)
+    trained = train_classifier(train.images, train.labels, val.images, val.labels, prepared.data.train.num_classes,
+                               config.train, seed=config.seed, augment=augment, hooks=hooks)
     hooks.progress(trained.steps, config.train.steps, message="testing", force=True)
-    metrics = evaluate(trained.model, test.images, test.labels)
+    return arm_outcome(config, prepared, trained)
 
+
+def train_arms(configs: list[ArmRunConfig], hooks: Hooks = NO_HOOKS, root: Path | None = None) -> list[ArmOutcome]:
+    """Train several (arm, seed)s of one budget as one batched computation (classifier/batched.py) and test
+    each once; resumable through `hooks.checkpoints` (each member's filter choice in a folder of its own)."""
+    prepared = [arm_data(config, member_hooks(hooks, k), root) for k, config in enumerate(configs)]
+    members = [Member(p.train.images, p.train.labels, c.seed, standard_augment(c.arm, c.dataset.name), c.train.balance)
+               for c, p in zip(configs, prepared)]
+    val = prepared[0].data.val
+    trained = train_classifiers(members, val.images, val.labels, prepared[0].data.train.num_classes,
+                                configs[0].train, hooks)
+    hooks.progress(configs[0].train.steps, configs[0].train.steps, message="testing", force=True)
+    return [arm_outcome(c, p, t) for c, p, t in zip(configs, prepared, trained)]
+
+
+def member_hooks(hooks: Hooks, k: int) -> Hooks:
+    """Member k's hooks in a group: its own checkpoint folder; its events say which member it is."""
+    folder = None
+    if hooks.checkpoints is not None:
+        folder = hooks.checkpoints / f"member-{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+    return replace(hooks, checkpoints=folder, event=lambda **fields: hooks.event(member=k, **fields))
+
+
+def arm_outcome(config: ArmRunConfig, prepared: ArmData, trained: TrainResult) -> ArmOutcome:
+    """Test the selected classifier once and record what the arm saw."""
+    arm, train, is_synthetic = config.arm, prepared.train, prepared.is_synthetic
+    val, test = prepared.data.val, prepared.data.test
+    metrics = evaluate(trained.model, test.images, test.labels)
     drawn = trained.drawn
     seen = {"train": fingerprints(train.images[drawn]), "train_synthetic": is_synthetic[drawn],
             "val": fingerprints(val.images), "test": fingerprints(test.images)}
     composition = {
         "train": {"images": len(train), "real": int((~is_synthetic).sum()), "synthetic": int(is_synthetic.sum()),
                   "drawn": int(drawn.sum()), "drawn_synthetic": int((drawn & is_synthetic).sum()),
-                  "real_subset": digest(fingerprints(real.images)),
+                  "real_subset": digest(fingerprints(prepared.real.images)),
                   "class_counts": train.class_counts().tolist()},
         "val": {"images": len(val), "synthetic": 0, "class_counts": val.class_counts().tolist()},
         "test": {"images": len(test), "synthetic": 0, "class_counts": test.class_counts().tolist()},
     }
-    result = {"arm": arm.name, "kind": arm.kind, "seed": seed, "steps": trained.steps,
+    result = {"arm": arm.name, "kind": arm.kind, "seed": config.seed, "steps": trained.steps,
               "images_seen": trained.images_seen, "best_step": trained.best_step,
               "train_seconds": round(trained.seconds, 2), "threads": torch.get_num_threads(), "test": metrics,
               "val": {k: trained.best_val[k] for k in CLASSIFICATION_METRICS}, "history": trained.history}
     if arm.kind_of.recipe:
-        result["copy_rate"] = copy_rate(train.images[is_synthetic], real, val)
-    if kept is not None:
-        result["filter"] = kept
+        result["copy_rate"] = copy_rate(train.images[is_synthetic], prepared.real, val)
+    if prepared.kept is not None:
+        result["filter"] = prepared.kept
     return ArmOutcome(trained, result, composition, seen)
 
 
+def save_outcome(outcome: ArmOutcome, folder: Path) -> None:
+    """An arm's files: data_seen.npz, composition.json, best.pt and, last, result.json (its presence means done)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_save(folder / "data_seen.npz", lambda tmp: np.savez_compressed(tmp, **outcome.seen))
+    atomic_write_json(folder / "composition.json", outcome.composition)
+    atomic_save(folder / "best.pt", lambda tmp: torch.save(outcome.trained.model.state_dict(), tmp))
+    atomic_write_json(folder / "result.json", outcome.result)

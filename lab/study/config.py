@@ -15,6 +15,7 @@ from data.augment import AUGMENTATIONS
 from data.config import (MAX_IMAGES_PER_CLASS, MAX_SEED, MAX_SEEDS_PER_CLASS, MAX_STUDY_SEEDS, MAX_VARIATIONS, Config,
                          ConfigError, option)
 from data.datasets import DatasetSpec, load_dataset
+from data.device import resolve_device
 from data.imageset import ImageSet
 from data.subset import SeedSubset, check_indices
 from gans import REGISTRY, SINGLE_IMAGE
@@ -24,6 +25,9 @@ from metrics.curation import CurationConfig, CurationRule
 GENERATORS = (*REGISTRY, *SINGLE_IMAGE)
 MIX_MODES = ("ratio", "balance")
 PRESETS = ("quick", "paper")
+BATCHED_MODES = ("auto", "on", "off")
+GROUP_MEMBERS = 10  # (arm, seed)s trained as one batched computation at most: memory grows with every member
+PRESET_SEEDS, BATCHED_PRESET_SEEDS = 3, 10  # a preset's seeds: one at a time, and where arms train batched (CUDA)
 SUMMARY_FILE = "summary.json"
 RECIPE_SET_FILES = {"gan": "synthetic.npz", "singan": "singan_variations.npz",
                     "gpnn": "gpnn_variations.npz"}  # a generator run's set
@@ -210,6 +214,9 @@ class StudyConfig(Config):
     primary_metric: str = option("balanced_accuracy", label="Primary metric", choices=CLASSIFICATION_METRICS,
                                  help="the test metric the verdicts speak of")
     preset: str = option("", label="Preset", choices=("", *PRESETS), help="the preset it started from, if any")
+    batched: str = option("auto", label="Train arms batched", choices=BATCHED_MODES,
+                          help=f"train up to {GROUP_MEMBERS} (arm, seed)s as one computation (classifier/batched.py); "
+                               "auto: on CUDA only, where it pays (on a CPU it costs what one at a time costs)")
 
     def validate(self) -> None:
         if not self.arms:
@@ -225,6 +232,15 @@ class StudyConfig(Config):
             raise ConfigError(f"StudyConfig.seeds: give distinct seeds from 0 to {MAX_SEED}; got {seeds}")
         if self.train.balance != "none":
             raise ConfigError("StudyConfig.train.balance: class balance is a setting of each arm (ArmConfig.balance)")
+        if self.batched == "on" and self.train.patience:
+            raise ConfigError("StudyConfig.batched: early stopping (train.patience) is not batched; set batched to off "
+                              "or auto, or patience to 0")
+
+    def batches_arms(self) -> bool:
+        """Whether its (arm, seed)s train in batched groups: `batched` on, or auto on a CUDA device."""
+        if self.batched == "off" or self.train.patience:
+            return False
+        return self.batched == "on" or resolve_device(self.train.device).type == "cuda"
 
     @property
     def baseline(self) -> ArmConfig:
@@ -268,6 +284,29 @@ class ArmRunConfig(Config):
     @property
     def synthetic_set(self) -> str | None:
         return self.recipe_set if self.arm.kind_of.recipe else self.arm.synthetic_set
+
+    @property
+    def key(self) -> str:
+        """"arm|seed": its key among the study's arm runs."""
+        return f"{self.arm.name}|{self.seed}"
+
+
+@dataclass(frozen=True)
+class ArmGroupRunConfig(Config):
+    """(arm, seed)s of a study trained as one batched computation: what a study-group run needs. The members
+    share the dataset and the training budget (all of it but each arm's class balance)."""
+    members: list[ArmRunConfig] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not self.members:
+            raise ConfigError("ArmGroupRunConfig.members: a group needs at least one member")
+        if len({json.dumps(m.dataset.to_dict(), sort_keys=True) for m in self.members}) != 1:
+            raise ConfigError("ArmGroupRunConfig.members: members of a group share one dataset")
+        if len({m.train.replace(balance="none") for m in self.members}) != 1:
+            raise ConfigError("ArmGroupRunConfig.members: members of a group share the training budget (all of "
+                              "TrainConfig but balance)")
+        if self.members[0].train.patience:
+            raise ConfigError("ArmGroupRunConfig: early stopping (train.patience) is not batched")
 
 
 # --- presets ------------------------------------------------------------------------------------
@@ -320,14 +359,21 @@ def quick_budget(class_counts: np.ndarray) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=batch, eval_every=max(1, steps // 4))
 
 
+def preset_seeds() -> list[int]:
+    """A preset's seeds on this machine: 10 where its arms train batched (`batched` auto: on CUDA), else 3."""
+    batched = StudyConfig(train=TrainConfig(device="auto")).batches_arms()
+    return list(range(BATCHED_PRESET_SEEDS if batched else PRESET_SEEDS))
+
+
 def preset(name: str, dataset: DatasetSpec | dict | None = None, train_fraction: float | None = None,
            synthetic_sets: list[str] = (), recipes: list[str] = (), allow_leak: bool = False) -> StudyConfig:
     """Both presets carry the reference arms (`reference_arms`), then one recipe arm per generator in
     `recipes` and one fixed-set arm per set in `synthetic_sets`.
 
     `quick`: 10% of the data, a budget sized to that subset (`quick_budget`: 400 steps × 64 on
-    DermaMNIST), 3 seeds — minutes on a laptop CPU. `paper`: the full training split for about 100
-    epochs' worth of steps at batch 128 (MedMNIST's protocol)."""
+    DermaMNIST) — minutes on a laptop CPU. `paper`: the full training split for about 100 epochs' worth of
+    steps at batch 128 (MedMNIST's protocol). Both run 3 seeds, or 10 where the arms train batched (on CUDA:
+    `StudyConfig.batches_arms`), where ten cost about what three cost one at a time."""
     spec = dataset if isinstance(dataset, DatasetSpec) else DatasetSpec.from_dict(dataset or {})
     arms = [*reference_arms(), *recipe_arms(list(recipes), spec.size), *synthetic_arms(list(synthetic_sets),
                                                                                         allow_leak)]
@@ -335,10 +381,10 @@ def preset(name: str, dataset: DatasetSpec | dict | None = None, train_fraction:
         fraction = train_fraction or 0.1
         train = load_dataset(spec).train
         counts = SeedSubset.draw(train, fraction, 0).of(train).class_counts()
-        return StudyConfig(dataset=spec, train_fraction=fraction, seeds=[0, 1, 2], arms=arms,
+        return StudyConfig(dataset=spec, train_fraction=fraction, seeds=preset_seeds(), arms=arms,
                            train=quick_budget(counts), preset="quick")
     if name == "paper":
-        return StudyConfig(dataset=spec, train_fraction=train_fraction or 1.0, seeds=[0, 1, 2], arms=arms,
+        return StudyConfig(dataset=spec, train_fraction=train_fraction or 1.0, seeds=preset_seeds(), arms=arms,
                            train=TrainConfig(steps=5500, batch_size=128, lr=1e-3, eval_every=500), preset="paper")
     raise ConfigError(f"Unknown study preset '{name}' (choose {' or '.join(PRESETS)})")
 
@@ -354,5 +400,14 @@ def arm_runs(study: StudyConfig, subsets: dict[int, SeedSubset],
         train_indices=list(subsets[seed].indices), train=study.train.replace(balance=arm.balance),
         recipe_set=recipe_sets[f"{arm.recipe.key}|{seed}"] if arm.recipe else None).to_dict())
         for seed in study.seeds for arm in study.arms}
+
+
+def arm_groups(plan: dict[str, tuple[str, dict]], members: int = GROUP_MEMBERS) -> dict[str, tuple[str, dict]]:
+    """The arm runs of `plan` (`arm_runs`) in study-group jobs of at most `members` each, in the plan's
+    (seed-major) order: "group i" -> (run name, ArmGroupRunConfig)."""
+    configs = [config for _, config in plan.values()]
+    chunks = [configs[i:i + members] for i in range(0, len(configs), members)]
+    return {f"group {i}": (f"arms-{i}", ArmGroupRunConfig(members=[ArmRunConfig.from_dict(c) for c in chunk]).to_dict())
+            for i, chunk in enumerate(chunks)}
 
 

@@ -15,8 +15,8 @@ from classifier.evaluate import Trivial
 from classifier.train import TrainConfig
 from data.datasets import DatasetSpec, load_dataset
 from data.files import atomic_write_json, read_json
-from lab.engine.children import read_children
 from lab.engine.runs import Run, list_runs
+from lab.study.arm_runs import ArmRun, arm_runs_of
 from lab.study.config import RULE_OF_THUMB_SPREAD, SUMMARY_FILE, ArmKind, arm_kind
 from lab.study.leaks import same_data
 from metrics.stats import Estimate, PairedComparison, spread_of
@@ -209,11 +209,11 @@ def expected_interval(seeds: int, dataset: DatasetSpec, train_fraction: float, m
 
 def study_results(study_run: Run) -> list[dict]:
     """result.json of every finished arm run of a study, in the order they ran."""
-    results = [read_json(child.artifacts / "result.json") for child in read_children(study_run).values()]
+    results = [read_json(arm.artifacts / "result.json") for arm in arm_runs_of(study_run).values()]
     return [r for r in results if r]
 
 
-def arm_model(arm_run: Run):
+def arm_model(arm_run: ArmRun):
     """The selected classifier of a finished arm run (weights loaded with weights_only=True)."""
     from classifier.model import build_model
 
