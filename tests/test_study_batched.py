@@ -22,8 +22,7 @@ from lab.study.arm_runs import arm_runs_of
 from lab.study.summary import arm_model, read_summary, study_results
 
 STUDY = {"dataset": {"name": "pneumoniamnist", "size": 28}, "train_fraction": 0.05, "seeds": [0, 1],
-         "arms": [{"name": "real only"}, {"name": "real + sampler", "balance": "sampler"},
-                  {"name": "real + standard aug", "kind": "standard_aug"}],
+         "arms": [{"name": "real only"}, {"name": "real + aug + sampler", "kind": "standard_aug", "balance": "sampler"}],
          "train": {"steps": 24, "batch_size": 16, "eval_every": 8}}
 KEYS = [f"{arm['name']}|{seed}" for seed in STUDY["seeds"] for arm in STUDY["arms"]]
 CLOSE = 0.05  # test balanced accuracy of a member and its own run, 624 test images, after 24 steps
@@ -80,7 +79,7 @@ def test_the_summary_and_grad_cam_read_a_batched_study_like_any_other(studies):
     assert [a.arm for a in summary.arms] == [arm["name"] for arm in STUDY["arms"]]
     assert all(a.metrics["balanced_accuracy"].n == 2 for a in summary.arms)
     assert sorted(f"{r['arm']}|{r['seed']}" for r in study_results(batched)) == sorted(KEYS)
-    member = arm_runs_of(batched)["real + sampler|1"]
+    member = arm_runs_of(batched)["real + aug + sampler|1"]
     assert member.config["arm"]["balance"] == "sampler" and member.config["seed"] == 1
     assert [e["step"] for e in member.events("eval")] == [8, 16, 24]
     assert arm_model(member)(torch.zeros(1, 1, 28, 28)).shape == (1, 2)
@@ -113,3 +112,17 @@ def test_a_batched_study_stopped_and_resumed_loses_no_member_and_repeats_no_step
     for key in KEYS:
         assert read_json(members[key].artifacts / "result.json")["history"] == \
             read_json(uninterrupted[key].artifacts / "result.json")["history"], key
+
+
+def test_the_cli_sets_seeds_and_batching_and_refuses_batched_early_stopping(tmp_path, capsys):
+    import json
+
+    from lab.cli import main
+
+    assert main(["study", "--preset", "quick", "--seeds", "10", "--batched", "on", "--print-config"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert config["seeds"] == list(range(10)) and config["batched"] == "on"
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps({**STUDY, "train": {**STUDY["train"], "patience": 2}}))
+    assert main(["study", str(path), "--batched", "on", "--print-config"]) == 1
+    assert "patience" in capsys.readouterr().err
