@@ -13,9 +13,9 @@ quick budget on 10% of DermaMNIST 28 with 3 seeds and report their wall time end
 real + a DCGAN recipe (a DCGAN trained inside each seed on its subset, then sampled; target on a
 2-core CPU: 900 s); `recipe_study_seconds_10_seeds`, the same two arms on 10 seeds the way the lab
 runs them now (`--batched`, default auto: batched groups on CUDA, one at a time on a CPU), and
-`ten_to_three_seed_ratio` = ten seeds ÷ three (the target: at most 1.0). Each study is queued as a job and its child runs go side by side as a user's
-would (LAB_CHILD_WORKERS; `--child-workers 1` measures them one after another in the study's
-process, as before). The last line of output is one JSON object.
+`ten_to_three_seed_ratio` = ten seeds ÷ three (the target: at most 1.0). Each study is queued as a
+job and its child runs go side by side as a user's would (LAB_CHILD_WORKERS; `--child-workers 1`
+measures them one after another in the study's process, as before). The last line of output is one JSON object.
 """
 from __future__ import annotations
 
