@@ -5,7 +5,7 @@
 Without a CUDA device it prints {"cuda": false, "reason": "no CUDA device was found"} and exits 0.
 With one (a few minutes), on 28-px PneumoniaMNIST: a DCGAN (tiny steps), SinGAN (few iterations),
 GPNN's nearest-neighbour search (indices equal on both devices?), the classifier (logits of the
-same weights on both devices), Inception features and the five image-quality metrics (largest
+same weights on both devices), ten classifiers batched against one at a time (CUDA only), Inception features and the five image-quality metrics (largest
 difference between devices). The last line of output is one JSON object.
 """
 from __future__ import annotations
@@ -95,6 +95,26 @@ def classifier(data) -> dict:
     return figures
 
 
+def batched(data, members: int = 10) -> dict:
+    """On CUDA only: `members` classifiers of one budget as one batched computation (what a study's batched arms
+    do: classifier/batched.py) against the same classifiers one after another. `batched_vs_one_at_a_time` below 1
+    means batching pays, as StudyConfig.batched "auto" assumes on CUDA."""
+    from classifier.batched import Member, train_classifiers
+    from classifier.train import TrainConfig, train_classifier
+
+    config = TrainConfig(steps=40, batch_size=64, eval_every=20, device="cuda")
+    subsets = [data.train.stratified_subset(0.1, seed) for seed in range(members)]
+    group = [Member(s.images, s.labels, seed) for seed, s in enumerate(subsets)]
+    val = data.val.images, data.val.labels
+    classes = len(data.class_names)
+    together_s, together = timed(lambda: train_classifiers(group, *val, classes, config))
+    alone_s, alone = timed(lambda: [train_classifier(m.images, m.labels, *val, classes, config, seed=m.seed)
+                                    for m in group])
+    gaps = [abs(a.best_val["balanced_accuracy"] - b.best_val["balanced_accuracy"]) for a, b in zip(together, alone)]
+    return {"members": members, "batched_seconds": together_s, "one_at_a_time_seconds": alone_s,
+            "batched_vs_one_at_a_time": round(together_s / alone_s, 3), "val_balanced_accuracy_max_gap": max(gaps)}
+
+
 def inception(images: np.ndarray) -> dict:
     from metrics.inception import inception_features
 
@@ -144,6 +164,7 @@ def main() -> int:
     figures = {"cuda": True, "device": torch.cuda.get_device_name(0), "torch": torch.__version__}
     for name, check in (("gan", lambda: gan(images)), ("singan", lambda: singan(data.train.images[0])),
                         ("gpnn", lambda: gpnn(data.train.images[0])), ("classifier", lambda: classifier(data)),
+                        ("batched", lambda: batched(data)),
                         ("inception", lambda: inception(data.test.images[:64])),
                         ("pairing", lambda: pairing(data.test, data.train)), ("encoder", lambda: encoder(data)),
                         ("quality", lambda: quality(data.test.images[:200], data.test.images[200:400]))):
