@@ -29,7 +29,7 @@ from data.config import MAX_SEED, MAX_STEPS, Config, option
 from data.files import atomic_write_json
 from data.hooks import NO_HOOKS, Hooks
 from data.imageset import ImageSet
-from metrics.encoder import EncoderConfig, train_encoder
+from metrics.encoder import EncoderConfig, train_encoder, training_seconds
 from metrics.memorization import EXACT_COPY
 from metrics.pairing import check_compatible, flatten, nearest_neighbours
 
@@ -152,6 +152,16 @@ def score_set(synthetic: ImageSet, real: ImageSet, config: CurationConfig = Cura
     hooks.progress(stages, stages, "scored", force=True)
     return CurationScores(synthetic.labels.copy(), confidence, realism, neighbours.any_distance,
                           neighbours.any_index, copy_threshold(real, config.copy_quantile), len(real))
+
+
+def expected_seconds(real: int, generated: int, side: int, config: CurationConfig = CurationConfig()) -> float:
+    """About how long `score_set` takes on a 2-core CPU for `generated` images against `real` ones of `side` px:
+    the class classifier on the real images and one critic per fold on them and the other folds (the
+    nearest-real search is small beside these models)."""
+    folds = min(config.folds, generated)
+    critic_images = real + generated - generated // max(folds, 1)
+    return training_seconds(real, side, config.encoder()) + folds * training_seconds(critic_images, side,
+                                                                                      config.encoder())
 
 
 def class_confidence(synthetic: ImageSet, real: ImageSet, config: CurationConfig = CurationConfig(),

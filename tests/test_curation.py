@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 from classifier.train import TrainConfig
+from tests.conftest import DATA_DIR
 from data.imageset import ImageSet
 from data.provenance import fingerprints
 from gans.config import make_config
 from gans.gpnn import gpnn_config
 from lab.cli import main
 from lab.curation import CurateConfig, curation_runs, review_choices, save_choices, write_reviewed
+from lab.engine import jobs
 from lab.engine.runs import Run, list_runs
 from lab.kinds import curate, gan
 from lab.kinds.gpnn import run as run_gpnn
@@ -27,6 +29,7 @@ from lab.study.leaks import check_sets
 from metrics.curation import CurationConfig, CurationRule, CurationScores, score_set, select
 
 PNEUMONIA = {"name": "pneumoniamnist", "size": 28}
+OCT = DATA_DIR / "oct2017_samples" / "CNV-53018-1.jpeg"
 FAST = CurationConfig(steps=10, folds=2)
 
 
@@ -111,6 +114,19 @@ def test_curate_cli_writes_a_new_set_naming_parent_rule_and_counts_and_leaves_th
     assert sorted(prints.tolist()) == sorted(parent_prints.tolist())  # scored against the generator's own subset
     assert (hashlib.sha256(parent.read_bytes()).hexdigest(), parent.with_suffix(".json").read_text()) == before
     assert [r.id for r in curation_runs(set_id(parent), root)] == [run.id]
+
+
+def test_curating_what_is_no_verified_set_is_refused_before_anything_is_queued(runs_root, monkeypatch, capsys):
+    """An image run's variations (one OCT scan, no dataset behind it) have no real images to be scored against."""
+    image_run = Run.create("gpnn", gpnn_config("quick", mode="image", image_path=str(OCT), max_side=32, variations=2,
+                                               sifid=False).to_dict(), root=runs_root)
+    run_gpnn(image_run)
+    image_run.write_status("done")
+    monkeypatch.setattr(jobs, "schedule", lambda root=None: [])  # queue only: a job queued would show below
+    assert main(["sets", "curate", f"{image_run.id}/variations", "--drop-copies", "--detach"]) == 1
+    assert f"set {image_run.id}/variations: its provenance is unknown (variations.npz records no provenance)" in \
+        capsys.readouterr().err
+    assert list_runs("curate", runs_root) == []
 
 
 def test_a_curated_set_whose_files_are_edited_is_not_believed(gan_set):

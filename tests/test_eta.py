@@ -13,7 +13,9 @@ from lab.engine import eta, jobs
 from lab.engine.eta import IDLE, Busy, duration, estimate, ran_alone_factor, slowdown
 from lab.engine.runs import Run, list_runs
 from lab.kinds.study import run as run_study
-from lab.study.config import ArmConfig, StudyConfig, recipe_arms
+from lab.study.config import ArmConfig, StudyConfig, filtered_arms, recipe_arms
+from metrics.curation import CurationConfig, CurationRule, expected_seconds as scoring_seconds
+from metrics.encoder import STEP_S
 
 PNEUMONIA = {"name": "pneumoniamnist", "size": 28}
 
@@ -130,6 +132,29 @@ def test_a_study_is_paced_by_its_past_classifier_runs_and_names_what_is_guessed(
                  "4 classifier runs, from 2 past classifier runs like them",
                  "2 classifier runs, a rough guess: no past classifier run like them here yet"):
         assert part in more.text
+
+
+def test_a_filtered_arm_counts_its_filters_scoring_by_its_models_steps_and_folds(runs_root, monkeypatch):
+    """Each filtered (arm, seed) first trains a class classifier and one critic per fold on its seed's images."""
+    monkeypatch.setenv("LAB_CHILD_WORKERS", "1")  # one after another: the parts' seconds add up
+    plain = recipe_arms(["dcgan"])
+
+    def study(twin: ArmConfig) -> eta.Estimate:
+        return estimate("study", tiny_study([ArmConfig("real only"), *plain, twin], [0, 1]).to_dict(), IDLE)
+
+    def filtered(scoring: CurationConfig) -> eta.Estimate:
+        return study(filtered_arms(plain, CurationRule(min_confidence=0.5), scoring)[0])
+
+    unfiltered = study(plain[0].replace(name="real + dcgan again")).seconds
+    default = filtered(CurationConfig())
+    assert "2 filtered classifier runs, a rough guess: no past filtered classifier run like them here yet" in \
+        default.text
+    # 3% of PneumoniaMNIST is 141 real images and its DCGAN makes 142: each of the 6 models takes its 300 steps
+    per_seed = scoring_seconds(real=141, generated=142, side=28, config=CurationConfig())
+    assert per_seed == pytest.approx(6 * 300 * STEP_S)
+    assert default.seconds - unfiltered == pytest.approx(2 * per_seed)
+    assert filtered(CurationConfig(steps=600)).seconds - default.seconds == pytest.approx(2 * per_seed)
+    assert filtered(CurationConfig(folds=10)).seconds - default.seconds == pytest.approx(2 * 5 * 300 * STEP_S)
 
 
 def test_gpnn_is_estimated_in_seconds_growing_with_pixels_variations_and_seeds(runs_root):

@@ -240,7 +240,7 @@ def cmd_sets(args) -> int:
 
 def curate_set(args) -> int:
     """Queue a curation job for the set `args.set` with the rule its flags give; follow it unless detached."""
-    from lab.curation import KIND, CurateConfig, curated_set
+    from lab.curation import KIND, CurateConfig, curated_set, parent_set
     from lab.sets import set_id
     from metrics.curation import CurationConfig, CurationRule
 
@@ -249,6 +249,7 @@ def curate_set(args) -> int:
         raise ValueError("'sets curate' needs a rule: --drop-copies, --min-confidence X and/or --min-realism Y")
     scoring = CurationConfig.from_dict(dict(CurationConfig.parse_setting(pair) for pair in args.settings))
     config = CurateConfig(set=set_id(args.set), rule=rule, name=args.name, scoring=scoring)
+    parent_set(config.set)  # a set it cannot score is refused now, not after its turn in the queue
     run = jobs.submit(KIND, config.to_dict())
     print(f"{run.id}: queued at {run.path} (curating {config.set}: {rule.text})")
     if args.detach:

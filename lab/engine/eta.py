@@ -11,8 +11,8 @@ pace would multiply by the steps of a longer run (a 3-step run once predicted ho
 Without such a run the estimate is a rule of thumb for a 2-core CPU, and says so.
 
 A kind made of other jobs gives its own estimate as the sum of its parts, each part paced by its
-own past runs: a study's is its recipes' generator runs and its (arm, seed) classifier runs
-(lab/study/estimate.py).
+own past runs: a study's is its recipes' generator runs and its (arm, seed) classifier runs, a filtered
+arm's with its filter's scoring (lab/study/estimate.py).
 
 A busy machine: the paces above are per job alone, and an estimate scales them by what else runs
 now (`Busy`: the lab's own running jobs and the load average, against the cores), with the simple
@@ -231,7 +231,8 @@ def profile(kind: str, settings: dict) -> Profile:
     if kind == "study-arm":
         train, size = settings["train"], DatasetSpec.from_dict(settings["dataset"]).size
         step_s = CLASSIFIER_STEP_S * train["batch_size"] / 64 * (size / 28) ** 2
-        return Profile(key, train["steps"], "classifier run", 1, STARTUP_S + train["steps"] * step_s)
+        what = "filtered classifier run" if settings["arm"].get("filter") else "classifier run"
+        return Profile(key, train["steps"], what, 1, STARTUP_S + train["steps"] * step_s)
     if kind == "singan":
         images = seed_images(settings)
         image_s = SINGAN_IMAGE_S.get(settings["preset"], SINGAN_IMAGE_S["quick"])
@@ -261,8 +262,9 @@ def pace_key(kind: str, settings: dict) -> str:
                                                                      "d_steps", "latent", "device"))]
     elif kind == "study-arm":
         train = settings["train"]
+        arm = settings["arm"]
         paced_by = [dataset(settings), train["variant"], train["batch_size"], train["device"],
-                    settings["arm"]["kind"] == "standard_aug"]
+                    arm["kind"] == "standard_aug", arm.get("filter_scoring") if arm.get("filter") else None]
     elif kind in ("singan", "gpnn"):  # a seeds run's images go at the pace of image runs of the same model
         size = DatasetSpec.from_dict(settings["dataset"]).size if settings.get("dataset") else "file"
         paced_by = [settings["model"], size, settings["device"]] + ([settings["variations"]] if kind == "gpnn" else [])

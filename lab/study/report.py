@@ -22,7 +22,7 @@ import seaborn as sns  # noqa: E402
 
 from classifier.evaluate import METRIC_LABELS, CLASSIFICATION_METRICS  # noqa: E402
 from data.files import atomic_write_text, csv_text  # noqa: E402
-from lab.study.summary import StudySummary  # noqa: E402
+from lab.study.summary import FilterSummary, StudySummary  # noqa: E402
 from lab.study.verdicts import detectable_difference, metric_name  # noqa: E402
 from metrics.stats import PairedComparison  # noqa: E402
 
@@ -41,16 +41,18 @@ def report_rows(summary: StudySummary) -> list[dict]:
                    **_delta_columns("", arm.vs_baseline.get(m)),
                    "reference": arm.reference, **_delta_columns("ref_", arm.against_reference.get(m) if arm.reference
                                                                 else None),
-                   "copy_rate": arm.copy_rate.mean if arm.copy_rate is not None else ""}
+                   "copy_rate": arm.copy_rate.mean if arm.copy_rate is not None else "",
+                   "filter_kept": _kept_share(arm.filter)}
             rows.append(row)
     return rows
 
 
 def arm_table(summary: StudySummary) -> list[dict]:
     """One row per arm for the page and the CLI: the primary metric (points) with its interval, the
-    difference from the arm it is judged against, the minimum detectable difference, the copy rate
-    and the caution of a leaky arm."""
+    difference from the arm it is judged against, the minimum detectable difference, the copy rate,
+    what a filter kept of each seed's generated images (when an arm is filtered) and the caution of a leaky arm."""
     metric, rows = summary.primary_metric, []
+    filtered = any(arm.filter is not None for arm in summary.arms)
     for arm in summary.arms:
         m = arm.metrics[metric]
         comparison = arm.against_reference.get(metric)
@@ -63,8 +65,18 @@ def arm_table(summary: StudySummary) -> list[dict]:
                      "detectable (points)": "" if d is None or not np.isfinite(detectable_difference(d))
                      else f"{100 * detectable_difference(d):.1f}",
                      "copies": "" if arm.copy_rate is None else f"{100 * arm.copy_rate.mean:.1f}%",
+                     **({"filter kept": _kept_per_seed(arm.filter)} if filtered else {}),
                      "caution": arm.leak})
     return rows
+
+
+def _kept_per_seed(kept: FilterSummary | None) -> str:
+    return "" if kept is None else ", ".join(f"{s['kept']}/{s['generated']}" for s in kept.seeds)
+
+
+def _kept_share(kept: FilterSummary | None) -> float | str:
+    """The share of the generated images the filter kept, over all its seeds."""
+    return "" if kept is None else sum(s["kept"] for s in kept.seeds) / max(1, sum(s["generated"] for s in kept.seeds))
 
 
 def _points_interval(lo: float, hi: float, fmt: str) -> str:
@@ -162,13 +174,21 @@ def write_report(out: Path, summary: StudySummary, results: list[dict]) -> None:
     cautions = {arm.arm: arm.leak for arm in summary.arms}
     per_seed = [{"arm": r["arm"], "seed": r["seed"], "steps": r["steps"], "best_step": r["best_step"],
                  **{m: r["test"][m] for m in CLASSIFICATION_METRICS}, "copy_rate": r.get("copy_rate", ""),
-                 "caution": cautions.get(r["arm"], "")} for r in results]
+                 **_filter_columns(r.get("filter")), "caution": cautions.get(r["arm"], "")} for r in results]
     atomic_write_text(out / "results.csv", csv_text(per_seed))
     figures = {"Test scores": bars_figure(summary), "Per-class recall vs baseline": recall_delta_figure(summary),
                "Confusion matrices (test, summed over seeds)": confusion_figure(summary),
                "Validation curves": curve_figure(results)}
     images = {title: _png(fig) for title, fig in figures.items()}
     atomic_write_text(out / "report.html", _html(summary, rows, per_seed, images))
+
+
+def _filter_columns(kept: dict | None) -> dict:
+    """results.csv's filter columns of one (arm, seed): images generated, kept, and the thresholds' rejections."""
+    if kept is None:
+        return {"filter_generated": "", "filter_kept": "", "filter_dropped": ""}
+    dropped = "; ".join(f"{why} {n}" for why, n in kept["dropped_because"].items() if n)
+    return {"filter_generated": kept["generated"], "filter_kept": kept["kept"], "filter_dropped": dropped}
 
 
 def yardsticks(summary: StudySummary) -> str:

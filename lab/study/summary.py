@@ -31,6 +31,38 @@ def _comparisons(d: dict | None) -> dict[str, PairedComparison]:
 
 
 @dataclass
+class FilterSummary:
+    """What a filtered recipe arm's filter did on each seed: its rule, and per seed the seed, the images generated,
+    kept, kept per class and how many each threshold rejected (result.json's "filter")."""
+    rule: str
+    seeds: list[dict]
+
+    SEED_KEYS = ("seed", "generated", "kept", "kept_per_class", "dropped_because")
+
+    @classmethod
+    def of(cls, rule: str, results: list[dict]) -> "FilterSummary | None":
+        """From the arm's result.json of each seed; None when none was filtered."""
+        seeds = [{k: r["seed"] if k == "seed" else r["filter"][k] for k in cls.SEED_KEYS} for r in results
+                 if "filter" in r]
+        return cls(rule, seeds) if seeds else None
+
+    def reasons(self) -> dict[str, int]:
+        """Rejections per threshold summed over the seeds, most first; thresholds that rejected none left out."""
+        total: dict[str, int] = {}
+        for seed in self.seeds:
+            for why, n in seed["dropped_because"].items():
+                total[why] = total.get(why, 0) + n
+        return dict(sorted(((why, n) for why, n in total.items() if n), key=lambda item: -item[1]))
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "seeds": self.seeds}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FilterSummary":
+        return cls(str(d["rule"]), [{k: s[k] for k in cls.SEED_KEYS} for s in d["seeds"]])
+
+
+@dataclass
 class ArmSummary:
     """One arm over the seeds on the real test split; scores are fractions in [0, 1]."""
     arm: str
@@ -52,6 +84,7 @@ class ArmSummary:
     reference: str = ""  # generator arms: the strongest reference arm on the primary metric
     # The paired comparison with `reference` when it is not the baseline (else it is `vs_baseline`).
     vs_reference: dict[str, PairedComparison] = field(default_factory=dict)
+    filter: FilterSummary | None = None  # filtered recipe arms: what the filter kept of each seed's images
 
     @property
     def kind_of(self) -> ArmKind:
@@ -82,6 +115,8 @@ class ArmSummary:
             d["reference"] = self.reference
         if self.vs_reference:
             d["vs_reference"] = {m: c.to_dict() for m, c in self.vs_reference.items()}
+        if self.filter is not None:
+            d["filter"] = self.filter.to_dict()
         d["verdict"] = self.verdict
         return d
 
@@ -94,7 +129,8 @@ class ArmSummary:
                    per_class_recall_delta=d.get("per_class_recall_delta"), balance=d.get("balance", "none"),
                    recipe=d.get("recipe", ""), leak=d.get("leak", ""),
                    copy_rate=Estimate.from_dict(d["copy_rate"]) if d.get("copy_rate") else None,
-                   reference=d.get("reference", ""), vs_reference=_comparisons(d.get("vs_reference")))
+                   reference=d.get("reference", ""), vs_reference=_comparisons(d.get("vs_reference")),
+                   filter=FilterSummary.from_dict(d["filter"]) if d.get("filter") else None)
 
 
 @dataclass

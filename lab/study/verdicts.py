@@ -7,7 +7,8 @@
 - `verdict`: one paragraph per arm that hides no loss: the difference on the primary metric with
   its interval (a generator arm against the strongest reference arm and against the baseline),
   the minimum detectable difference, every significant drop on another metric, the copy rate of a
-  recipe arm, and first of all the caution of a leaky fixed set.
+  recipe arm, what a filtered arm's filter kept of each seed and why it dropped the rest, and first of all
+  the caution of a leaky fixed set.
 Scores are fractions in [0, 1]; sentences speak in percent and points.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from scipy import stats
 
 from classifier.evaluate import METRIC_LABELS, CLASSIFICATION_METRICS, Trivial
 from lab.study.config import ArmConfig, StudyConfig
-from lab.study.summary import ArmSummary, StudySummary
+from lab.study.summary import ArmSummary, FilterSummary, StudySummary
 from metrics.stats import Estimate, PairedComparison, paired_comparison, t_interval
 
 POWER = 0.8  # of the minimum detectable difference
@@ -84,7 +85,18 @@ def verdict(arm: ArmSummary, summary: StudySummary) -> str:
     if arm.copy_rate is not None:
         parts.append(f"Suspected copies of its seed's real images: {_pct(arm.copy_rate.mean)} of its synthetic "
                      f"images.")
+    if arm.filter is not None:
+        parts.append(filter_text(arm.filter))
     return " ".join(parts)
+
+
+def filter_text(kept: FilterSummary) -> str:
+    """What a filter did, in one sentence: kept of generated on each seed, and the thresholds that rejected the rest."""
+    seeds = ", ".join(f"{s['kept']} of {s['generated']} ({_pct(s['kept'] / max(s['generated'], 1))}) on seed "
+                      f"{s['seed']}" for s in kept.seeds)
+    reasons = ", ".join(f"{why} {n}" for why, n in kept.reasons().items())
+    return (f"Filter ({kept.rule}) kept, of the images generated: {seeds}; "
+            + (f"rejected over the seeds (an image can fail several): {reasons}." if reasons else "it dropped none."))
 
 
 def _baseline_verdict(arm: ArmSummary, summary: StudySummary) -> str:
@@ -183,7 +195,8 @@ def _arm_summary(arm: ArmConfig, runs: dict[int, dict], seeds: list[int], leak: 
         per_class_recall=np.mean([runs[s]["test"]["per_class_recall"] for s in seeds], 0).tolist(),
         confusion=np.sum([runs[s]["test"]["confusion"] for s in seeds], 0).tolist(),
         steps=sorted({runs[s]["steps"] for s in seeds}), seeds=seeds,
-        copy_rate=t_interval(copies) if copies else None)
+        copy_rate=t_interval(copies) if copies else None,
+        filter=FilterSummary.of(arm.filter.text, [runs[s] for s in seeds]) if arm.filter is not None else None)
 
 
 def _paired(runs: dict[int, dict], other: dict[int, dict]) -> dict[str, PairedComparison]:
