@@ -27,23 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from classifier.evaluate import CLASSIFICATION_METRICS, classification_metrics, to_input
+from classifier.evaluate import classification_metrics, to_input
 from classifier.model import build_model
-from classifier.packed import (
-    PackedEfficientNet,
-    build_member,
-    member_state_dict,
-    pack,
-    pack_inputs,
-)
-from classifier.train import (
-    Augment,
-    BatchStream,
-    TrainConfig,
-    TrainResult,
-    class_weights,
-    learning_rate_schedule,
-)
+from classifier.packed import PackedEfficientNet, build_member, member_state_dict, pack, pack_inputs
+from classifier.train import (Augment, BatchStream, TrainConfig, TrainResult, class_weights, eval_record,
+                              learning_rate_schedule)
 from data.device import resolve_device
 from data.files import atomic_save
 from data.hooks import NO_HOOKS, Hooks, Interrupted
@@ -197,9 +185,7 @@ def _fresh(n_images: int) -> dict:
 
 def _select(member: dict, model: PackedEfficientNet, k: int, step: int, val: dict, metric: str) -> dict:
     """Record member k's evaluation at `step`; keep its weights when they beat its best so far."""
-    record = {"step": step, "loss": float(np.mean(member["losses"])) if member["losses"] else None,
-              **{f"val_{name}": val[name] for name in CLASSIFICATION_METRICS}}
-    member["losses"].clear()
+    record = eval_record(step, member["losses"], val)
     member["history"].append(record)
     if val[metric] > member["best_score"]:
         member.update(best_score=val[metric], best_step=step, best_val=val,

@@ -125,6 +125,15 @@ class BatchStream:
         return torch.cat(parts)
 
 
+def eval_record(step: int, losses: list[float], val: dict) -> dict:
+    """One history entry: the step, the mean training loss since the last evaluation (then cleared), the
+    validation scores."""
+    record = {"step": step, "loss": float(np.mean(losses)) if losses else None,
+              **{f"val_{k}": val[k] for k in CLASSIFICATION_METRICS}}
+    losses.clear()
+    return record
+
+
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     """Inverse-frequency weights normalised to mean 1 over the classes present."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
@@ -183,9 +192,7 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
         hooks.progress(step, config.steps, message=f"training step {step}/{config.steps}")
         if step % config.eval_every == 0 or step == config.steps:
             val = evaluate(model, val_images, val_labels)
-            record = {"step": step, "loss": float(np.mean(losses)) if losses else None,
-                      **{f"val_{k}": val[k] for k in CLASSIFICATION_METRICS}}
-            losses.clear()
+            record = eval_record(step, losses, val)
             state["history"].append(record)
             score = val[config.selection_metric]
             if score > state["best_score"]:
