@@ -45,7 +45,7 @@ class GanStackConfig(Config):
         if not self.members:
             raise ConfigError("GanStackConfig.members: a stack needs at least one member")
         first = self.members[0]
-        if REGISTRY[first.gan].conditional or not first.per_class:
+        if not stackable(first):
             raise ConfigError(f"GanStackConfig.members: only per-class GANs stack ({first.gan} with per_class="
                               f"{first.per_class} trains one model for every class)")
         shared = [{k: v for k, v in m.to_dict().items() if k not in MEMBER_OWNED} for m in self.members]
@@ -53,6 +53,11 @@ class GanStackConfig(Config):
         if differing:
             raise ConfigError(f"GanStackConfig.members: members differ in {', '.join(differing)}; they may differ "
                               f"only in {', '.join(MEMBER_OWNED)}")
+
+
+def stackable(config: GanConfig) -> bool:
+    """Whether GANs of `config` stack: per-class ones do (a conditional GAN is one model for every class)."""
+    return config.per_class and not REGISTRY[config.gan].conditional
 
 
 def stack_images(members: list[ImageSet]) -> ImageSet:

@@ -3,13 +3,14 @@
 A set's sidecar and npz are files anyone can edit, so what they say its generator learned from is
 evidence only when it agrees with the generator run that made it (`verified_provenance`):
 - the set lies in a run's artifacts/ inside the runs folder (links resolved): `<kind>/<run id>/artifacts/`;
-- that run is the generator run (a "gan" run, a seeds-mode "singan" or "gpnn" run), or a "sample"
-  run whose config names a GAN run and draws from that run's generator.pt;
+- that run is the generator run (a "gan" run, a seeds-mode "singan" or "gpnn" run, or a "gan-stack" run, whose
+  member k's set is `synthetic-m<k>.npz`, generator `generator-m<k>.pt` and fingerprints `trained_on-m<k>.npy`),
+  or a "sample" run whose config names a GAN run and draws from that run's generator.pt;
 - the provenance names that generator run, and agrees with its config.json on the dataset, split,
   training fraction, subset seed and generator;
 - the fingerprints the generator run recorded of its real images as it trained (in the run, not
   beside the set: `checkpoints/trained_on.npy`, `record_fingerprints`) are the ones the set carries;
-- a GAN run's generator.pt records the same provenance and fingerprints.
+- a GAN run's generator.pt (a stack member's generator-m<k>.pt) records the same provenance and fingerprints.
 A curated set lies in a "curate" run (lab/curation.py): its provenance must be its parent set's, itself
 verified, with the curation run's recorded real images added (`with_curation`) and `curation_run` naming it.
 Any disagreement makes the provenance unknown, saying what differs; forging it takes every one of
@@ -17,6 +18,7 @@ those files, not one.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ from gans.checkpoint import CheckpointError, generator_provenance
 from gans.config import GanConfig
 from gans.gpnn import GpnnConfig
 from gans.singan_train import SinGanConfig
+from gans.stack import GanStackConfig
 from lab.engine.runs import Run, RunFileError
 from lab.sets import resolve_set
 
@@ -38,11 +41,22 @@ RECORDED = "trained_on.npy"  # in a generator run's checkpoints/: the fingerprin
 MISMATCH = "provenance does not match the run that wrote it"
 CURATION_DEPTH = 8  # a curated set of a curated set of ...: deeper chains are refused (and so is a loop)
 SINGLE_IMAGE_CONFIGS = {"singan": SinGanConfig, "gpnn": GpnnConfig}
+MEMBER_SET = re.compile(r"synthetic-m(\d+)")  # a gan-stack run's set of member k (`member_file`)
 
 
-def record_fingerprints(run: Run, trained_on: np.ndarray) -> None:
-    """Keep in `run` the fingerprints of the real images it is about to learn from (once: a resumed run has them)."""
-    path = run.checkpoints / RECORDED
+def member_file(name: str, member: int | None) -> str:
+    """Where a generator run keeps `name` ("synthetic.npz", "generator.pt", "trained_on.npy"): as it is, or, for
+    member k of a gan-stack run, with "-m<k>" before the extension."""
+    if member is None:
+        return name
+    stem, ext = name.split(".", 1)
+    return f"{stem}-m{member}.{ext}"
+
+
+def record_fingerprints(run: Run, trained_on: np.ndarray, member: int | None = None) -> None:
+    """Keep in `run` the fingerprints of the real images it (its stack `member`) is about to learn from (once: a
+    resumed run has them)."""
+    path = run.checkpoints / member_file(RECORDED, member)
     if not path.exists():
         atomic_save(path, lambda tmp: np.save(tmp, np.asarray(trained_on, dtype=np.uint64)))
 
@@ -79,7 +93,7 @@ def verified_provenance(set_path: str | Path, root: Path | None = None,
     if writer.path.parent.name == "curate":
         differences = _curation_differences(provenance, trained_on, writer, root, _depth)
     else:
-        differences = _differences(provenance, trained_on, writer)
+        differences = _differences(provenance, trained_on, writer, path)
     if differences:
         return Provenance.unknown(f"{MISMATCH}: {'; '.join(differences)}"), None
     return provenance, trained_on
@@ -94,26 +108,28 @@ def _writer(path: Path, root: Path) -> Run | None:
     return Run(root / kind / run_id) if folder == "artifacts" else None
 
 
-def _differences(provenance: Provenance, trained_on: np.ndarray, writer: Run) -> list[str]:
-    """What in the provenance and fingerprints disagrees with the run that wrote the set ([] when nothing)."""
+def _differences(provenance: Provenance, trained_on: np.ndarray, writer: Run, path: Path) -> list[str]:
+    """What in the provenance and fingerprints of the set at `path` disagrees with the run that wrote it ([] when
+    nothing)."""
     try:
         generator_run = _generator_run(writer)
-        expected = _expected(generator_run)
+        member = _stack_member(generator_run, path)
+        expected = _expected(generator_run, member)
     except (ConfigError, RunFileError, LookupError) as e:  # no generator run, or no readable config of one
         return [str(e)]
     differences = [f"it names run {provenance.run_id}, the set was made by run {generator_run.id}"] \
         if provenance.run_id != generator_run.id else []
     differences += [f"its {name} is {_shown(getattr(provenance, name))}, run {generator_run.id}'s config says "
                     f"{_shown(value)}" for name, value in expected.items() if getattr(provenance, name) != value]
-    recorded = recorded_fingerprints(generator_run)
+    recorded = recorded_fingerprints(generator_run, member)
     if recorded is None:
         differences.append(f"run {generator_run.id} recorded no fingerprints of its real images in checkpoints/"
-                           f"{RECORDED} (made before the lab kept them, or deleted)")
+                           f"{member_file(RECORDED, member)} (made before the lab kept them, or deleted)")
     elif not _same_prints(recorded, trained_on):
         differences.append(f"the {len(trained_on)} fingerprints it carries are not the {len(recorded)} run "
                            f"{generator_run.id} recorded as it trained")
-    if generator_run.path.parent.name == "gan":
-        differences += _generator_file_differences(provenance, trained_on, generator_run)
+    if generator_run.path.parent.name in ("gan", "gan-stack"):
+        differences += _generator_file_differences(provenance, trained_on, generator_run, member)
     return differences
 
 
@@ -144,7 +160,7 @@ def _curation_differences(provenance: Provenance, trained_on: np.ndarray, writer
 def _generator_run(writer: Run) -> Run:
     """The run that trained the set's generator: the writer itself, or the GAN run a sample run drew from."""
     kind = writer.path.parent.name  # where it lies, not what its config.json says
-    if kind in ("gan", *SINGLE_IMAGE_CONFIGS):
+    if kind in ("gan", "gan-stack", *SINGLE_IMAGE_CONFIGS):
         return writer
     if kind != "sample":
         raise LookupError(f"it lies in a run of kind '{kind}', which trains no generator")
@@ -159,27 +175,44 @@ def _generator_run(writer: Run) -> Run:
     return gan_run
 
 
-def _expected(generator_run: Run) -> dict:
+def _stack_member(generator_run: Run, path: Path) -> int | None:
+    """Which member of a gan-stack run made the set at `path` (None for any other generator run)."""
+    if generator_run.path.parent.name != "gan-stack":
+        return None
+    found = MEMBER_SET.fullmatch(path.stem)
+    if found is None:
+        raise LookupError(f"{path.name} is not a member's set (synthetic-m<k>.npz) of GAN stack run {generator_run.id}")
+    return int(found.group(1))
+
+
+def _expected(generator_run: Run, member: int | None = None) -> dict:
     """The dataset, split, training fraction, subset seed and generator of a provenance, as the generator run's
-    own config.json has them."""
+    own config.json has them (for a gan-stack run: its `member`'s config)."""
     kind, settings = generator_run.path.parent.name, generator_run.settings
+    if kind in SINGLE_IMAGE_CONFIGS:  # seeds mode: its seed images, from the whole split
+        config = SINGLE_IMAGE_CONFIGS[kind].from_dict(settings)
+        return {"dataset": config.dataset, "split": "train", "train_fraction": 1.0, "subset_seed": config.seed,
+                "generator": kind}
     if kind == "gan":
         config = GanConfig.from_dict(settings)
-        return {"dataset": config.spec, "split": "train", "train_fraction": config.train_fraction,
-                "subset_seed": config.seed, "generator": config.gan}
-    config = SINGLE_IMAGE_CONFIGS[kind].from_dict(settings)  # seeds mode: its seed images, from the whole split
-    return {"dataset": config.dataset, "split": "train", "train_fraction": 1.0, "subset_seed": config.seed,
-            "generator": kind}
+    else:
+        members = GanStackConfig.from_dict(settings).members
+        if member >= len(members):
+            raise LookupError(f"GAN stack run {generator_run.id} has {len(members)} members, no member {member}")
+        config = members[member]
+    return {"dataset": config.spec, "split": "train", "train_fraction": config.train_fraction,
+            "subset_seed": config.seed, "generator": config.gan}
 
 
 def _shown(value) -> str:
     return value.label if isinstance(value, DatasetSpec) else repr(value)
 
 
-def recorded_fingerprints(run: Run) -> np.ndarray | None:
-    """The fingerprints `run` recorded as it trained; None when it has none or they are not uint64 fingerprints."""
+def recorded_fingerprints(run: Run, member: int | None = None) -> np.ndarray | None:
+    """The fingerprints `run` (its stack `member`) recorded as it trained; None when it has none or they are not
+    uint64 fingerprints."""
     try:
-        prints = np.load(run.checkpoints / RECORDED, allow_pickle=False)
+        prints = np.load(run.checkpoints / member_file(RECORDED, member), allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
     return prints if isinstance(prints, np.ndarray) and prints.dtype == np.uint64 and prints.ndim == 1 else None
@@ -189,14 +222,15 @@ def _same_prints(a: np.ndarray, b: np.ndarray) -> bool:
     return np.array_equal(np.sort(a), np.sort(b))
 
 
-def _generator_file_differences(provenance: Provenance, trained_on: np.ndarray, gan_run: Run) -> list[str]:
-    path = gan_run.checkpoints / "generator.pt"
+def _generator_file_differences(provenance: Provenance, trained_on: np.ndarray, gan_run: Run,
+                                member: int | None) -> list[str]:
+    path = gan_run.checkpoints / member_file("generator.pt", member)
     if not path.is_file():
-        return [f"run {gan_run.id} has no generator.pt"]
+        return [f"run {gan_run.id} has no {path.name}"]
     try:
         recorded, prints = generator_provenance(path)
     except CheckpointError as e:
         return [str(e)]
     if recorded != provenance or prints is None or not _same_prints(prints, trained_on):
-        return [f"run {gan_run.id}'s generator.pt records that {recorded.text}"]
+        return [f"run {gan_run.id}'s {path.name} records that {recorded.text}"]
     return []

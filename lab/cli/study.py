@@ -58,8 +58,8 @@ def add_commands(subparsers) -> None:
                    help="seeds 0 to N-1 (overrides the preset's and the file's); --detect says how many a difference "
                         "takes")
     p.add_argument("--batched", choices=BATCHED_MODES,
-                   help="train the (arm, seed)s as batched groups of up to %d: on, off, or auto (CUDA only, where it "
-                        "pays)" % GROUP_MEMBERS)
+                   help="train the (arm, seed)s as batched groups of up to %d, and a recipe's per-class GANs of "
+                        "that many seeds as one stack: on, off, or auto (CUDA only, where it pays)" % GROUP_MEMBERS)
     p.add_argument("--fraction", type=float, metavar="F",
                    help="real training fraction (overrides the preset's and the file's; the preset's batch stays)")
     p.add_argument("--pilot", action="store_true",

@@ -130,6 +130,11 @@ def generated_label(run: Run) -> str:
     if kind == "study-arm":
         arm = config.get("arm") if isinstance(config.get("arm"), dict) else {}
         return f"Study arm '{arm.get('name', '?')}' seed {config.get('seed', '?')}"
+    if kind == "gan-stack":
+        members = config.get("members") if isinstance(config.get("members"), list) else []
+        first = members[0] if members and isinstance(members[0], dict) else {}
+        gan = str(first.get("gan", "gan")).upper().replace("_", "-")
+        return f"{gan} stack: {len(members)} per-class GANs as one"
     if kind == "study-group":
         members = config.get("members") if isinstance(config.get("members"), list) else []
         return f"Study arms batched: {len(members)} (arm, seed)s as one"

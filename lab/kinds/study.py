@@ -1,7 +1,8 @@
 """Job kind "study": the augmentation study (its arms on one seed each are "study-arm" runs: study_arm.py).
 
 Config: StudyConfig. It checks the fixed synthetic sets (refusing a leaky one), trains
-each recipe's generator once per seed on that seed's real subset ("gan" or "singan" children),
+each recipe's generator once per seed on that seed's real subset ("gan", "singan" or "gpnn" children; batched,
+the per-class GANs of up to GROUP_MEMBERS seeds as one "gan-stack" child: gan_stack.py),
 queues one study-arm child per (arm, seed) (or, batched, one study-group child per GROUP_MEMBERS of them:
 study_group.py), drives them to the end, and writes report.csv,
 results.csv, report.html and, last, summary.json into artifacts/.
@@ -20,7 +21,7 @@ from lab.study.arm_runs import arm_runs_of
 from lab.study.config import GROUP_MEMBERS, RECIPE_SET_FILES, StudyConfig, arm_groups, arm_runs
 from lab.study.estimate import study_estimate
 from lab.study.leaks import check_sets
-from lab.study.recipes import check_recipe_set, generator_runs
+from lab.study.recipes import check_recipe_set, generator_children, generator_runs
 from lab.study.report import write_report
 from lab.study.summary import write_summary
 from lab.study.verdicts import summarize
@@ -56,23 +57,30 @@ def run(run: Run) -> None:
 
 
 def train_generators(run: Run, study: StudyConfig, data: Dataset, subsets: dict[int, SeedSubset]) -> dict[str, str]:
-    """Train every recipe's generator of every seed as child runs; "<recipe key>|<seed>" -> the set it made,
-    checked to come from exactly that seed's real subset."""
+    """Train every recipe's generator of every seed as child runs (per-class GANs stacked when the study is
+    batched); "<recipe key>|<seed>" -> the set it made, checked to come from exactly that seed's real subset."""
     planned = generator_runs(study, data, subsets)
+    runs, made_by = generator_children(planned, stack=study.batches_arms())
+    children = {}
+    for kind in (*RECIPE_SET_FILES, "gan-stack"):
+        group = {key: (name, config) for key, (job, name, config) in runs.items() if job == kind}
+        if group:
+            made = create_children(run, kind, group)
+            run_children(run, made, GENERATOR_PROGRESS, describe=describe_generator)
+            children.update(made)
     sets = {}
-    for kind in RECIPE_SET_FILES:
-        group = {key: (name, config) for key, (job, name, config) in planned.items() if job == kind}
-        if not group:
-            continue
-        children = create_children(run, kind, group)
-        run_children(run, children, GENERATOR_PROGRESS,
-                     describe=lambda key: "generator " + key.replace("|", " · seed "))
-        for key, child in children.items():
-            path = child.artifacts / RECIPE_SET_FILES[kind]
-            seed = int(key.rsplit("|", 1)[1])
-            check_recipe_set(path, subsets[seed].of(data.train), data, exact=kind == "gan")
-            sets[key] = set_id(path)
+    for key, (child, set_file) in made_by.items():
+        path = children[child].artifacts / set_file
+        seed = int(key.rsplit("|", 1)[1])
+        check_recipe_set(path, subsets[seed].of(data.train), data, exact=planned[key][0] == "gan")
+        sets[key] = set_id(path)
     return sets
+
+
+def describe_generator(key: str) -> str:
+    """How the progress message names a generator child: "<recipe key>|<seed>" or "<recipe key>|stack <i>"."""
+    recipe, which = key.rsplit("|", 1)
+    return f"generator {recipe} · {which if which.startswith('stack') else 'seed ' + which}"
 
 
 def estimate(settings: dict) -> Estimate:

@@ -215,8 +215,10 @@ class StudyConfig(Config):
                                  help="the test metric the verdicts speak of")
     preset: str = option("", label="Preset", choices=("", *PRESETS), help="the preset it started from, if any")
     batched: str = option("auto", label="Train arms batched", choices=BATCHED_MODES,
-                          help=f"train up to {GROUP_MEMBERS} (arm, seed)s as one computation (classifier/batched.py); "
-                               "auto: on CUDA only, where it pays (on a CPU it costs what one at a time costs)")
+                          help=f"train up to {GROUP_MEMBERS} (arm, seed)s as one computation (classifier/batched.py), "
+                               f"and a recipe's per-class GANs of up to {GROUP_MEMBERS} seeds as one stack "
+                               "(gans/stack.py); auto: on CUDA only, where it pays (on a CPU it costs what one at a "
+                               "time costs)")
 
     def validate(self) -> None:
         if not self.arms:

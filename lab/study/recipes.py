@@ -11,9 +11,11 @@ from data.imageset import ImageSet
 from data.provenance import digest, fingerprints, leak_report
 from data.subset import SeedSubset
 from gans import SINGLE_IMAGE
+from gans.config import GanConfig
 from gans.single_image import choose_seeds
-from lab.provenance_check import verified_provenance
-from lab.study.config import ArmConfig, StudyConfig
+from gans.stack import GanStackConfig, stackable
+from lab.provenance_check import member_file, verified_provenance
+from lab.study.config import GROUP_MEMBERS, RECIPE_SET_FILES, ArmConfig, StudyConfig
 from lab.study.leaks import held_out_prints
 
 
@@ -40,6 +42,27 @@ def generator_runs(study: StudyConfig, data: Dataset,
             kind, config = recipe.job(study.dataset, subsets[seed], per_class, seed_indices)
             runs[f"{recipe.key}|{seed}"] = (kind, f"{recipe.key}-s{seed}", config)
     return runs
+
+
+def generator_children(planned: dict[str, tuple[str, str, dict]], stack: bool, members: int = GROUP_MEMBERS
+                       ) -> tuple[dict[str, tuple[str, str, dict]], dict[str, tuple[str, str]]]:
+    """The child runs that make the sets of `planned` (`generator_runs`), "key" -> (job kind, run name, config),
+    and for every planned key the child that makes its set and that set's file name. With `stack`, each recipe's
+    per-class GANs of all seeds train as gan-stack runs of at most `members` (gans/stack.py); every other
+    generator run is a child of its own."""
+    children, made_by, stacks = {}, {}, {}
+    for key, (kind, name, config) in planned.items():
+        if stack and kind == "gan" and stackable(GanConfig.from_dict(config)):
+            stacks.setdefault(key.rsplit("|", 1)[0], []).append(key)
+        else:
+            children[key], made_by[key] = (kind, name, config), (key, RECIPE_SET_FILES[kind])
+    for recipe, keys in stacks.items():
+        for i in range(0, len(keys), members):
+            chunk, child = keys[i:i + members], f"{recipe}|stack {i // members}"
+            configs = [GanConfig.from_dict(planned[key][2]) for key in chunk]
+            children[child] = ("gan-stack", f"{recipe}-stack{i // members}", GanStackConfig(members=configs).to_dict())
+            made_by.update({key: (child, member_file("synthetic.npz", k)) for k, key in enumerate(chunk)})
+    return children, made_by
 
 
 def check_recipe_set(path: Path, subset: ImageSet, data: Dataset, exact: bool) -> None:
