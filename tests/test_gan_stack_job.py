@@ -28,8 +28,8 @@ from lab.provenance_check import MISMATCH, verified_provenance
 from lab.study.arm_runs import arm_runs_of
 
 PNEUMONIA = {"source": "medmnist", "name": "pneumoniamnist", "size": 28}
-TINY = dict(latent=8, width=8, batch_size=8, steps=3, log_every=1, sample_every=100, checkpoint_every=100,
-            export_per_class=3, device="cpu")
+TINY = {"latent": 8, "width": 8, "batch_size": 8, "steps": 3, "log_every": 1, "sample_every": 100,
+        "checkpoint_every": 100, "export_per_class": 3, "device": "cpu"}
 SEEDS = (0, 1)
 
 

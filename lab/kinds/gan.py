@@ -22,7 +22,6 @@ from lab.engine.runs import Run
 from lab.provenance_check import member_file, record_fingerprints
 from lab.sets import draw
 
-
 CONFIG = GanConfig
 
 
