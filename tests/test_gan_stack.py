@@ -2,11 +2,14 @@
 images only, gets exactly the update it would get alone, and splits out as an ordinary per-class GAN."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from data.config import ConfigError
+from data.hooks import Hooks, Interrupted
 from data.provenance import fingerprints
 from gans.config import make_config
 from gans.stack import GanStackConfig, split, stack_images, train_stack
@@ -111,3 +114,21 @@ def test_train_stack_returns_one_gan_per_member_and_refuses_mismatched_members(p
     with pytest.raises(ValueError, match="subsets of one size"):
         train_stack(GanStackConfig(members=members("dcgan", count=2, epochs=1.0)),
                     [member_sets(pneumonia, 1, 40)[0], member_sets(pneumonia, 1, 30)[0]])
+
+
+def test_a_stack_stopped_and_resumed_ends_as_the_uninterrupted_stack(pneumonia, tmp_path):
+    """Stopped after step 2 of 5, the stack resumes from its last.pt: every member ends with the weights of the
+    stack that never stopped, and steps 3 to 5 run once."""
+    config = GanStackConfig(members=members("dcgan", count=2, steps=5, log_every=1, checkpoint_every=100))
+    sets = member_sets(pneumonia, count=2)
+    whole = train_stack(config, sets)
+    progressed = []
+    hooks = Hooks(should_stop=lambda: progressed == [1, 2], checkpoints=tmp_path,
+                  progress=lambda done, total, *args, **kwargs: progressed.append(done))
+    with pytest.raises(Interrupted):
+        train_stack(config, sets, hooks)
+    resumed = train_stack(config, sets, replace(hooks, should_stop=lambda: False))
+    assert progressed == [1, 2, 3, 4, 5]
+    for mine, theirs in zip(resumed, whole):
+        for name, a, b in flat("gan", mine.state_dict(), theirs.state_dict()):
+            assert torch.equal(a, b), name
