@@ -5,7 +5,8 @@
 Without a CUDA device it prints {"cuda": false, "reason": "no CUDA device was found"} and exits 0.
 With one (a few minutes), on 28-px PneumoniaMNIST: a DCGAN (tiny steps), SinGAN (few iterations),
 GPNN's nearest-neighbour search (indices equal on both devices?), the classifier (logits of the
-same weights on both devices), ten classifiers batched against one at a time (CUDA only), Inception features and the five image-quality metrics (largest
+same weights on both devices), ten classifiers batched and ten seeds' GANs stacked against one at a time
+(CUDA only), Inception features and the five image-quality metrics (largest
 difference between devices). The last line of output is one JSON object.
 """
 from __future__ import annotations
@@ -115,6 +116,15 @@ def batched(data, members: int = 10) -> dict:
             "batched_vs_one_at_a_time": round(together_s / alone_s, 3), "val_balanced_accuracy_max_gap": max(gaps)}
 
 
+def gan_stack() -> dict:
+    """On CUDA only: ten seeds' recipe GANs (DermaMNIST 10%, per-class DCGAN quick, 150 steps) as one stack against
+    one after another (bench/gan_stack.py). `stack_vs_one_at_a_time` below 1 means stacking pays, as
+    StudyConfig.batched "auto" assumes on CUDA."""
+    from bench.gan_stack import compare
+
+    return compare(members=10, steps=150, device="cuda")
+
+
 def inception(images: np.ndarray) -> dict:
     from metrics.inception import inception_features
 
@@ -164,7 +174,7 @@ def main() -> int:
     figures = {"cuda": True, "device": torch.cuda.get_device_name(0), "torch": torch.__version__}
     for name, check in (("gan", lambda: gan(images)), ("singan", lambda: singan(data.train.images[0])),
                         ("gpnn", lambda: gpnn(data.train.images[0])), ("classifier", lambda: classifier(data)),
-                        ("batched", lambda: batched(data)),
+                        ("batched", lambda: batched(data)), ("gan_stack", gan_stack),
                         ("inception", lambda: inception(data.test.images[:64])),
                         ("pairing", lambda: pairing(data.test, data.train)), ("encoder", lambda: encoder(data)),
                         ("quality", lambda: quality(data.test.images[:200], data.test.images[200:400]))):
