@@ -207,3 +207,25 @@ def test_a_running_job_of_the_lab_counts_as_busy_and_records_the_load_it_ran_und
         jobs.cancel(counting)
         jobs.wait(counting, timeout=60)
     assert eta.busy_now().other_jobs == 0
+
+
+def test_a_batched_study_is_paced_by_past_stacks_and_groups_like_its_own(runs_root, monkeypatch, short_runs_pace):
+    """Before any batched run, a batched study's stacks and groups are priced as their members one at a time;
+    after one, by the pace of that GAN stack and that classifier group."""
+    monkeypatch.setenv("LAB_CHILD_WORKERS", "1")
+    recipe = {"latent": 8, "width": 8, "batch_size": 8, "steps": 6, "log_every": 2, "sample_every": 100,
+              "checkpoint_every": 100}
+    arms = [ArmConfig("real only"), *recipe_arms(["dcgan"], settings=recipe)]
+    study = tiny_study(arms, [0, 1]).replace(batched="on")
+    before = estimate("study", study.to_dict(), IDLE)
+    assert "stack" not in before.text and "group" not in before.text
+    assert "2 dcgan quick runs, a rough guess" in before.text and "4 classifier runs, a rough guess" in before.text
+
+    run_study(Run.create("study", study.to_dict()))
+    (stack,), (group,) = list_runs("gan-stack"), list_runs("study-group")
+    after = estimate("study", study.to_dict(), IDLE)
+    assert after.text.endswith(": 1 dcgan quick stack of 2, from 1 past dcgan quick stack of 2 like it; "
+                               "1 batched classifier group of 4, from 1 past batched classifier group of 4 like it")
+    paced = [span(run) / ran_alone_factor(run.raw_status()) for run in (stack, group)]
+    assert after.seconds == pytest.approx(sum(paced))
+    assert not list_runs("gan") and not list_runs("study-arm")

@@ -228,6 +228,10 @@ def profile(kind: str, settings: dict) -> Profile:
         step_s = (GAN_STEP_S * models * settings["d_steps"] * (spec.size / 28) ** 2 * settings["batch_size"] / 16
                   * settings["width"] / 16)
         return Profile(key, steps, f"{settings['gan']} {settings['preset']} run", 1, STARTUP_S + steps * step_s)
+    if kind in ("gan-stack", "study-group"):  # several runs as one: priced as its members one at a time
+        members = [profile("gan" if kind == "gan-stack" else "study-arm", m) for m in settings["members"]]
+        what = f"{members[0].what.removesuffix(' run')} stack" if kind == "gan-stack" else "batched classifier group"
+        return Profile(key, members[0].work, f"{what} of {len(members)}", 1, sum(m.guess_s for m in members))
     if kind == "study-arm":
         train, size = settings["train"], DatasetSpec.from_dict(settings["dataset"]).size
         step_s = CLASSIFIER_STEP_S * train["batch_size"] / 64 * (size / 28) ** 2
@@ -265,6 +269,9 @@ def pace_key(kind: str, settings: dict) -> str:
         arm = settings["arm"]
         paced_by = [dataset(settings), train["variant"], train["batch_size"], train["device"],
                     arm["kind"] == "standard_aug", arm.get("filter_scoring") if arm.get("filter") else None]
+    elif kind in ("gan-stack", "study-group"):  # as their members, and as many of them
+        member = "gan" if kind == "gan-stack" else "study-arm"
+        paced_by = [kind, *sorted(pace_key(member, m) for m in settings["members"])]
     elif kind in ("singan", "gpnn"):  # a seeds run's images go at the pace of image runs of the same model
         size = DatasetSpec.from_dict(settings["dataset"]).size if settings.get("dataset") else "file"
         paced_by = [settings["model"], size, settings["device"]] + ([settings["variations"]] if kind == "gpnn" else [])
@@ -279,10 +286,11 @@ def dataset(settings: dict) -> dict:
 
 
 def work_done(kind: str, settings: dict, status: dict) -> float:
-    """The units of work a finished run did: the steps its progress counted (GAN, classifier); one image
+    """The units of work a finished run did: the steps its progress counted (GAN, classifier, a stack or
+    batched group of them); one image
     for a SinGAN image run (a seeds run's images are counted in its image runs: 0); the images of a GPNN
     run; else one run."""
-    if kind in ("gan", "study-arm"):
+    if kind in ("gan", "study-arm", "gan-stack", "study-group"):
         return (status.get("progress") or {}).get("done", 0)
     if kind == "singan":
         return 1 if settings["mode"] == "image" else 0

@@ -8,7 +8,9 @@ from data.imageset import ImageSet
 from gans import SINGLE_IMAGE
 from lab.engine import executors
 from lab.engine.eta import Estimate, Part, merge, pace_key, part
-from lab.study.config import ArmConfig, StudyConfig, arm_runs
+from gans.config import GanConfig
+from gans.stack import GanStackConfig, stackable
+from lab.study.config import GROUP_MEMBERS, ArmConfig, StudyConfig, arm_groups, arm_runs
 from lab.study.recipes import images_per_class
 from metrics.curation import expected_seconds as scoring_seconds
 
@@ -21,18 +23,25 @@ def study_estimate(study: StudyConfig) -> Estimate:
 
 def study_parts(study: StudyConfig) -> list[Part]:
     """A study's generator runs (one per recipe and seed) and its classifier runs (one per arm and seed, a
-    filtered arm's with its filter's scoring)."""
+    filtered arm's with its filter's scoring). A batched study's stacks and groups are paced by past stacks and
+    groups like them; without any, by their members' pace one at a time (what they cost on a CPU)."""
     train = load_dataset(study.dataset).train
     subsets = study.subsets(train)
+    batched = study.batches_arms()
     parts = []
     for recipe, _ in study.recipes():  # a recipe's runs differ only in their seed: one pace
         kind, settings = recipe.job(study.dataset, subsets[study.seeds[0]], images_per_class=1,
                                     seed_indices=list(range(recipe.seeds_per_class * train.num_classes)))
-        parts.append(part(kind, settings, jobs=len(study.seeds)))
+        stacks = stack_parts(settings, len(study.seeds)) if batched and kind == "gan" else []
+        parts.extend(stacks or [part(kind, settings, jobs=len(study.seeds))])
     planned_sets = {f"{recipe.key}|{seed}": "planned" for recipe, _ in study.recipes() for seed in study.seeds}
+    plan = arm_runs(study, subsets, planned_sets)
+    groups = [part("study-group", settings) for _, settings in arm_groups(plan).values()] if batched else []
+    if groups and all(g.past_runs for g in groups):
+        return merge(parts + groups)
     arms = {arm.name: arm for arm in study.arms}
     by_pace: dict[str | None, list[tuple[dict, float]]] = {}
-    for key, (_, settings) in arm_runs(study, subsets, planned_sets).items():
+    for key, (_, settings) in plan.items():
         name, seed = key.rsplit("|", 1)
         scoring = filter_seconds(study, arms[name], subsets[int(seed)].of(train))
         by_pace.setdefault(pace_key("study-arm", settings), []).append((settings, scoring))
@@ -41,6 +50,17 @@ def study_parts(study: StudyConfig) -> list[Part]:
         # A filtered arm's past runs pace it, scoring included; the rule of thumb adds the scoring itself.
         parts.append(runs if runs.past_runs else replace(runs, seconds=runs.seconds + sum(s for _, s in group)))
     return merge(parts)
+
+
+def stack_parts(settings: dict, seeds: int) -> list[Part]:
+    """A per-class GAN recipe's `seeds` generator runs (GAN config `settings`) as the gan-stack runs a batched
+    study makes of them, when past stacks of their sizes pace them all; else none."""
+    config = GanConfig.from_dict(settings)
+    if not stackable(config):
+        return []
+    sizes = [min(GROUP_MEMBERS, seeds - i) for i in range(0, seeds, GROUP_MEMBERS)]
+    stacks = [part("gan-stack", GanStackConfig(members=[config] * size).to_dict()) for size in sizes]
+    return stacks if all(s.past_runs for s in stacks) else []
 
 
 def filter_seconds(study: StudyConfig, arm: ArmConfig, real: ImageSet) -> float:
