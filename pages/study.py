@@ -17,7 +17,7 @@ from lab.study.arm_runs import ArmRun, arm_runs_of
 from lab.study.config import (BATCHED_MODES, GENERATORS, GROUP_MEMBERS, MIX_MODES, PRESETS, SUMMARY_FILE, StudyConfig,
                               preset, recipe_arms, reference_arms, set_label, synthetic_arms)
 from lab.study.leaks import check_sets
-from lab.study.pilot import PilotConfig, read_pilot
+from lab.study.pilot import Budget, PilotConfig, apply_budget, read_pilot
 from lab.study.power import DEFAULT_DIFFERENCE, seed_plan
 from lab.study.report import (arm_table, bars_figure, confusion_figure, curve_figure, recall_delta_figure,
                               yardsticks)
@@ -37,18 +37,30 @@ data = current_dataset()
 sets = compatible_sets(spec, data.train.channels, len(data.class_names))
 
 with st.expander("New study", expanded=True):
-    preset_name = st.radio("Preset", PRESETS, horizontal=True,
+    applied = st.session_state.get("study_applied_budget")  # a pilot's budget ("Apply this budget", below)
+    measured = StudyConfig.from_dict(applied["study"]) if applied else None  # the study it measured, at that budget
+    if measured is not None:
+        if measured.dataset == spec:
+            st.caption(f"Applied budget: {measured.train.steps} steps of batch {measured.train.batch_size} at training "
+                       f"fraction {measured.train_fraction:g}, found by pilot {applied['pilot']} of study "
+                       f"{applied['study_run']}; every other training setting as that study had it.")
+        else:  # a budget means nothing on another dataset
+            st.warning(f"The budget of pilot {applied['pilot']} was measured on {plain(measured.dataset.name)}, not "
+                       f"{plain(spec.name)}: pick that dataset on the Data page, or forget the budget.")
+            measured = None
+        if st.button("Forget the applied budget"):
+            del st.session_state["study_applied_budget"]
+            st.rerun()
+    preset_name = st.radio("Preset", PRESETS, horizontal=True, disabled=measured is not None,
                            help="quick: 10% of the data with a budget sized to it (400 steps × 64 on DermaMNIST), "
                                 "minutes on a CPU. paper: all data, 5500 steps.")
     c1, c2, c3, c4 = st.columns(4)
-    applied = st.session_state.get("study_applied_budget")  # a pilot's budget ("Apply this budget", below)
-    fraction = c1.number_input("Real training fraction", 0.01, 1.0, applied["fraction"] if applied else
-                               0.1 if preset_name == "quick" else 1.0, 0.05)
-    base = preset(preset_name, dataset=spec, train_fraction=float(fraction))
+    default_fraction = measured.train_fraction if measured else 0.1 if preset_name == "quick" else 1.0
+    fraction = c1.number_input("Real training fraction", min(0.01, default_fraction), 1.0, default_fraction, 0.05)
+    base = measured or preset(preset_name, dataset=spec, train_fraction=float(fraction))
     n_seeds = int(c2.number_input("Seeds", 1, 30, key=remember("study_seeds", len(base.seeds))))
-    steps = c3.number_input("Optimizer steps per arm", 10, 100_000,
-                            applied["steps"] if applied else base.train.steps, 50)
-    batch = c4.number_input("Batch size", 1, 512, base.train.batch_size, 8)
+    steps = c3.number_input("Optimizer steps per arm", min(10, base.train.steps), 100_000, base.train.steps, 50)
+    batch = c4.number_input("Batch size", 1, max(512, base.train.batch_size), base.train.batch_size, 8)
     batched = st.radio("Train (arm, seed)s batched", BATCHED_MODES, horizontal=True,
                        help=f"up to {GROUP_MEMBERS} classifiers trained as one computation, each with its own data, "
                             "seed and model selection. auto: on CUDA only; on a CPU it costs what one at a time costs")
@@ -109,9 +121,13 @@ with st.expander("New study", expanded=True):
     st.write(f"{len(arms)} arms × {n_seeds} seeds = {len(arms) * n_seeds} classifier runs of {int(steps)} steps "
              f"each" + (f", after {len(generators) * n_seeds} generator runs." if generators else "."))
     try:
-        config = base.replace(train_fraction=float(fraction), seeds=list(range(n_seeds)), arms=arms, batched=batched,
-                              train=base.train.replace(steps=int(steps), batch_size=int(batch),
-                                                       eval_every=max(1, int(steps) // 4)))
+        if measured:  # evaluated as often, relative to its steps, as the pilot evaluated it
+            at_budget = apply_budget(measured, Budget(int(steps), float(fraction)))
+        else:
+            at_budget = base.replace(train_fraction=float(fraction),
+                                     train=base.train.replace(steps=int(steps), eval_every=max(1, int(steps) // 4)))
+        config = at_budget.replace(seeds=list(range(n_seeds)), arms=arms, batched=batched,
+                                   train=at_budget.train.replace(batch_size=int(batch)))
         flags = check_sets(config, data) if chosen else {}
     except (ValueError, FileNotFoundError) as e:  # a bad config, a refused or unreadable set
         config, flags = None, {}
@@ -205,8 +221,10 @@ if summary.cannot_judge:  # a learning-curve pilot of the baseline names the bud
             st.caption(plain(found.text) if found else f"Pilot {pilots[0].id}: {pilot_status['state']} "
                        f"{plain((pilot_status.get('progress') or {}).get('message', ''))}")
             if found and found.budget and st.button("Apply this budget", type="primary"):
-                st.session_state["study_applied_budget"] = {"steps": found.budget.steps,
-                                                            "fraction": max(0.01, found.budget.fraction)}
+                # the pilot's own study at its budget: the batch size and every other setting it measured the budget at
+                pilot_study = PilotConfig.from_dict(pilots[0].settings).study
+                st.session_state["study_applied_budget"] = {"pilot": pilots[0].id, "study_run": run.id,
+                                                            "study": apply_budget(pilot_study, found.budget).to_dict()}
                 st.rerun()
 st.dataframe(arm_table(summary), hide_index=True, width="stretch")
 show_figure(bars_figure(summary))
