@@ -63,7 +63,8 @@ with st.expander("New study", expanded=True):
     batch = c4.number_input("Batch size", 1, max(512, base.train.batch_size), base.train.batch_size, 8)
     batched = st.radio("Train (arm, seed)s batched", BATCHED_MODES, horizontal=True,
                        help=f"up to {GROUP_MEMBERS} classifiers trained as one computation, each with its own data, "
-                            "seed and model selection. auto: on CUDA only; on a CPU it costs what one at a time costs")
+                            f"seed and model selection, and a recipe's per-class GANs of up to {GROUP_MEMBERS} seeds "
+                            "as one stack. auto: on CUDA only; on a CPU it costs what one at a time costs")
     st.caption(expected_interval(n_seeds, spec, float(fraction), base.primary_metric).text)
     detect = st.number_input("Difference to detect (points)", 0.5, 50.0, 100 * DEFAULT_DIFFERENCE, 0.5,
                              help="the smallest difference in the primary metric between two arms that matters to "
