@@ -24,6 +24,7 @@ from lab.engine import jobs
 from lab.engine.children import read_children
 from lab.engine.runs import Run
 from lab.kinds import gan_stack as gan_stack_job
+from lab.kinds.study import describe_generator, group_describer
 from lab.provenance_check import MISMATCH, verified_provenance
 from lab.study.arm_runs import arm_runs_of
 
@@ -141,3 +142,10 @@ def test_a_batched_study_trains_its_seeds_generators_as_one_stack(runs_root):
         assert provenance.known and provenance.subset_seed == seed
         composition = read_json(arm.artifacts / "composition.json")
         assert composition["train"]["synthetic"] > 0
+
+
+def test_the_studys_progress_names_a_stack_and_a_group_by_what_they_hold():
+    assert describe_generator("dcgan-quick-a93c95|stack 0") == "generator dcgan-quick-a93c95 · stack 0"
+    assert describe_generator("dcgan-quick-a93c95|3") == "generator dcgan-quick-a93c95 · seed 3"
+    groups = {"group 0": ("arms-0", {"members": [{}] * 10}), "group 1": ("arms-1", {"members": [{}] * 4})}
+    assert group_describer(groups)("group 1") == "group 2 of 2 (4 arm runs as one)"

@@ -18,7 +18,7 @@ from lab.engine.children import create_children, run_children
 from lab.engine.eta import Estimate
 from lab.engine.runs import Run
 from lab.study.arm_runs import arm_runs_of
-from lab.study.config import GROUP_MEMBERS, RECIPE_SET_FILES, StudyConfig, arm_groups, arm_runs
+from lab.study.config import RECIPE_SET_FILES, StudyConfig, arm_groups, arm_runs
 from lab.study.estimate import study_estimate
 from lab.study.leaks import check_sets
 from lab.study.recipes import check_recipe_set, generator_children, generator_runs
@@ -41,8 +41,7 @@ def run(run: Run) -> None:
     if study.batches_arms():
         groups = arm_groups(plan)
         children = create_children(run, "study-group", groups)
-        run_children(run, children, study.train.steps,
-                     describe=lambda key: f"{key} of {len(groups)} ({GROUP_MEMBERS} arm runs as one)")
+        run_children(run, children, study.train.steps, describe=group_describer(groups))
     else:
         children = create_children(run, "study-arm", plan)
         run_children(run, children, study.train.steps, describe=lambda key: key.replace("|", " · seed "))
@@ -75,6 +74,14 @@ def train_generators(run: Run, study: StudyConfig, data: Dataset, subsets: dict[
         check_recipe_set(path, subsets[seed].of(data.train), data, exact=planned[key][0] == "gan")
         sets[key] = set_id(path)
     return sets
+
+
+def group_describer(groups: dict[str, tuple[str, dict]]):
+    """How the progress message names a study-group child of `groups` (`arm_groups`: keys "group <i>" from 0):
+    "group 2 of 3 (10 arm runs as one)"."""
+    def describe(key: str) -> str:
+        return f"group {int(key.split()[1]) + 1} of {len(groups)} ({len(groups[key][1]['members'])} arm runs as one)"
+    return describe
 
 
 def describe_generator(key: str) -> str:
