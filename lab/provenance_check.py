@@ -42,6 +42,7 @@ MISMATCH = "provenance does not match the run that wrote it"
 CURATION_DEPTH = 8  # a curated set of a curated set of ...: deeper chains are refused (and so is a loop)
 SINGLE_IMAGE_CONFIGS = {"singan": SinGanConfig, "gpnn": GpnnConfig}
 MEMBER_SET = re.compile(r"synthetic-m(\d+)")  # a gan-stack run's set of member k (`member_file`)
+GENERATOR_FILES = {"gan": re.compile(r"generator\.pt"), "gan-stack": re.compile(r"generator-m(\d+)\.pt")}
 
 
 def member_file(name: str, member: int | None) -> str:
@@ -112,8 +113,7 @@ def _differences(provenance: Provenance, trained_on: np.ndarray, writer: Run, pa
     """What in the provenance and fingerprints of the set at `path` disagrees with the run that wrote it ([] when
     nothing)."""
     try:
-        generator_run = _generator_run(writer)
-        member = _stack_member(generator_run, path)
+        generator_run, member = _generator_run(writer, path)
         expected = _expected(generator_run, member)
     except (ConfigError, RunFileError, LookupError) as e:  # no generator run, or no readable config of one
         return [str(e)]
@@ -157,32 +157,30 @@ def _curation_differences(provenance: Provenance, trained_on: np.ndarray, writer
                                              f"that {claimed.text}"]
 
 
-def _generator_run(writer: Run) -> Run:
-    """The run that trained the set's generator: the writer itself, or the GAN run a sample run drew from."""
+def _generator_run(writer: Run, path: Path) -> tuple[Run, int | None]:
+    """The run that trained the generator of the set at `path`, and which member of it when it is a gan-stack run
+    (else None): the writer itself (a stack's member by the set's name, synthetic-m<k>.npz), or the GAN run a
+    sample run drew from (a stack's member by the generator file's name, generator-m<k>.pt)."""
     kind = writer.path.parent.name  # where it lies, not what its config.json says
-    if kind in ("gan", "gan-stack", *SINGLE_IMAGE_CONFIGS):
-        return writer
+    if kind in ("gan", *SINGLE_IMAGE_CONFIGS):
+        return writer, None
+    if kind == "gan-stack":
+        found = MEMBER_SET.fullmatch(path.stem)
+        if found is None:
+            raise LookupError(f"{path.name} is not a member's set (synthetic-m<k>.npz) of GAN stack run {writer.id}")
+        return writer, int(found.group(1))
     if kind != "sample":
         raise LookupError(f"it lies in a run of kind '{kind}', which trains no generator")
     settings = writer.settings
     origin, generator = str(settings.get("origin", "")), Path(str(settings.get("generator", "")))
-    gan_runs = writer.path.parent.parent / "gan"
-    gan_run = Run(gan_runs / origin)
-    if gan_run.path.parent != gan_runs or generator.parts[-4:] != ("gan", origin, "checkpoints", "generator.pt") \
-            or not (gan_run.path / "config.json").is_file():
-        raise LookupError(f"sample run {writer.id} drew from {generator}, not from the generator of its origin, "
-                          f"GAN run '{origin}'")
-    return gan_run
-
-
-def _stack_member(generator_run: Run, path: Path) -> int | None:
-    """Which member of a gan-stack run made the set at `path` (None for any other generator run)."""
-    if generator_run.path.parent.name != "gan-stack":
-        return None
-    found = MEMBER_SET.fullmatch(path.stem)
-    if found is None:
-        raise LookupError(f"{path.name} is not a member's set (synthetic-m<k>.npz) of GAN stack run {generator_run.id}")
-    return int(found.group(1))
+    runs = writer.path.parent.parent
+    for gan_kind, name in GENERATOR_FILES.items():
+        gan_run, found = Run(runs / gan_kind / origin), name.fullmatch(generator.name)
+        if gan_run.path.parent == runs / gan_kind and found and generator.parts[-4:-1] == (gan_kind, origin, "checkpoints") \
+                and (gan_run.path / "config.json").is_file():
+            return gan_run, int(found.group(1)) if gan_kind == "gan-stack" else None
+    raise LookupError(f"sample run {writer.id} drew from {generator}, not from the generator of its origin, "
+                      f"GAN run '{origin}'")
 
 
 def _expected(generator_run: Run, member: int | None = None) -> dict:

@@ -17,6 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,7 +28,8 @@ from data.provenance import Provenance
 from data.synthetic import save_set, set_id
 from gans.checkpoint import generator_provenance, load_generator
 from gans.sampling import has_labels, synthesize
-from lab.engine.runs import Run, find_run
+from lab.engine.runs import Run, RunFileError, find_run, list_runs
+from lab.provenance_check import member_file
 from lab.sets import draw, find_identical, resolve_set
 
 RESULT = "result.json"
@@ -76,18 +78,44 @@ def export(config: SampleConfig, directory: Path, root: Path | None = None, hook
 def generator_origin(config: SampleConfig, root: Path | None = None) -> tuple[str, Provenance, np.ndarray | None]:
     """The id naming the generator in draws, its provenance and its fingerprints (None when unknown).
 
-    A generator is trusted only as the checkpoints/generator.pt of the GAN run `origin` names;
-    any other file (an upload) is named by its content and has unknown provenance.
+    A generator is trusted only as the checkpoints/generator.pt of the GAN run `origin` names (or the
+    generator-m<k>.pt of one member of the GAN stack run it names, then named "<run id>-m<k>" as that member's own
+    set names it); any other file (an upload) is named by its content and has unknown provenance.
     """
     path = Path(config.generator)
     gan_run = _gan_run(config.origin, root)
-    if gan_run is not None and (gan_run.checkpoints / "generator.pt").resolve() == path.resolve():
+    generator_id = _generator_id(gan_run, path) if gan_run is not None else None
+    if generator_id is not None:
         provenance, trained_on = generator_provenance(path)
-        return gan_run.id, provenance, trained_on
+        return generator_id, provenance, trained_on
     content = hashlib.sha256(path.read_bytes()).hexdigest()[:20]
     reason = f"uploaded generator {config.origin.removeprefix('upload:')}" if config.origin.startswith("upload:") \
         else f"{path.name} is not the generator of the GAN run '{config.origin}'"
     return f"file:{content}", Provenance.unknown(reason), None
+
+
+class FinishedGenerator(NamedTuple):
+    run: Run  # a GAN run, or a GAN stack run
+    path: Path  # the generator file
+    member: int | None  # which member of the stack; None for a GAN run
+    seed: int | None  # the member's seed (a study's seed); None for a GAN run
+
+
+def finished_generators(root: Path | None = None) -> list[FinishedGenerator]:
+    """The generator file of every finished GAN run and of every member of every finished GAN stack run (a
+    batched study's recipe generators), newest run first."""
+    found = []
+    for run in sorted(list_runs("gan", root) + list_runs("gan-stack", root), key=lambda r: r.id, reverse=True):
+        if run.kind == "gan":
+            found += [FinishedGenerator(run, run.checkpoints / "generator.pt", None, None)]
+            continue
+        try:
+            seeds = [int(member["seed"]) for member in run.settings["members"]]
+        except (RunFileError, KeyError, TypeError, ValueError):  # an unreadable or foreign config: not offered
+            continue
+        found += [FinishedGenerator(run, run.checkpoints / member_file("generator.pt", k), k, seed)
+                  for k, seed in enumerate(seeds)]
+    return [g for g in found if g.path.is_file()]
 
 
 def _gan_run(origin: str, root: Path | None) -> Run | None:
@@ -97,7 +125,18 @@ def _gan_run(origin: str, root: Path | None) -> Run | None:
         run = find_run(origin, root)
     except LookupError:
         return None
-    return run if run.kind == "gan" and run.id == origin else None
+    return run if run.kind in ("gan", "gan-stack") and run.id == origin else None
+
+
+def _generator_id(gan_run: Run, path: Path) -> str | None:
+    """How draws name the generator file at `path` when it is `gan_run`'s (a stack's: one of its members'), else None."""
+    if gan_run.kind == "gan":
+        files = {"generator.pt": gan_run.id}
+    else:
+        members = len(gan_run.settings.get("members") or [])
+        files = {member_file("generator.pt", k): f"{gan_run.id}-m{k}" for k in range(members)}
+    return next((generator_id for name, generator_id in files.items()
+                 if (gan_run.checkpoints / name).resolve() == path.resolve()), None)
 
 
 def sample_result(run: Run) -> SampleResult | None:

@@ -20,8 +20,8 @@ from gans.checkpoint import CheckpointError, load_generator
 from gans.sampling import class_grid, has_labels, interpolate
 from lab.engine import jobs
 from lab.engine.manage import label as run_label
-from lab.engine.runs import ACTIVE_STATES, Run, list_runs
-from lab.sampling import SampleConfig, sample_result
+from lab.engine.runs import ACTIVE_STATES, Run
+from lab.sampling import SampleConfig, finished_generators, sample_result
 from pages.common import (current_dataset, current_spec, download, ensure_app_navigation, option_input, plain,
                           run_actions, run_status, show_grid)
 
@@ -47,7 +47,7 @@ def keep_upload(data: bytes) -> Path:
     return path
 
 
-finished = [r for r in list_runs("gan") if (r.checkpoints / "generator.pt").exists()]
+finished = finished_generators()
 source = st.radio("Generator", ["Finished run", "Upload a checkpoint"], horizontal=True)
 run = upload = None
 try:
@@ -55,17 +55,17 @@ try:
         if not finished:
             st.info("No finished GAN runs yet: train one on the Train GAN page, or upload a generator.pt.")
             st.stop()
-        labels = {r.id: run_label(r) for r in finished}
-        run = finished[list(labels).index(st.selectbox("Run", list(labels), format_func=labels.get))]
-        path = run.checkpoints / "generator.pt"
+        labels = {str(g.path): run_label(g.run) + (f" · seed {g.seed}'s generator" if g.member is not None else "")
+                  for g in finished}
+        run, path, _, _ = finished[list(labels).index(st.selectbox("Run", list(labels), format_func=labels.get))]
         gan, config, class_names = generator_from_file(str(path), path.stat().st_mtime)
-        origin = run.id
+        origin, generator_key = run.id, str(path)
     else:
         upload = st.file_uploader("generator.pt from a GAN run of this lab", type=["pt"])
         if upload is None:
             st.stop()
         gan, config, class_names = generator_from_upload(upload.getvalue(), upload.name)
-        origin = f"upload:{upload.name}"
+        origin = generator_key = f"upload:{upload.name}"
 except CheckpointError as e:
     st.error(f"Checkpoint refused. {plain(e)}")
     st.stop()
@@ -118,7 +118,7 @@ e1, e2 = st.columns(2)
 per_class = option_input(export_options["per_class"], 200, e1, label="" if has_labels(gan) else "Images")
 name = option_input(export_options["name"], f"{config.gan}_{int(per_class)}pc_seed{int(seed)}", e2)
 if st.button("Generate and register the set", type="primary"):
-    generator = run.checkpoints / "generator.pt" if run is not None else keep_upload(upload.getvalue())
+    generator = path if run is not None else keep_upload(upload.getvalue())
     try:
         sample_config = SampleConfig(generator=str(generator), origin=origin, per_class=int(per_class),
                                      seed=int(seed), name=name)
@@ -126,7 +126,7 @@ if st.button("Generate and register the set", type="primary"):
         st.error(plain(e))
     else:
         job = jobs.submit("sample", sample_config.to_dict(), name=name)
-        st.session_state["sample_job"] = (origin, str(job.path))
+        st.session_state["sample_job"] = (generator_key, str(job.path))
         st.rerun()  # the sidebar and the export panel then follow the job
 
 
@@ -148,7 +148,7 @@ def export_downloads(job: Run) -> None:
     download("Download image-folder zip", lambda: to_folder_zip(load_set(path)), f"{path.stem}.zip", container=d2)
 
 
-if st.session_state.get("sample_job", (None,))[0] == origin:
+if st.session_state.get("sample_job", (None,))[0] == generator_key:  # an export of the generator shown
     job = Run(st.session_state["sample_job"][1])
     status = job.status()
 

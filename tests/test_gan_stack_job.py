@@ -24,8 +24,10 @@ from lab.engine import jobs
 from lab.engine.children import read_children
 from lab.engine.runs import Run
 from lab.kinds import gan_stack as gan_stack_job
+from lab.kinds import sample as sample_job
 from lab.kinds.study import describe_generator, group_describer
 from lab.provenance_check import MISMATCH, verified_provenance
+from lab.sampling import SampleConfig, finished_generators, sample_result
 from lab.study.arm_runs import arm_runs_of
 
 PNEUMONIA = {"source": "medmnist", "name": "pneumoniamnist", "size": 28}
@@ -149,3 +151,37 @@ def test_the_studys_progress_names_a_stack_and_a_group_by_what_they_hold():
     assert describe_generator("dcgan-quick-a93c95|3") == "generator dcgan-quick-a93c95 · seed 3"
     groups = {"group 0": ("arms-0", {"members": [{}] * 10}), "group 1": ("arms-1", {"members": [{}] * 4})}
     assert group_describer(groups)("group 1") == "group 2 of 2 (4 arm runs as one)"
+
+
+def sample_member(root: Path, stack_run: Run, k: int, seed: int, per_class: int) -> Run:
+    config = SampleConfig(generator=str(stack_run.checkpoints / f"generator-m{k}.pt"), origin=stack_run.id,
+                          per_class=per_class, seed=seed, name="drawn")
+    run = Run.create("sample", config.to_dict(), root=root)
+    sample_job.run(run)
+    run.write_status("done")
+    return run
+
+
+def test_a_members_generator_is_offered_and_a_set_drawn_from_it_keeps_its_members_provenance(stack, pneumonia):
+    root, run = stack
+    offered = finished_generators(root)
+    assert [(g.run.id, g.path.name, g.member, g.seed) for g in offered] == \
+        [(run.id, f"generator-m{k}.pt", k, seed) for k, seed in enumerate(SEEDS)]
+    drawn = sample_member(root, run, 1, seed=9, per_class=2)
+    provenance, trained_on = verified_provenance(sample_result(drawn).path, root)
+    assert provenance.known and provenance.subset_seed == 1, provenance.reason
+    own = fingerprints(pneumonia.train.stratified_subset(0.1, seed=1).images)
+    assert np.array_equal(np.sort(trained_on), np.sort(own))
+    # the member's own export is the draw (member, its seed, its size): asking for it again draws nothing
+    again = sample_member(root, run, 1, seed=1, per_class=3)
+    assert sample_result(again).identical_to == f"{run.id}/synthetic-m1"
+
+
+def test_a_sample_run_that_names_another_members_generator_is_not_believed(stack):
+    root, run = stack
+    drawn = sample_member(root, run, 0, seed=9, per_class=2)
+    config = json.loads((drawn.path / "config.json").read_text())
+    config["generator"] = str(run.checkpoints / "generator-m1.pt")
+    (drawn.path / "config.json").write_text(json.dumps(config))
+    provenance, _ = verified_provenance(sample_result(drawn).path, root)
+    assert not provenance.known and MISMATCH in provenance.reason and "its subset_seed is 0, run" in provenance.reason

@@ -7,9 +7,11 @@ from streamlit.testing.v1 import AppTest
 
 from data.synthetic import load_set
 from gans.config import make_config
+from gans.stack import GanStackConfig
 from lab.engine import jobs
 from lab.engine.runs import Run, list_runs
 from lab.kinds import gan as gan_job
+from lab.kinds import gan_stack as gan_stack_job
 from lab.kinds import sample as sample_job
 from lab.sets import list_sets
 from pages.common import plain
@@ -86,3 +88,24 @@ def test_train_page_refuses_to_launch_a_config_that_does_not_build(runs_root, mo
 def test_samples_page_without_finished_runs_says_what_to_do(runs_root):
     at = no_errors(AppTest.from_file(str(PAGES / "samples.py"), default_timeout=60).run())
     assert any("No finished GAN runs" in i.value for i in at.info)
+
+
+def test_samples_page_offers_each_seeds_generator_of_a_gan_stack_and_exports_from_the_chosen_one(
+        runs_root, derma, monkeypatch):
+    monkeypatch.setattr(jobs, "schedule", lambda root=None: [])  # queue only: the test runs the job below
+    members = [make_config("dcgan", **TINY, train_fraction=0.1, seed=seed) for seed in (4, 7)]
+    stack = Run.create("gan-stack", GanStackConfig(members=members).to_dict(), root=runs_root)
+    gan_stack_job.run(stack)
+    stack.write_status("done")
+    at = no_errors(AppTest.from_file(str(PAGES / "samples.py"), default_timeout=120).run())
+    [picker] = [s for s in at.selectbox if s.label == "Run"]
+    assert [option.rsplit(" · ", 1)[1] for option in picker.options] == ["seed 4's generator", "seed 7's generator"]
+    picker.set_value(str(stack.checkpoints / "generator-m1.pt")).run()
+    next(n for n in at.number_input if n.label == "Images per class").set_value(3).run()
+    no_errors(next(b for b in at.button if b.label == "Generate and register the set").click().run())
+    [job] = list_runs("sample")
+    assert job.config["generator"] == str(stack.checkpoints / "generator-m1.pt") and job.config["origin"] == stack.id
+    sample_job.run(job)
+    job.write_status("done")
+    no_errors(at.run())
+    assert any("Registered 21 images" in s.value for s in at.success)
