@@ -21,7 +21,7 @@ from data.files import read_json
 from lab import cli
 from lab.engine import children, executors, jobs
 from lab.engine.children import read_children
-from lab.engine.runs import Run, locate, process_alive, this_process
+from lab.engine.runs import Run, list_runs, locate, process_alive, this_process
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = {"dataset": {"name": "pneumoniamnist", "size": 28}, "train_fraction": 0.1, "seeds": [0, 1, 2],
@@ -190,3 +190,19 @@ def test_resuming_a_child_of_an_ended_parent_is_refused_naming_the_parent(runs_r
     jobs.resume(child)
     assert child.raw_status()["state"] == "queued"
     assert jobs.state_note(child) == f"waits for its parent count {parent.id} to start it"
+
+
+def test_a_child_made_just_before_its_parent_was_killed_is_adopted_on_resume_not_left_queued(runs_root):
+    """Killed between queueing a child and recording it in children.json, the parent on resume finds that child
+    (its config names the parent and is the planned one) instead of queueing a second run for the same piece of
+    work and leaving the first queued for ever: no child run the parent does not know of."""
+    parent = Run.create("count", {"steps": 1})
+    planned = {k: (k, {"steps": 1, "delay": 0.0}) for k in "abc"}
+    children.create_children(parent, "count", {"a": planned["a"]})
+    stray = Run.create("count", {"steps": 1, "delay": 0.0, "parent": str(parent.path)}, name="b")  # then the kill
+    made = children.create_children(parent, "count", planned)
+    assert made["b"].path == stray.path
+    assert sorted(run.path for run in list_runs("count") if run.path != parent.path) == \
+        sorted(run.path for run in made.values())
+    assert {key: run.path for key, run in children.read_children(parent).items()} == \
+        {key: run.path for key, run in made.items()}

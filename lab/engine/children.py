@@ -23,6 +23,7 @@ The parent's progress bar is the sum of its children's; cancelling the parent ca
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -30,7 +31,7 @@ from typing import Callable
 from data.files import atomic_write_json, read_json
 from data.hooks import Interrupted
 from lab.engine import executors, jobs, warm
-from lab.engine.runs import ACTIVE_STATES, UNREADABLE, Run, this_process
+from lab.engine.runs import ACTIVE_STATES, UNREADABLE, Run, list_runs, this_process
 
 WAIT_POLL_S = 1.0
 CHILD_STOP_TIMEOUT_S = 60.0  # how long a stopping parent waits for its children's workers to save and end
@@ -51,7 +52,8 @@ def create_children(parent: Run, kind: str, planned: dict[str, tuple[str, dict]]
     Every config is built first (ConfigError before any child is queued). The keys and run paths
     are kept in the parent's checkpoints/children.json, so a resumed parent finds the children it
     made before instead of making new ones; each child's config names its parent, so run lists
-    can show children under their parent.
+    can show children under their parent, and so a resumed parent also finds a child it queued just
+    before it was killed, before children.json named it (`_unrecorded`): it adopts that run.
     """
     for _, config in planned.values():
         jobs.job_kind(kind).config.from_dict(config)
@@ -64,9 +66,15 @@ def create_children(parent: Run, kind: str, planned: dict[str, tuple[str, dict]]
         # Read by the queue (jobs.schedule): children run side by side are started by their parent
         # alone, each with its share of the cores.
         parent.write_status(side_by_side=side_by_side)
+        unrecorded = _unrecorded(parent, kind, existing) if set(planned) - set(existing) else []
         for key, (name, config) in planned.items():
             if key not in existing:
-                existing[key] = Run.create(kind, {**config, "parent": str(parent.path)}, root=root, name=name)
+                config = {**config, "parent": str(parent.path)}
+                made = next((run for run in unrecorded if run.config == json.loads(json.dumps({**config, "kind": kind}))),
+                            None)
+                if made is not None:
+                    unrecorded.remove(made)
+                existing[key] = made or Run.create(kind, config, root=root, name=name)
                 atomic_write_json(children_file(parent), {k: str(r.path) for k, r in existing.items()})
     if side_by_side == 1:
         jobs.schedule(root)  # free slots (LAB_MAX_JOBS > 1) start children in workers of their own
@@ -196,6 +204,15 @@ def _claim(child: Run) -> bool:
             return False
         _mark_running(child)
         return True
+
+
+def _unrecorded(parent: Run, kind: str, recorded: dict[str, Run]) -> list[Run]:
+    """The `kind` runs whose config names `parent` that its children.json does not: made by a parent killed before
+    it could record them."""
+    known = {run.path for run in recorded.values()}
+    since = parent.id[:len("YYYYmmdd-HHMMSS")]  # run ids start with their creation time: older runs are not read
+    return [run for run in list_runs(kind, parent.path.parent.parent)
+            if run.id >= since and run.path not in known and run.config.get("parent") == str(parent.path)]
 
 
 def _mark_running(child: Run) -> None:
