@@ -3,8 +3,8 @@ see (metrics.curation), and a new set of the images a rule or a reviewer keeps.
 
 A "curate" job (lab/kinds/curate.py) scores one set (`score`): `artifacts/scores.json` (a
 metrics.curation.CurationScores), and, in `checkpoints/trained_on.npy`, the fingerprints of the real images
-its models learned from: the share of the split the set's verified provenance names (a GAN's subset, or
-the whole split a single-image generator drew its seeds from). With a rule the job then writes the
+its models learned from: a GAN set's exactly the real images its generator learned from (by the verified
+fingerprints), a single-image generator's the share of the split it drew its seeds from. With a rule the job then writes the
 curated set. The Review page keeps a reviewer's choices in `artifacts/review.json` as they are made
 (`save_choices`) and saves the reviewed set (`write_reviewed`).
 
@@ -29,6 +29,7 @@ from data.hooks import Hooks
 from data.imageset import ImageSet
 from data.provenance import Provenance, digest, fingerprints
 from data.synthetic import load_set, read_meta, save_set
+from gans import SINGLE_IMAGE
 from lab.engine.runs import Run, list_runs
 from lab.provenance_check import record_fingerprints, recorded_fingerprints, verified_provenance, with_curation
 from lab.sets import resolve_set, set_id
@@ -74,17 +75,21 @@ def parent_set(ref: str, root: Path | None = None) -> tuple[Path, Provenance, np
     return path, provenance, trained_on
 
 
-def allowed_real(provenance: Provenance) -> ImageSet:
-    """The real images a set's generator was allowed to see: the share of the split its provenance names."""
+def allowed_real(provenance: Provenance, trained_on: np.ndarray) -> ImageSet:
+    """The real images a set's generator was allowed to see: a GAN's, exactly those it learned from (the split's
+    images with its verified fingerprints `trained_on`, even when it was given them by index); a single-image
+    generator's, the share of the split its provenance names, which it drew its seed images from."""
     split = getattr(load_dataset(provenance.dataset), provenance.split)
-    return split.stratified_subset(provenance.train_fraction, provenance.subset_seed)
+    if provenance.generator in SINGLE_IMAGE:
+        return split.stratified_subset(provenance.train_fraction, provenance.subset_seed)
+    return split.take(np.flatnonzero(np.isin(fingerprints(split.images), trained_on)))
 
 
 def score(run: Run, config: CurateConfig, hooks: Hooks) -> CurationScores:
     """Score the set `config.set` in `run` (artifacts/scores.json), recording the real images its models see."""
     root = run.path.parent.parent
-    path, provenance, _ = parent_set(config.set, root)
-    real = allowed_real(provenance)
+    path, provenance, trained_on = parent_set(config.set, root)
+    real = allowed_real(provenance, trained_on)
     record_fingerprints(run, fingerprints(real.images))
     scores = score_set(load_set(path), real, config.scoring, hooks)
     scores.save(run.artifacts / SCORES)

@@ -183,3 +183,18 @@ def test_a_study_refuses_a_curated_set_whose_models_saw_real_images_outside_the_
                                          "outside"):
         check_sets(study(set_id(curated_gpnn.artifacts / "gpnn.npz")), pneumonia, root)
     assert resolve_set(gpnn_set, root).exists()
+
+
+def test_a_set_of_a_gan_given_hand_picked_images_is_scored_against_exactly_those(runs_root, pneumonia):
+    """A GAN run given its training images as indices (not the stratified draw its fraction and seed name) is
+    scored against exactly the images it learned from, by its verified fingerprints."""
+    picked = sorted(np.flatnonzero(pneumonia.train.labels == 0)[:30].tolist() +
+                    np.flatnonzero(pneumonia.train.labels == 1)[-30:].tolist())
+    config = make_config("dcgan", "quick", dataset=PNEUMONIA, train_fraction=0.1, seed=0, train_indices=picked,
+                         steps=2, export_per_class=6, sample_every=1000, checkpoint_every=1000)
+    run = Run.create("gan", config.to_dict(), root=runs_root)
+    gan.run(run)
+    run.write_status("done")
+    scored = curate_in_process(runs_root, set_id(run.artifacts / "synthetic.npz"), None)
+    recorded = np.load(scored.checkpoints / "trained_on.npy")
+    assert np.array_equal(np.sort(recorded), np.sort(fingerprints(pneumonia.train.images[picked])))
