@@ -287,9 +287,8 @@ def dataset(settings: dict) -> dict:
 
 def work_done(kind: str, settings: dict, status: dict) -> float:
     """The units of work a finished run did: the steps its progress counted (GAN, classifier, a stack or
-    batched group of them); one image
-    for a SinGAN image run (a seeds run's images are counted in its image runs: 0); the images of a GPNN
-    run; else one run."""
+    batched group of them); one image for a SinGAN image run (a seeds run's images are counted in its image
+    runs: 0); the images of a GPNN run; else one run."""
     if kind in ("gan", "study-arm", "gan-stack", "study-group"):
         return (status.get("progress") or {}).get("done", 0)
     if kind == "singan":

@@ -6,10 +6,10 @@ from dataclasses import replace
 from data.datasets import load_dataset
 from data.imageset import ImageSet
 from gans import SINGLE_IMAGE
-from lab.engine import executors
-from lab.engine.eta import Estimate, Part, merge, pace_key, part
 from gans.config import GanConfig
 from gans.stack import GanStackConfig, stackable
+from lab.engine import executors
+from lab.engine.eta import Estimate, Part, merge, pace_key, part
 from lab.study.config import GROUP_MEMBERS, ArmConfig, StudyConfig, arm_groups, arm_runs
 from lab.study.recipes import images_per_class
 from metrics.curation import expected_seconds as scoring_seconds
