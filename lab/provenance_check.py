@@ -54,6 +54,11 @@ def member_file(name: str, member: int | None) -> str:
     return f"{stem}-m{member}.{ext}"
 
 
+def generator_name(run_id: str, member: int | None) -> str:
+    """How draws name a generator run's generator (a stack member's: "<run id>-m<k>"), `lab.sets.draw`."""
+    return run_id if member is None else f"{run_id}-m{member}"
+
+
 def record_fingerprints(run: Run, trained_on: np.ndarray, member: int | None = None) -> None:
     """Keep in `run` the fingerprints of the real images it (its stack `member`) is about to learn from (once: a
     resumed run has them)."""

@@ -29,7 +29,7 @@ from data.synthetic import save_set, set_id
 from gans.checkpoint import generator_provenance, load_generator
 from gans.sampling import has_labels, synthesize
 from lab.engine.runs import Run, RunFileError, find_run, list_runs
-from lab.provenance_check import member_file
+from lab.provenance_check import generator_name, member_file
 from lab.sets import draw, find_identical, resolve_set
 
 RESULT = "result.json"
@@ -134,7 +134,7 @@ def _generator_id(gan_run: Run, path: Path) -> str | None:
         files = {"generator.pt": gan_run.id}
     else:
         members = len(gan_run.settings.get("members") or [])
-        files = {member_file("generator.pt", k): f"{gan_run.id}-m{k}" for k in range(members)}
+        files = {member_file("generator.pt", k): generator_name(gan_run.id, k) for k in range(members)}
     return next((generator_id for name, generator_id in files.items()
                  if (gan_run.checkpoints / name).resolve() == path.resolve()), None)
 

@@ -70,8 +70,8 @@ def create_children(parent: Run, kind: str, planned: dict[str, tuple[str, dict]]
         for key, (name, config) in planned.items():
             if key not in existing:
                 config = {**config, "parent": str(parent.path)}
-                made = next((run for run in unrecorded if run.config == json.loads(json.dumps({**config, "kind": kind}))),
-                            None)
+                as_written = json.loads(json.dumps({**config, "kind": kind}))  # what Run.create's config.json holds
+                made = next((run for run in unrecorded if run.config == as_written), None)
                 if made is not None:
                     unrecorded.remove(made)
                 existing[key] = made or Run.create(kind, config, root=root, name=name)

@@ -19,7 +19,7 @@ from gans.config import GanConfig
 from gans.sampling import has_labels, synthesize
 from gans.train import train, training_images
 from lab.engine.runs import Run
-from lab.provenance_check import member_file, record_fingerprints
+from lab.provenance_check import generator_name, member_file, record_fingerprints
 from lab.sets import draw
 
 CONFIG = GanConfig
@@ -55,7 +55,7 @@ def keep(run: Run, gan: GAN, config: GanConfig, class_names: list[str], provenan
         return
     run.log_event(type="stage", stage="export", per_class=config.export_per_class,
                   **({} if member is None else {"member": member}))
-    made_by = run.id if member is None else f"{run.id}-m{member}"
+    made_by = generator_name(run.id, member)
     synthetic = synthesize(gan, config.export_per_class, class_names, seed=config.seed, source=f"{config.gan}:{made_by}")
     save_set(synthetic, run.artifacts, member_file("synthetic.npz", member).removesuffix(".npz"), provenance,
              trained_on, generator=config.gan, run_id=run.id, dataset=config.dataset,
